@@ -1,0 +1,3 @@
+from pavkit.cli import main
+
+main()

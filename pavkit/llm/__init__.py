@@ -1,0 +1,1 @@
+"""LLM backend (transformers; vLLM optional). Imported only by `pavkit llm …` commands."""

@@ -1,0 +1,1 @@
+"""Toy MDPs where every quantity of the paper is exact."""
