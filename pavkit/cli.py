@@ -186,7 +186,7 @@ def _bound_table(summary: dict) -> str:
     lines = [
         f"Theorem 3.1 on {c['instances']} random tree MDPs (A = {c['num_actions']}, H = {c['horizon']}, "
         f"α = {c['alpha']}, η = {c['lr']}, reward density {c['reward_density']}, scale {c['reward_scale']}; "
-        f"median V^π(root) = {summary['median_v_root']:.3f})",
+        f"median V^π(root) = {summary['median_v_root']:.3f}, median max Q^π = {summary['median_max_q']:.3f})",
         "",
         f"{'prover':<8} {'imp>=0':>7} {'+ held':>7} {'- held':>7} {'r(imp,dist)':>12} {'r(imp,align)':>13} "
         f"{'dist/dist(K=1)':>15}",

@@ -67,8 +67,10 @@ def test_self_prover_terms_coincide():
     t = theorem_terms(mdp, "pi", "bok:1", alpha=1.0, lr=0.1)
     assert t.distinguishability == pytest.approx(t.alignment)  # μ = π: both are E_ρ Var_π A^π
     assert t.first_order == pytest.approx(2 * 0.1 * t.alignment)
-    pi = mdp.policy("pi")
-    assert t.mean_q == pytest.approx(exact_values(mdp, pi).v[0])  # E_ρ E_π Q^π / H = V(root) per depth
+    q = exact_values(mdp, mdp.policy("pi")).q
+    assert 0 < t.max_q <= q.max()
+    small = theorem_terms(random_tree_mdp(3, 4, 3, reward_scale=0.05), "pi", "mu", alpha=1.0, lr=0.1)
+    assert 0 < small.max_q <= 0.05
 
 
 def test_bound_sweep_summary():

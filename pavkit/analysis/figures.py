@@ -25,5 +25,5 @@ def verify_bound_figure(records: Sequence[dict], summary: dict):
     rem = summary["remark_3_1"]
     plot_bok_ratio(rem["K"], {"distinguishability": rem["distinguishability_ratio"],
                               "alignment": rem["alignment_ratio"]}, ax=right)
-    right.set_title(f"Best-of-K(π) provers (median E_ρ Q^π = {summary['median_mean_q']:.3f})", fontsize=10)
+    right.set_title(f"Best-of-K(π) provers (median max Q^π = {summary['median_max_q']:.3f})", fontsize=10)
     return fig

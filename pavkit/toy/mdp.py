@@ -18,6 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -89,7 +90,7 @@ def _line_of(text: str | None, key: str) -> int | None:
     return text.count("\n", 0, m.start()) + 1 if m else None
 
 
-def _fail(message: str, fld: str, key: str, path: str | None, text: str | None):
+def _fail(message: str, fld: str, key: str, path: str | None, text: str | None) -> NoReturn:
     raise SpecError(message, field=fld, path=path, line=_line_of(text, key))
 
 

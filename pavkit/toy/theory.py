@@ -49,7 +49,7 @@ class TheoryTerms:
     bound_plus: float  # η·α·(distinguishability + alignment): the main text's reading
     bound_minus: float  # η·α·(distinguishability - alignment): the appendix's reading
     v_root: float  # V^π(root)
-    mean_q: float  # Σ_s ρ(s) E_π[Q^π(s,·)] / H: how small Q^π is (Remark 3.1 needs Q^π = O(1/K))
+    max_q: float  # max Q^π(s,a) over states π reaches and actions it takes: Remark 3.1 needs it = O(1/K)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,7 +74,7 @@ def theorem_terms(mdp: TreeMDP, base: str, prover: str, alpha: float, lr: float,
         bound_plus=float(lr * alpha * (terms.distinguishability + terms.alignment)),
         bound_minus=float(lr * alpha * (terms.distinguishability - terms.alignment)),
         v_root=float(vals_pi.v[0]),
-        mean_q=float(rho @ (pi * vals_pi.q).sum(axis=1) / mdp.horizon),
+        max_q=float(np.max(vals_pi.q, where=(rho[:, None] > 0) & (pi > 0), initial=0.0)),
     )
 
 
@@ -145,7 +145,7 @@ def summarize_bound(records: Sequence[dict], cfg: BoundConfig, tol: float = 1e-1
     k1 = {r["instance"]: r for r in by_prover.get("bok:1", [])}
     remark = {"K": [], "distinguishability_ratio": [], "alignment_ratio": [], "K_squared": []}
     for k in cfg.ks:
-        rows = [r for r in by_prover.get(f"bok:{k}", []) if k1.get(r["instance"], {}).get("alignment", 0) > 0]
+        rows = [r for r in by_prover.get(f"bok:{k}", []) if k1.get(r["instance"], {}).get("distinguishability", 0) > 0]
         if not rows:
             continue
         d = np.array([r["distinguishability"] / k1[r["instance"]]["distinguishability"] for r in rows])
@@ -159,7 +159,7 @@ def summarize_bound(records: Sequence[dict], cfg: BoundConfig, tol: float = 1e-1
         "config": asdict(cfg),
         **_group_summary(all_rows, tol),
         "median_v_root": float(np.median([r["v_root"] for r in by_prover.get("mu", all_rows)])),
-        "median_mean_q": float(np.median([r["mean_q"] for r in by_prover.get("mu", all_rows)])),
+        "median_max_q": float(np.median([r["max_q"] for r in by_prover.get("mu", all_rows)])),
         "per_prover": {name: _group_summary(rows, tol) for name, rows in by_prover.items()},
         "remark_3_1": remark,
     }
