@@ -133,7 +133,7 @@ def toy_make_spec(out: str, num_actions: int, horizon: int, seed: int, reward_de
 @click.option("--alpha", type=float, default=1.0, show_default=True, help="α of the effective reward.")
 @click.option("--lr", type=float, default=0.05, show_default=True, help="η of the NPG step (η ≪ 1).")
 @click.option("--reward-density", type=click.FloatRange(0, 1), default=0.1, show_default=True,
-              help="Fraction of leaves with reward 1; small values put Q^π in Remark 3.1's O(1/K) regime.")
+              help="Fraction of leaves with a nonzero reward (the rest 0).")
 @click.option("--concentration", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
               help="Dirichlet concentration of π and μ rows (policy entropy).")
 @click.option("--reward-scale", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
