@@ -13,6 +13,9 @@ STYLE = {
     "first_order": {"color": "tab:gray", "marker": ".", "label": "exact first-order term"},
     "distinguishability": {"color": "tab:green", "marker": "o", "label": "distinguishability ratio"},
     "alignment": {"color": "tab:purple", "marker": "s", "label": "alignment ratio"},
+    "effective_reward": {"color": "tab:red", "marker": "o", "label": "effective reward Q^π + α·A^μ"},
+    "outcome_only": {"color": "tab:blue", "marker": "s", "label": "only Q^π (outcome, α = 0)"},
+    "initial": {"color": "tab:gray", "marker": "^", "label": "initial π (SFT on μ_5)"},
 }
 
 
@@ -58,4 +61,69 @@ def plot_bok_ratio(ks: Sequence[int], ratios: dict[str, Sequence[float]], ax=Non
     ax.set_xlabel("K of the Best-of-K(π) prover")
     ax.set_ylabel("term(K) / term(K = 1)")
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_learning_curves(iterations: np.ndarray, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                         ax=None, ylabel: str = "accuracy"):
+    """Mean learning curve with a shaded CI band per method (paper Fig. 3(a)).
+
+    Args:
+        iterations: (T,).
+        curves: STYLE key → (mean, low, high), each (T,).
+    """
+    ax = _axes(ax)
+    for key, (mean, low, high) in curves.items():
+        s = STYLE[key]
+        ax.plot(iterations, mean, color=s["color"], label=s["label"], lw=2)
+        ax.fill_between(iterations, low, high, color=s["color"], alpha=0.2, lw=0)
+    ax.set_xlabel("RL iterations")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return ax
+
+
+def plot_prover_sweep(strengths: np.ndarray, mean: np.ndarray, low: np.ndarray, high: np.ndarray,
+                      baseline: tuple[float, float, float] | None = None, initial_strength: float | None = None,
+                      xlabel: str = "prover strength γ", ax=None):
+    """Accuracy averaged over the run against prover strength, with CI error bars (paper Fig. 3(b)).
+
+    Args:
+        strengths: (G,) γ (or K) of each prover.
+        mean, low, high: (G,) averaged accuracy and its CI.
+        baseline: optional (mean, low, high) of outcome-only RL, drawn as a band across the axis.
+        initial_strength: optional γ that the initial π imitates (a dashed vertical line).
+    """
+    ax = _axes(ax)
+    s = STYLE["effective_reward"]
+    ax.errorbar(strengths, mean, yerr=[mean - low, high - mean], color=s["color"], marker=s["marker"],
+                capsize=3, lw=2, label=s["label"])
+    if baseline is not None:
+        b = STYLE["outcome_only"]
+        ax.axhline(baseline[0], color=b["color"], lw=2, label=b["label"])
+        ax.axhspan(baseline[1], baseline[2], color=b["color"], alpha=0.15, lw=0)
+    if initial_strength is not None:
+        ax.axvline(initial_strength, color="black", ls="--", lw=1, label=f"γ for initial π ({initial_strength:g})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy averaged over the run")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return ax
+
+
+def plot_pass_at_n(ns: np.ndarray, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], ax=None):
+    """Pass@N against N (log2 axis) with CI bands per method (paper Fig. 3(c))."""
+    ax = _axes(ax)
+    for key, (mean, low, high) in curves.items():
+        s = STYLE[key]
+        ax.plot(ns, mean, color=s["color"], marker=s["marker"], label=s["label"], lw=2)
+        ax.fill_between(ns, low, high, color=s["color"], alpha=0.2, lw=0)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("N (samples)")
+    ax.set_ylabel("Pass@N")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
     return ax

@@ -1,0 +1,161 @@
+"""Run directories: what every computing command leaves behind, readable by ``pavkit plot`` and by hand.
+
+    DIR/config.json    the full config (a resumed run must have the same one)
+    DIR/meta.json      versions, seed, command line, host, start time (rewritten on resume)
+    DIR/train.jsonl    append-only records, one JSON object per line, flushed as written
+    DIR/metrics.json   final figures, written atomically when the run ends
+    DIR/checkpoint.pt  optional: the state to resume from (written atomically)
+
+Only ``cli.py`` calls the writers; analysis code calls the readers. A run killed mid-write leaves at most one
+truncated last line in a JSONL file: ``read_records`` skips it and ``truncate_records`` removes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+
+class RunConfigMismatch(ValueError):
+    """A run directory holds a different config than the one asked for."""
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for pkg in ("pavkit", "numpy", "torch", "transformers", "vllm"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> str | None:
+    """The first dotted key whose value differs between two JSON-like dicts, or None."""
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            found = _diff(va, vb, f"{prefix}{key}.")
+            if found:
+                return found
+        elif va != vb:
+            return f"{prefix}{key}"
+    return None
+
+
+def open_run(path: str | Path, config: dict, seed: int | None = None, command: list[str] | None = None) -> bool:
+    """Create the run directory, or reopen it to resume. Returns True if it already held this config.
+
+    Raises:
+        RunConfigMismatch: naming the first differing field, if DIR/config.json holds another config.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    config = json.loads(json.dumps(config))  # tuples → lists, as they will be read back
+    cfg_path = path / "config.json"
+    resumed = cfg_path.exists()
+    if resumed:
+        old = json.loads(cfg_path.read_text())
+        field = _diff(old, config)
+        if field is not None:
+            raise RunConfigMismatch(f"{cfg_path}: field {field!r} is {_get(old, field)!r} there but "
+                                    f"{_get(config, field)!r} now; use another --out or the same options")
+    else:
+        _write_json_atomic(cfg_path, config)
+    meta = {"versions": _versions(), "seed": seed, "command": command if command is not None else sys.argv,
+            "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed": resumed}
+    _write_json_atomic(path / "meta.json", meta)
+    return resumed
+
+
+def _get(d: dict, dotted: str):
+    for key in dotted.split("."):
+        d = d.get(key) if isinstance(d, dict) else None
+    return d
+
+
+def append_record(path: str | Path, record: dict, name: str = "train.jsonl") -> None:
+    """Append one JSON line to DIR/name and flush it to disk before returning."""
+    with open(Path(path) / name, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_records(path: str | Path, name: str = "train.jsonl") -> list[dict]:
+    """All complete records of DIR/name (a truncated last line from a killed writer is skipped)."""
+    file = Path(path) / name
+    if not file.exists():
+        return []
+    records = []
+    lines = file.read_text().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # the last line lacks its newline: an interrupted write
+                break
+            raise ValueError(f"{file}:{i + 1}: not valid JSON") from None
+    return records
+
+
+def truncate_records(path: str | Path, keep, name: str = "train.jsonl") -> int:
+    """Rewrite DIR/name with only the complete records for which ``keep(record)`` is true (atomically).
+
+    Used on resume: records written after the last checkpoint would otherwise be duplicated. Returns how many
+    records were kept.
+    """
+    kept = [r for r in read_records(path, name) if keep(r)]
+    file = Path(path) / name
+    tmp = file.with_suffix(file.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    os.replace(tmp, file)
+    return len(kept)
+
+
+def write_metrics(path: str | Path, metrics: dict) -> None:
+    """Write DIR/metrics.json atomically."""
+    _write_json_atomic(Path(path) / "metrics.json", metrics)
+
+
+def read_json(path: str | Path, name: str) -> dict:
+    """DIR/name parsed, with an error that names the file."""
+    file = Path(path) / name
+    if not file.exists():
+        raise FileNotFoundError(f"{file}: missing (is {path} a pavkit run directory?)")
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """torch.save to DIR/checkpoint.pt atomically (torch imported here: runs.py stays torch-free)."""
+    import torch
+
+    file = Path(path) / "checkpoint.pt"
+    tmp = file.with_suffix(".pt.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, file)
+
+
+def load_checkpoint(path: str | Path) -> dict | None:
+    """DIR/checkpoint.pt, or None if there is none."""
+    import torch
+
+    file = Path(path) / "checkpoint.pt"
+    return torch.load(file, weights_only=False) if file.exists() else None

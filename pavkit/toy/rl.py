@@ -1,0 +1,276 @@
+r"""Didactic RL on the planted sub-sequence task with the effective reward (paper §3.3, Fig. 3).
+
+One readable loop (CleanRL style). Each iteration:
+
+1. sample a batch of B sequences y ~ π_θ (temperature 1);
+2. values at every prefix s_1 … s_{H+1} of each sequence (``v`` of shape (B, H+1)):
+   - V^π by Monte Carlo: ``n_mc`` rollouts of the current π from every distinct unsettled prefix
+     (settled prefixes — y* seen, EOS, full length — have their exact reward);
+   - V^μ exact from the μ_γ automaton DP (prover "gamma:G"), or Best-of-K(π) from the Monte Carlo V^π
+     (prover "bok:K": V^μ = 1 − (1 − V^π)^K, App. F.4);
+3. per-step weight  w_h = Q^π(s_h, a_h) + α·A^μ(s_h, a_h)   (Eq. 5; α = 0 is outcome-only RL);
+4. REINFORCE:  loss = −(1/B) Σ_b Σ_h mask_bh · w_bh · log π_θ(a_h | s_h),  one Adam step.
+
+Steps after the reward is settled are masked (``policies.action_mask``): their weight would be 1 + α·0
+whatever the action, a zero-mean term that only adds variance.
+
+Every ``eval_every`` iterations the accuracy of π (the fraction of fresh temperature-1 samples that contain
+y*) is measured on ``eval_samples`` sequences drawn from a generator of their own, so evaluation never changes
+the training stream and a resumed run reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from pavkit.estimators import bok, effective_reward, pass_at_k
+from pavkit.toy import planted as _planted
+from pavkit.toy.planted import PlantedTask
+from pavkit.toy.policies import MadePolicy, SFTConfig, action_mask, rollout_successes, sft
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """Everything that defines a didactic RL run (paper values as defaults where the paper gives them).
+
+    Attributes:
+        prover: "gamma:G" (the procedural prover μ_γ, exact A^μ) or "bok:K" (Best-of-K(π) from MC Q^π).
+        alpha: α of the effective reward Q^π + α·A^μ; 0 is outcome-only RL (paper: 1).
+        iters: RL iterations (paper: 10,000; accuracy saturates after ≈350 with γ = 10).
+        batch: sequences per iteration (paper: 64).
+        lr: Adam learning rate, constant (paper: 1e-3).
+        n_mc: Monte Carlo rollouts of the current π per prefix for Q^π (paper: "more than 100"). 0 uses the
+            sampled sequence's own outcome r(y) as Q^π at every step (the textbook REINFORCE return, one
+            sample; PAPER.md §10.4 leaves open which of the two the paper's RL used); "bok:K" needs n_mc >= 1.
+        prover_mc: 0 takes V^μ of μ_γ exact from its DP; n > 0 estimates it from n rollouts of μ_γ per distinct
+            prefix, like the paper's "almost oracle" Monte Carlo values (then weak and strong provers give
+            A^μ = 0 exactly wherever all n rollouts fail or all succeed).
+        eval_every: iterations between accuracy evaluations (0: only at the start and the end).
+        eval_samples: fresh samples per evaluation.
+        final_samples: fresh samples for the final accuracy (>= 2,000).
+        pass_at_iter: iteration after which Pass@N is measured (paper Fig. 3(c): 100); also at iteration 0.
+        pass_at_ns: the N of Pass@N.
+        pass_samples: samples behind each Pass@N curve (>= max N; unbiased estimator).
+        planted: y* (paper example: 3 6 0 3 5).
+        vocab_size, length: 15 tokens (14 = EOS), sequences of 10.
+        hidden, layers: the MADE MLP (paper: 3 × 128).
+        sft: the SFT initialisation on μ_5 samples.
+        seed: seeds SFT data, initialisation, sampling and rollouts.
+    """
+
+    prover: str = "gamma:10"
+    alpha: float = 1.0
+    iters: int = 400
+    batch: int = 64
+    lr: float = 1e-3
+    n_mc: int = 100
+    prover_mc: int = 0
+    eval_every: int = 25
+    eval_samples: int = 1000
+    final_samples: int = 4000
+    pass_at_iter: int = 100
+    pass_at_ns: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    pass_samples: int = 4096
+    planted: tuple[int, ...] = (3, 6, 0, 3, 5)
+    vocab_size: int = 15
+    length: int = 10
+    hidden: int = 128
+    layers: int = 3
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        parse_prover(self.prover)
+        PlantedTask(self.planted, vocab_size=self.vocab_size, length=self.length)  # validates y*
+        for name in ("iters", "batch", "eval_samples", "final_samples", "pass_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.prover_mc < 0:
+            raise ValueError(f"prover_mc must be >= 0, got {self.prover_mc}")
+        if self.n_mc < 0 or (self.n_mc == 0 and parse_prover(self.prover)[0] == "bok"):
+            raise ValueError(f"n_mc must be >= 0, and >= 1 for a Best-of-K prover (got {self.n_mc})")
+        if self.pass_samples < max(self.pass_at_ns):
+            raise ValueError(f"pass_samples ({self.pass_samples}) must be >= the largest N ({max(self.pass_at_ns)})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RLConfig:
+        d = dict(d)
+        d["sft"] = SFTConfig(**d.get("sft", {}))
+        for key in ("planted", "pass_at_ns"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+
+def parse_prover(spec: str) -> tuple[str, float]:
+    """"gamma:G" → ("gamma", G) with G >= 0;  "bok:K" → ("bok", K) with integer K >= 1."""
+    kind, _, value = str(spec).partition(":")
+    try:
+        x = float(value)
+    except ValueError:
+        x = float("nan")
+    if kind == "gamma" and np.isfinite(x) and x >= 0:
+        return kind, x
+    if kind == "bok" and x.is_integer() and x >= 1:
+        return kind, int(x)
+    raise ValueError(f"prover must be 'gamma:G' (G >= 0) or 'bok:K' (integer K >= 1), got {spec!r}")
+
+
+@dataclass
+class RLState:
+    """The mutable part of a run: what a checkpoint saves."""
+
+    task: PlantedTask
+    policy: MadePolicy
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator  # training stream: batches and rollouts
+    iteration: int = 0
+
+
+def init_state(cfg: RLConfig) -> RLState:
+    """Build the task, initialise π by SFT on μ_γ samples (cfg.sft), and a fresh optimiser."""
+    task = PlantedTask(cfg.planted, vocab_size=cfg.vocab_size, length=cfg.length)
+    torch.manual_seed(cfg.seed)
+    policy = MadePolicy(cfg.length, cfg.vocab_size, cfg.hidden, cfg.layers)
+    sft(policy, task, cfg.sft, cfg.seed)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    return RLState(task, policy, optimizer, torch.Generator().manual_seed(cfg.seed + 1))
+
+
+def checkpoint(state: RLState) -> dict:
+    """Everything needed to continue the run bit-for-bit (torch.save-able)."""
+    return {"iteration": state.iteration, "policy": state.policy.state_dict(),
+            "optimizer": state.optimizer.state_dict(), "generator": state.generator.get_state()}
+
+
+def restore(cfg: RLConfig, ckpt: dict) -> RLState:
+    """Inverse of ``checkpoint`` for the same config."""
+    task = PlantedTask(cfg.planted, vocab_size=cfg.vocab_size, length=cfg.length)
+    policy = MadePolicy(cfg.length, cfg.vocab_size, cfg.hidden, cfg.layers)
+    policy.load_state_dict(ckpt["policy"])
+    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    generator = torch.Generator()
+    generator.set_state(ckpt["generator"])
+    return RLState(task, policy, optimizer, generator, int(ckpt["iteration"]))
+
+
+def mc_prefix_values(policy: MadePolicy, task: PlantedTask, sequences: np.ndarray, n_mc: int,
+                     generator: torch.Generator) -> tuple[np.ndarray, int]:
+    """Monte Carlo V^π at every prefix s_1 … s_{H+1} of each sequence; exact where the reward is settled.
+
+    Every distinct unsettled prefix (the empty one included) gets ``n_mc`` rollouts, all in one batched call.
+
+    Args:
+        sequences: (B, length) int.
+    Returns:
+        v_pi (B, length+1) float64, and the number of rollouts run.
+    """
+    states = _planted._run_states(task, sequences)  # (B, H+1) extended automaton states
+    L = len(task.planted)
+    v = (states == L).astype(np.float64)  # settled prefixes: 1 if y* seen, 0 after EOS
+    prefixes = task.prefixes_of(sequences)  # (B, H+1, H)
+    todo = states < L
+    todo[:, -1] = False  # a full-length prefix is settled: its value is its reward (0 here)
+    if todo.any():
+        unique, inverse = np.unique(prefixes[todo], axis=0, return_inverse=True)
+        outcomes = rollout_successes(policy, task, unique, n_mc, generator)  # (U, n_mc)
+        v[todo] = outcomes.mean(axis=1)[inverse.ravel()]
+        return v, outcomes.size
+    return v, 0
+
+
+def prover_prefix_values(cfg: RLConfig, task: PlantedTask, sequences: np.ndarray, v_pi: np.ndarray,
+                         seed: int = 0) -> np.ndarray:
+    """V^μ at every prefix (B, H+1).
+
+    "gamma:G": exact from the μ_γ automaton DP, or (cfg.prover_mc > 0) the mean of cfg.prover_mc rollouts of
+    μ_γ from every distinct prefix (numpy stream ``seed``). "bok:K": Best-of-K of the Monte Carlo V^π.
+    """
+    kind, value = parse_prover(cfg.prover)
+    if kind == "bok":
+        return bok(v_pi, value)
+    if not cfg.prover_mc:
+        return _planted.prover_values(task, value, sequences)
+    prefixes = task.prefixes_of(sequences)  # (B, H+1, H)
+    unique, inverse = np.unique(prefixes.reshape(-1, task.length), axis=0, return_inverse=True)
+    rollouts = _planted.sample_prover(task, value, cfg.prover_mc, seed, prefixes=unique)  # (U, n, H)
+    means = task.success(rollouts.reshape(-1, task.length)).reshape(len(unique), -1).mean(axis=1)
+    return means[inverse.ravel()].reshape(prefixes.shape[:2])
+
+
+def rl_iteration(state: RLState, cfg: RLConfig) -> dict:
+    """One REINFORCE update with the effective reward; returns the iteration's record."""
+    t0 = time.perf_counter()
+    task, policy = state.task, state.policy
+    seqs = policy.sample(cfg.batch, state.generator).numpy()  # (B, H)
+    if cfg.n_mc:
+        v_pi, rollouts = mc_prefix_values(policy, task, seqs, cfg.n_mc, state.generator)
+    else:  # Q^π(s_h, a_h) := r(y), the sampled return
+        v_pi, rollouts = np.repeat(task.success(seqs)[:, None], cfg.length + 1, axis=1), 0
+    prover_seed = int(torch.randint(2**31 - 1, (1,), generator=state.generator)) if cfg.prover_mc else 0
+    v_mu = prover_prefix_values(cfg, task, seqs, v_pi, prover_seed)
+    mask = action_mask(task, seqs)  # (B, H)
+    weights = effective_reward(v_pi, v_mu, cfg.alpha, mask)  # (B, H): Q^π + α·A^μ, 0 on masked steps
+    logp = policy.log_probs(torch.as_tensor(seqs))
+    loss = -(torch.as_tensor(weights, dtype=torch.float32) * logp).sum() / cfg.batch
+    state.optimizer.zero_grad()
+    loss.backward()
+    state.optimizer.step()
+    state.iteration += 1
+    adv_mu = np.diff(v_mu, axis=1)[mask]
+    return {"iteration": state.iteration, "loss": loss.item(), "batch_accuracy": float(task.success(seqs).mean()),
+            "mean_weight": float(weights[mask].mean()), "mean_abs_adv_mu": float(np.abs(adv_mu).mean()),
+            "rollouts": rollouts, "seconds": time.perf_counter() - t0}
+
+
+def accuracy(policy: MadePolicy, task: PlantedTask, n: int, seed: int) -> float:
+    """Fraction of n fresh temperature-1 samples of π that contain y* (a generator of its own)."""
+    seqs = policy.sample(n, torch.Generator().manual_seed(seed)).numpy()
+    return float(task.success(seqs).mean())
+
+
+def pass_at_n(policy: MadePolicy, task: PlantedTask, ns: tuple[int, ...], samples: int, seed: int) -> np.ndarray:
+    """Pass@N of π for each N in ``ns`` by the unbiased estimator on ``samples`` fresh samples: (len(ns),)."""
+    correct = int(task.success(policy.sample(samples, torch.Generator().manual_seed(seed)).numpy()).sum())
+    return np.array([float(pass_at_k(samples, correct, n)) for n in ns])
+
+
+def train(cfg: RLConfig, state: RLState) -> Iterator[dict]:
+    """Run iterations state.iteration+1 … cfg.iters, yielding one record per iteration.
+
+    Records carry "accuracy" on evaluation iterations (every ``eval_every``, and the last, which uses
+    ``final_samples``), and "pass_at_n" ({"n": [...], "values": [...]}) at iterations 0 and ``pass_at_iter``.
+    Iteration 0 (the SFT policy) is yielded first when starting from scratch.
+    """
+    eval_seed = cfg.seed + 10_000  # evaluation samples never touch the training generator
+
+    def evaluation(it: int) -> dict:
+        n = cfg.final_samples if it == cfg.iters else cfg.eval_samples
+        return {"accuracy": accuracy(state.policy, state.task, n, eval_seed + it), "eval_samples": n}
+
+    def pass_record(it: int) -> dict:
+        values = pass_at_n(state.policy, state.task, cfg.pass_at_ns, cfg.pass_samples, eval_seed + 7 * it + 3)
+        return {"pass_at_n": {"n": list(cfg.pass_at_ns), "values": values.tolist()}}
+
+    if state.iteration == 0:
+        t0 = time.perf_counter()
+        yield {"iteration": 0, **evaluation(0), **pass_record(0), "seconds": time.perf_counter() - t0}
+    while state.iteration < cfg.iters:
+        t0 = time.perf_counter()
+        record = rl_iteration(state, cfg)
+        it = state.iteration
+        if it == cfg.iters or (cfg.eval_every and it % cfg.eval_every == 0):
+            record.update(evaluation(it))
+        if it == cfg.pass_at_iter:
+            record.update(pass_record(it))
+        record["seconds"] = time.perf_counter() - t0  # the update and any evaluation
+        yield record

@@ -1,0 +1,113 @@
+"""`pavkit toy rl`, `toy sweep`, `plot fig3*`: run directories, resume after a kill, errors, figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from pavkit import runs
+from pavkit.cli import main
+
+FAST = ["--iters", "6", "--n-mc", "4", "--eval-every", "2", "--eval-samples", "200", "--final-samples", "2000",
+        "--pass-at-iter", "2", "--threads", "1"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_toy_rl_json_and_run_directory(tmp_path):
+    out = tmp_path / "run"
+    r = run("toy", "rl", "--prover", "bok:4", "--out", out, "--json", *FAST)
+    assert r.exit_code == 0, r.output
+    last = json.loads(r.output.strip().splitlines()[-1])
+    assert set(last) == {"final_accuracy", "iterations", "seconds"} and last["iterations"] == 6
+    assert {p.name for p in out.iterdir()} >= {"config.json", "meta.json", "train.jsonl", "metrics.json",
+                                               "checkpoint.pt"}
+    records = runs.read_records(out)
+    assert [rec["iteration"] for rec in records] == list(range(7))
+    assert records[-1]["eval_samples"] == 2000 and records[-1]["accuracy"] == last["final_accuracy"]
+    assert "pass_at_n" in records[0] and "pass_at_n" in records[2]
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["versions"]["torch"] and meta["seed"] == 0
+    assert json.loads((out / "config.json").read_text())["prover"] == "bok:4"
+
+
+def test_toy_rl_rerun_is_a_noop_and_a_changed_option_is_an_error(tmp_path):
+    out = tmp_path / "run"
+    assert run("toy", "rl", "--out", out, *FAST).exit_code == 0
+    before = (out / "train.jsonl").read_text()
+    assert run("toy", "rl", "--out", out, *FAST).exit_code == 0
+    assert (out / "train.jsonl").read_text() == before
+    r = run("toy", "rl", "--out", out, "--alpha", "0.5", *FAST)
+    assert r.exit_code == 2 and "field 'alpha'" in r.output and "config.json" in r.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--prover", "gamma"], "prover must be"),
+    (["--prover", "bok:0"], "prover must be"),
+    (["--planted", "3,x"], "--planted"),
+    (["--planted", "3,14"], "planted tokens"),
+    (["--prover", "bok:4", "--n-mc", "0"], "n_mc"),
+])
+def test_toy_rl_bad_input_exits_2(tmp_path, args, needle):
+    r = run("toy", "rl", "--out", tmp_path / "r", *FAST, *args)
+    assert r.exit_code == 2 and needle in r.output, r.output
+    assert "Traceback" not in r.output
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    args = ["--iters", "40", "--n-mc", "8", "--eval-every", "5", "--eval-samples", "200", "--final-samples",
+            "2000", "--pass-at-iter", "10", "--threads", "1"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "pavkit", "toy", "rl", "--out", str(killed), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if len(runs.read_records(killed)) >= 12:  # past the checkpoint at iteration 10
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_before = len(runs.read_records(killed))
+    assert 12 <= n_before < 41, "the run should have been killed part-way"
+    assert run("toy", "rl", "--out", killed, *args).exit_code == 0
+    assert run("toy", "rl", "--out", tmp_path / "clean", *args).exit_code == 0
+
+    def strip(recs):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in recs]
+
+    assert strip(runs.read_records(killed)) == strip(runs.read_records(tmp_path / "clean"))
+
+
+def test_sweep_and_the_three_plots(tmp_path):
+    out = tmp_path / "sweep"
+    r = run("toy", "sweep", "fig3b", "--out", out, "--provers", "gamma:2,gamma:9", "--seeds", "0,1",
+            "--workers", "2", "--json", *FAST)
+    assert r.exit_code == 0, r.output
+    table = json.loads(r.output.strip().splitlines()[-1])
+    assert table["kind"] == "gamma" and table["strength"] == [2.0, 9.0] and table["seeds"] == [2, 2]
+    assert table["baseline"] is not None
+    assert json.loads((out / "sweep.json").read_text()) == table
+    assert len([p for p in out.iterdir() if p.is_dir()]) == 6
+    for fig in ("fig3a", "fig3b", "fig3c"):
+        png = tmp_path / f"{fig}.png"
+        r = run("plot", fig, out, "--out", png)
+        assert r.exit_code == 0, r.output
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_rejects_mixed_prover_kinds_and_plot_rejects_non_runs(tmp_path):
+    r = run("toy", "sweep", "fig3b", "--out", tmp_path, "--provers", "gamma:2,bok:4", *FAST)
+    assert r.exit_code == 2 and "one kind" in r.output
+    (tmp_path / "empty").mkdir()
+    r = run("plot", "fig3a", tmp_path / "empty", "--out", tmp_path / "x.png")
+    assert r.exit_code == 2 and "no config.json" in r.output
