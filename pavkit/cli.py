@@ -233,5 +233,671 @@ def toy_table(alpha: float, as_json: bool) -> None:
     click.echo(f"kept by Q^π + {alpha}·A^μ (μ = π):  {', '.join(effective.beams)}")
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# pavkit toy rl / sweep: the didactic planted sub-sequence experiment (paper §3.3, Fig. 3).
+
+_PROVER_HELP = ("Prover μ: 'gamma:G' (the procedural μ_γ of §3.3, exact A^μ from its automaton DP) or 'bok:K' "
+                "(Best-of-K(π), V^μ = 1 − (1 − V^π)^K from the Monte Carlo V^π).")
+
+
+def _rl_options(f):
+    """Options shared by `toy rl` and `toy sweep` (the RLConfig fields)."""
+    opts = [
+        click.option("--iters", type=click.IntRange(1), default=400, show_default=True,
+                     help="RL iterations (paper: 10,000; γ = 10 saturates after ≈350)."),
+        click.option("--n-mc", type=click.IntRange(0), default=100, show_default=True,
+                     help="Monte Carlo rollouts of π per prefix for Q^π (paper: > 100); 0 uses the sampled "
+                          "sequence's own reward r(y) as Q^π (textbook REINFORCE return; not with bok:K)."),
+        click.option("--prover-mc", type=click.IntRange(0), default=0, show_default=True,
+                     help="0: V^μ of μ_γ exact (DP); n > 0: the mean of n rollouts of μ_γ per prefix, like the "
+                          "paper's Monte Carlo values (A^μ is then exactly 0 where all rollouts agree)."),
+        click.option("--batch", type=click.IntRange(1), default=64, show_default=True,
+                     help="Sequences sampled per iteration (paper: 64)."),
+        click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True,
+                     help="Adam learning rate, constant (paper: 1e-3)."),
+        click.option("--eval-every", type=click.IntRange(0), default=25, show_default=True,
+                     help="Iterations between accuracy evaluations (0: only first and last)."),
+        click.option("--eval-samples", type=click.IntRange(1), default=1000, show_default=True,
+                     help="Fresh temperature-1 samples per evaluation."),
+        click.option("--final-samples", type=click.IntRange(2000), default=4000, show_default=True,
+                     help="Fresh samples behind the final accuracy (>= 2,000)."),
+        click.option("--pass-at-iter", type=click.IntRange(0), default=100, show_default=True,
+                     help="Iteration after which Pass@N is measured (paper Fig. 3(c): 100); also at 0."),
+        click.option("--planted", default="3,6,0,3,5", show_default=True,
+                     help="y*, comma-separated tokens in 0..13 (paper example: 3 6 0 3 5)."),
+        click.option("--sft-gamma", type=click.FloatRange(0), default=5.0, show_default=True,
+                     help="γ of the weak prover whose samples initialise π by SFT (paper: 5)."),
+        click.option("--threads", type=click.IntRange(1), default=None,
+                     help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _rl_config(prover: str, alpha: float, seed: int, iters: int, n_mc: int, prover_mc: int, batch: int,
+               lr: float, eval_every: int, eval_samples: int, final_samples: int, pass_at_iter: int, planted: str,
+               sft_gamma: float):
+    from pavkit.toy.policies import SFTConfig
+    from pavkit.toy.rl import RLConfig
+
+    try:
+        tokens = tuple(int(x) for x in planted.split(",") if x.strip())
+    except ValueError:
+        raise InputError(f"--planted: expected comma-separated integers like 3,6,0,3,5, got {planted!r}") from None
+    try:
+        return RLConfig(prover=prover, alpha=alpha, iters=iters, batch=batch, lr=lr, n_mc=n_mc, prover_mc=prover_mc,
+                        eval_every=eval_every, eval_samples=eval_samples, final_samples=final_samples,
+                        pass_at_iter=pass_at_iter, planted=tokens, sft=SFTConfig(gamma=sft_gamma), seed=seed)
+    except ValueError as e:
+        raise InputError(f"--prover/--planted/--n-mc: {e}") from None
+
+
+def _run_rl(cfg, out: str, progress: bool = True, threads: int | None = None) -> dict:
+    """Run (or resume) one didactic RL run in directory OUT; return its metrics. Safe to kill at any time."""
+    import time
+
+    import torch
+
+    from pavkit import runs
+    from pavkit.toy.rl import checkpoint, init_state, restore, train
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        runs.open_run(out, cfg.to_dict(), seed=cfg.seed)
+    except runs.RunConfigMismatch as e:
+        raise InputError(str(e)) from None
+    ckpt = runs.load_checkpoint(out)
+    state = restore(cfg, ckpt) if ckpt else init_state(cfg)
+    # Records after the checkpoint would be written twice: drop them (all of them on a fresh start).
+    runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
+    t0 = time.perf_counter()
+    bar = click.progressbar(length=cfg.iters, label=f"toy rl {cfg.prover} α={cfg.alpha:g} seed {cfg.seed}",
+                            file=sys.stderr, show_pos=True, show_eta=True) if progress else None
+    if bar:
+        bar.update(state.iteration)
+    every = cfg.eval_every or cfg.iters
+    for record in train(cfg, state):
+        runs.append_record(out, record)
+        if record["iteration"] % every == 0 or record["iteration"] == cfg.iters:
+            runs.save_checkpoint(out, checkpoint(state))
+        if bar and record["iteration"] > 0:
+            bar.update(1)
+            if "accuracy" in record:
+                bar.label = f"toy rl {cfg.prover} α={cfg.alpha:g} seed {cfg.seed}  acc {record['accuracy']:.3f}"
+    if bar:
+        bar.render_finish()
+    records = runs.read_records(out)
+    evals = [r for r in records if "accuracy" in r]
+    pass_n = [r["pass_at_n"] for r in records if "pass_at_n" in r and r["iteration"] == cfg.pass_at_iter]
+    metrics = {"final_accuracy": evals[-1]["accuracy"], "iterations": records[-1]["iteration"],
+               "seconds": round(sum(r.get("seconds", 0.0) for r in records), 3),
+               "wall_seconds_this_session": round(time.perf_counter() - t0, 3),
+               "mean_accuracy": float(sum(r["accuracy"] for r in evals[1:]) / max(len(evals) - 1, 1)),
+               "initial_accuracy": evals[0]["accuracy"],
+               "pass_at_n": pass_n[0] if pass_n else None,
+               "rollouts": sum(r.get("rollouts", 0) for r in records)}
+    runs.write_metrics(out, metrics)
+    return metrics
+
+
+@toy.command("rl")
+@click.option("--prover", default="gamma:10", show_default=True, help=_PROVER_HELP)
+@click.option("--alpha", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="α of the per-step weight Q^π + α·A^μ (paper: 1); 0 is outcome-only RL.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds SFT data, init, sampling, rollouts.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run directory (config.json, meta.json, train.jsonl, metrics.json, checkpoint.pt). "
+                   "Re-running the same command there resumes from the last checkpoint.")
+@_rl_options
+@click.option("--json", "as_json", is_flag=True,
+              help='Last stdout line: {"final_accuracy": ..., "iterations": ..., "seconds": ...}.')
+def toy_rl(prover: str, alpha: float, seed: int, out: str, iters: int, n_mc: int, prover_mc: int, batch: int,
+           lr: float,
+           eval_every: int, eval_samples: int, final_samples: int, pass_at_iter: int, planted: str,
+           sft_gamma: float, threads: int | None, as_json: bool) -> None:
+    """REINFORCE on the planted sub-sequence task with the effective reward (paper §3.3, Fig. 3(a)).
+
+    π is a MADE MLP initialised by SFT on μ_5 samples; each iteration weights step h's log-probability by
+    Q^π(s_h,a_h) + α·A^μ(s_h,a_h), with Q^π from --n-mc rollouts of the current π. The final accuracy is
+    measured on --final-samples fresh temperature-1 samples.
+    """
+    cfg = _rl_config(prover, alpha, seed, iters, n_mc, prover_mc, batch, lr, eval_every, eval_samples,
+                     final_samples, pass_at_iter, planted, sft_gamma)
+    m = _run_rl(cfg, out, progress=True, threads=threads)
+    if as_json:
+        _emit_json({"final_accuracy": m["final_accuracy"], "iterations": m["iterations"], "seconds": m["seconds"]})
+    else:
+        click.echo(f"final accuracy {m['final_accuracy']:.4f} after {m['iterations']} iterations "
+                   f"(initial {m['initial_accuracy']:.4f}; {m['seconds']:.1f} s of training); run in {out}")
+
+
+def _sweep_worker(job: tuple) -> tuple[str, dict]:
+    cfg, out = job
+    return out, _run_rl(cfg, out, progress=False, threads=1)
+
+
+def _run_sweep(jobs: list, workers: int) -> dict[str, dict]:
+    """Run (cfg, out) jobs in a process pool with a progress bar; each job resumes on its own."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    results = {}
+    with click.progressbar(length=len(jobs), label=f"{len(jobs)} runs on {workers} workers", file=sys.stderr,
+                           show_pos=True, show_eta=True) as bar:
+        if workers == 1:
+            for job in jobs:
+                out, m = _sweep_worker(job)
+                results[out] = m
+                bar.update(1)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for fut in as_completed([pool.submit(_sweep_worker, j) for j in jobs]):
+                    out, m = fut.result()
+                    results[out] = m
+                    bar.update(1)
+    return results
+
+
+def _default_workers() -> int:
+    import os
+
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@toy.command("sweep")
+@click.argument("experiment", type=click.Choice(["fig3b"]))
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Sweep directory: one run directory per (prover, seed), plus sweep.json.")
+@click.option("--provers", default="gamma:1,gamma:3,gamma:5,gamma:7,gamma:8,gamma:9,gamma:10,gamma:11,gamma:12,"
+              "gamma:13,gamma:15,gamma:17", show_default=True,
+              help="Comma-separated provers ('gamma:G' or 'bok:K'); one kind per sweep.")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds, one run each.")
+@click.option("--alpha", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="α for the effective-reward runs.")
+@click.option("--baseline/--no-baseline", default=True, show_default=True,
+              help="Also run outcome-only RL (α = 0) for each seed.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Parallel runs (default: the number of CPU cores); each uses one torch thread.")
+@_rl_options
+@click.option("--plot", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also save the Fig. 3(b) plot here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the sweep table as one JSON object.")
+def toy_sweep(experiment: str, out: str, provers: str, seeds: str, alpha: float, baseline: bool,
+              workers: int | None, iters: int, n_mc: int, prover_mc: int, batch: int, lr: float, eval_every: int,
+              eval_samples: int, final_samples: int, pass_at_iter: int, planted: str, sft_gamma: float,
+              threads: int | None, plot: str | None, as_json: bool) -> None:
+    """Prover-strength sweep (Fig. 3(b)): accuracy averaged over the run for each prover, outcome-only beside.
+
+    Runs are independent processes (one torch thread each); an interrupted sweep resumes when re-run with the
+    same options.
+    """
+    from pathlib import Path
+
+    from pavkit.analysis.figures import fig3b_figure, load_rl_runs, sweep_table
+
+    prover_list = [p.strip() for p in provers.split(",") if p.strip()]
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise InputError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+    if len({p.partition(":")[0] for p in prover_list}) != 1:
+        raise InputError(f"--provers: one kind per sweep ('gamma:G' or 'bok:K'), got {provers!r}")
+    jobs = []
+    for seed in seed_list:
+        settings = [(p, alpha) for p in prover_list] + ([(prover_list[0], 0.0)] if baseline else [])
+        for p, a in settings:
+            cfg = _rl_config(p, a, seed, iters, n_mc, prover_mc, batch, lr, eval_every, eval_samples,
+                             final_samples, pass_at_iter, planted, sft_gamma)
+            name = "outcome-only" if a == 0 else p.replace(":", "-")
+            jobs.append((cfg, str(Path(out) / f"{name}-seed{seed}")))
+    Path(out).mkdir(parents=True, exist_ok=True)
+    _run_sweep(jobs, workers or _default_workers())
+    runs = load_rl_runs([o for _, o in jobs])
+    table = sweep_table(runs)
+    (Path(out) / "sweep.json").write_text(json.dumps(table, indent=2) + "\n")
+    if plot:
+        fig3b_figure(runs).savefig(plot, dpi=130)
+    if as_json:
+        _emit_json(table)
+        return
+    click.echo(f"{'prover':>10} {'mean acc':>9} {'95% CI':>17} {'seeds':>6}")
+    for x, m, lo, hi, n in zip(table["strength"], table["mean"], table["low"], table["high"], table["seeds"],
+                               strict=True):
+        click.echo(f"{table['kind']}:{x:<4g} {m:>9.3f}   [{lo:.3f}, {hi:.3f}] {n:>6}")
+    if table["baseline"]:
+        b = table["baseline"]
+        click.echo(f"{'α = 0':>10} {b[0]:>9.3f}   [{b[1]:.3f}, {b[2]:.3f}]")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pavkit demo: the README's main command.
+
+
+def _fig3_text(summary: dict, sweep: dict, settings: str) -> str:
+    """The demo's text summary (also printed)."""
+    lines = [f"pavkit demo: planted sub-sequence RL (paper §3.3, Fig. 3); {settings}", ""]
+    for method, name in (("effective_reward", "effective reward Q^π + α·A^μ"), ("outcome_only", "only Q^π")):
+        m = summary.get(method)
+        if m:
+            lines.append(f"{name:<30} final accuracy {m['final_accuracy']:.3f} "
+                         f"[95% CI {m['final_ci'][0]:.3f}, {m['final_ci'][1]:.3f}] after {m['iterations']} "
+                         f"iterations ({m['runs']} seeds)")
+    r = summary.get("reach")
+    if r and r["ratio"] is not None:
+        bound = ">= " if r["ratio_is_lower_bound"] else ""
+        outcome = r["outcome_iters"] if r["outcome_iters"] is not None else "never (within the run)"
+        lines.append(f"iterations to reach accuracy {summary['level']}: effective {r['effective_iters']}, outcome-only "
+                     f"{outcome} → {bound}{r['ratio']:.1f}× more sample-efficient")
+    g = summary.get("pass_at_n_growth_ratio")
+    if "pass_at_n" in summary:
+        t = summary["pass_at_n"]
+        lines.append(f"Pass@N, N = {t['n'][0]}…{t['n'][-1]}: effective {t['effective_reward']['mean'][0]:.3f}"
+                     f"→{t['effective_reward']['mean'][-1]:.3f}, outcome-only {t['outcome_only']['mean'][0]:.3f}"
+                     f"→{t['outcome_only']['mean'][-1]:.3f}; growth ratio "
+                     + (f"{g:.1f}×" if g is not None else "∞ (outcome-only Pass@N does not grow)"))
+    lines.append("")
+    lines.append("prover sweep (accuracy averaged over the run):")
+    for x, m in zip(sweep["strength"], sweep["mean"], strict=True):
+        lines.append(f"  {sweep['kind']}:{x:g}  {m:.3f}")
+    if sweep["baseline"]:
+        lines.append(f"  α = 0     {sweep['baseline'][0]:.3f}")
+    return "\n".join(lines) + "\n"
+
+
+@main.command("demo")
+@click.option("--out", default="demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the runs, fig3a.png, fig3b.png, fig3c.png and summary.txt (re-running resumes).")
+@click.option("--seeds", type=click.IntRange(1), default=3, show_default=True,
+              help="Seeds per method for Fig. 3(a)/(c).")
+@click.option("--iters", type=click.IntRange(100), default=200, show_default=True,
+              help="RL iterations of the Fig. 3(a) runs (the sweep runs 3/4 of that).")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Parallel runs (default: the number of CPU cores).")
+def demo(out: str, seeds: int, iters: int, workers: int | None) -> None:
+    """Fig. 3 in about two minutes on 2 cores: RL with the effective reward vs outcome-only, a prover sweep, Pass@N.
+
+    Scaled down from the paper for a laptop: Q^π is the sampled sequence's own reward (--n-mc 0, so outcome-only
+    RL sees the task's sparse reward as it is) and A^μ is exact. `pavkit toy rl` / `toy sweep` run the
+    paper's settings (100 Monte Carlo rollouts per prefix); the README reports both.
+    """
+    from pathlib import Path
+
+    from pavkit.analysis import figures
+
+    base = dict(n_mc=0, prover_mc=0, batch=64, lr=1e-3, eval_every=10, eval_samples=1000, final_samples=2000,
+                pass_at_iter=50, planted="3,6,0,3,5", sft_gamma=5.0)
+    sweep_provers = ["gamma:1", "gamma:3", "gamma:5", "gamma:8", "gamma:10", "gamma:13", "gamma:17", "gamma:30",
+                     "gamma:100"]
+    jobs = []
+    for seed in range(seeds):
+        for prover, alpha in (("gamma:10", 1.0), ("gamma:10", 0.0)):
+            name = "outcome-only" if alpha == 0 else "effective-gamma-10"
+            jobs.append((_rl_config(prover, alpha, seed, iters=iters, **base), str(Path(out) / "fig3a" /
+                                                                                    f"{name}-seed{seed}")))
+    sweep_iters = max(100, iters * 3 // 4)
+    for prover in sweep_provers:
+        jobs.append((_rl_config(prover, 1.0, 0, iters=sweep_iters, **base),
+                     str(Path(out) / "fig3b" / f"{prover.replace(':', '-')}-seed0")))
+    jobs.append((_rl_config("gamma:10", 0.0, 0, iters=sweep_iters, **base), str(Path(out) / "fig3b" /
+                                                                                 "outcome-only-seed0")))
+    Path(out).mkdir(parents=True, exist_ok=True)
+    _run_sweep(jobs, workers or _default_workers())
+    fig_a = figures.load_rl_runs([o for _, o in jobs if "/fig3a/" in o.replace("\\", "/")])
+    fig_b = figures.load_rl_runs([o for _, o in jobs if "/fig3b/" in o.replace("\\", "/")])
+    figures.fig3a_figure(fig_a).savefig(Path(out) / "fig3a.png", dpi=130)
+    figures.fig3b_figure(fig_b).savefig(Path(out) / "fig3b.png", dpi=130)
+    figures.fig3c_figure(fig_a).savefig(Path(out) / "fig3c.png", dpi=130)
+    summary, sweep = figures.fig3_summary(fig_a), figures.sweep_table(fig_b)
+    text = _fig3_text(summary, sweep, "Q^π = sampled reward (n_mc = 0), exact A^μ, α = 1, batch 64, Adam 1e-3")
+    (Path(out) / "summary.txt").write_text(text)
+    (Path(out) / "summary.json").write_text(json.dumps({"fig3": summary, "sweep": sweep}, indent=2) + "\n")
+    click.echo(text + f"figures: {Path(out) / 'fig3a.png'}, fig3b.png, fig3c.png; summary: {Path(out) / 'summary.txt'}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pavkit llm: real transformers models (imports torch/transformers lazily, inside each command).
+
+
+@main.group()
+def llm() -> None:
+    """Real language models: steps, problem sets, grading, generation engines, Monte Carlo progress labels."""
+
+
+def _read_grade_file(path: str) -> tuple[list[str], list[str]]:
+    """Lines {"response": str, "answer": str} of a JSONL file (blank lines skipped); bad lines → InputError."""
+    responses, answers = [], []
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read ({e})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise InputError(f"{path}:{n}: expected a JSON object with fields response and answer")
+        for name, out in (("response", responses), ("answer", answers)):
+            value = record.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and name == "answer":
+                value = str(value)  # a numeric gold answer such as 18
+            if not isinstance(value, str):
+                problem = "missing" if name not in record else f"must be a string, got {type(value).__name__}"
+                raise InputError(f"{path}:{n}: {name}: {problem}")
+            out.append(value)
+    return responses, answers
+
+
+@llm.command("grade")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--strict", is_flag=True,
+              help="Require a final-answer marker (\\boxed{}, '#### N', 'the answer is X', 'Answer: X'); without "
+                   "it the last number in the response is the fallback.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=5.0, show_default=True,
+              help="Seconds allowed to each math-verify equivalence check (run in worker processes); an overrun "
+                   "is ungradable.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Grading worker processes [default: min(4, CPU cores)].")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print one JSON object {"correct": [true/false per line], "ungradable": N}.')
+def llm_grade(file: str, strict: bool, timeout: float, workers: int | None, as_json: bool) -> None:
+    """Rex: grade every line {"response": ..., "answer": ...} of FILE (JSONL) against its gold answer.
+
+    The final answer is extracted (\\boxed{}, '#### N', 'the answer is X', 'Answer: X', else the last number)
+    and compared with the gold answer exactly for plain numbers (1,000 = 1000, 5.0 = 5), else with math-verify.
+    An answer that is missing, unparsable or too slow to check is counted as ungradable (and not correct).
+    """
+    from pavkit.llm.grading import grade_outcomes
+
+    responses, answers = _read_grade_file(file)
+    outcomes = []
+    chunk = 64  # the progress bar advances per chunk; each chunk is one grade_outcomes call
+    with click.progressbar(length=len(responses), label="grading", file=sys.stderr) as bar:
+        for start in range(0, len(responses), chunk):
+            part = slice(start, start + chunk)
+            outcomes += grade_outcomes(responses[part], answers[part], strict=strict, timeout=timeout,
+                                       workers=workers)
+            bar.update(len(responses[part]))
+    correct = [o == "correct" for o in outcomes]
+    ungradable = sum(o == "ungradable" for o in outcomes)
+    if as_json:
+        _emit_json({"correct": correct, "ungradable": ungradable})
+    else:
+        click.echo(f"{sum(correct)} correct of {len(correct)} ({ungradable} ungradable) in {file}")
+
+
+def _load_label_problems(spec: str):
+    """`gsm8k` (the bundled set) or a problems JSONL path → (problems, source string for config.json)."""
+    from pathlib import Path
+
+    from pavkit.llm import data
+
+    if spec == "gsm8k":
+        return data.gsm8k_problems(), "gsm8k"
+    if not Path(spec).is_file():
+        raise InputError(f"--problems: {spec}: no such file (give a problems JSONL file or the name gsm8k)")
+    try:
+        return data.load_problems(spec), str(Path(spec).resolve())
+    except ValueError as e:  # DataError / SpecError name file, line and field
+        raise InputError(str(e)) from None
+
+
+def _resume_labels(out_dir, cfg) -> set:
+    """Write or check OUT/config.json; truncate a cut last line of OUT/labels.jsonl; the keys already done."""
+    from pavkit.llm.label import completed_keys, config_mismatch, scan_labels
+
+    config_path, labels_path = out_dir / "config.json", out_dir / "labels.jsonl"
+    if config_path.exists():
+        try:
+            saved = json.loads(config_path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{config_path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        diff = config_mismatch(saved, cfg)
+        if diff:
+            raise InputError(f"{config_path}: config mismatch on resume: {diff} (use another --out)")
+        if saved.get("pavkit_version") != cfg.pavkit_version:
+            click.echo(f"note: {config_path} was written by pavkit {saved.get('pavkit_version')}", err=True)
+    elif labels_path.exists():
+        raise InputError(f"{labels_path}: exists without config.json; not a labelling run directory")
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
+    if not labels_path.exists():
+        return set()
+    try:
+        records, valid = scan_labels(labels_path.read_bytes(), str(labels_path))
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    if valid < labels_path.stat().st_size:
+        with open(labels_path, "r+b") as f:  # drop the line a kill cut short; it is recomputed
+            f.truncate(valid)
+        click.echo(f"note: dropped a truncated last line of {labels_path}", err=True)
+    return completed_keys(records)
+
+
+@llm.command("label")
+@click.option("--model", required=True,
+              help="π: a local HF model folder or a .gguf file (e.g. the packaged SmolLM2 GGUF).")
+@click.option("--prover", default="bok:4", show_default=True,
+              help="μ: bok:K (Best-of-K(π), 1-(1-Q̂^π)^K, no rollouts), pi (μ = π), temp:T (π at temperature "
+                   "T, own rollouts) or model:PATH (another checkpoint, own rollouts).")
+@click.option("--problems", required=True,
+              help="A problems JSONL file (id, problem, answer[, solution]) or the name gsm8k (the bundled 100).")
+@click.option("--n-cov", type=click.IntRange(1), default=4, show_default=True,
+              help="Seed rollouts from π per problem (coverage); one record per seed.")
+@click.option("--n-mc", type=click.IntRange(1), default=20, show_default=True,
+              help="Monte Carlo completions per prefix (the paper uses 20).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run directory: config.json + labels.jsonl. Running the same command again resumes it.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Base seed; every engine call's seed derives from (seed, problem index, stage).")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Label only the first N problems (may be raised on a resumed run).")
+@click.option("--delimiter", default="\\n", show_default=True,
+              help="Step delimiter; backslash escapes are decoded (\\n\\n: steps separated by a blank line).")
+@click.option("--prompt-format", type=click.Choice(["auto", "chat", "plain"]), default="auto", show_default=True,
+              help="chat: the tokenizer's chat template with a step-by-step instruction; plain: the problem "
+                   "text + delimiter; auto: chat if the tokenizer has a template.")
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="π's sampling temperature (seeds and Monte Carlo rollouts).")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=256, show_default=True,
+              help="Token cap of every seed and Monte Carlo completion.")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
+              help="Most sequences per generate call (memory bound; changes the samples, so it is in config).")
+@click.option("--engine", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True,
+              help="Generation engine: transformers (hf) or vLLM (needs vllm installed).")
+@click.option("--first-pit/--no-first-pit", default=False, show_default=True,
+              help="App. D first-pit seeding: cut wrong seeds after their first step with screened Q̂^π <= "
+                   "--pit-threshold; only kept prefixes get --n-mc rollouts.")
+@click.option("--pit-screen", type=click.IntRange(1), default=4, show_default=True,
+              help="Screening rollouts per prefix for --first-pit.")
+@click.option("--pit-threshold", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="A step is a pit when its screened Q̂^π <= this (0: no screening rollout succeeded).")
+@click.option("--strict", is_flag=True, help="Grade only responses with an explicit final-answer marker.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch CPU threads (default: torch's choice). 1 is much faster on a loaded machine; the "
+                   "samples do not depend on it.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON summary (records, rollouts, seconds, rollouts_per_second, labels path).")
+def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out: str, seed: int,
+              limit: int | None, delimiter: str, prompt_format: str, temperature: float, max_new_tokens: int,
+              batch_size: int, engine: str, first_pit: bool, pit_screen: int, pit_threshold: float, strict: bool,
+              threads: int | None, as_json: bool) -> None:
+    """Monte Carlo progress labels: Q̂^π and Q̂^μ of every step prefix of n_cov seed rollouts per problem.
+
+    Writes OUT/config.json and appends one JSON line per seed trajectory to OUT/labels.jsonl (flushed as
+    written). A killed run resumes when the same command runs again: nothing lost, nothing duplicated, the
+    same file as an uninterrupted run; a different setting is an error naming the field.
+    """
+    import os
+    import time
+    from pathlib import Path
+
+    from pavkit.llm.label import LabelConfig, iter_labels, load_engines, parse_prover, problems_digest, record_line
+
+    try:
+        spec = parse_prover(prover)
+    except ValueError as e:
+        raise InputError(f"--prover: {e}") from None
+    try:
+        # latin-1 + backslashreplace keeps non-ASCII characters intact through the escape decoding.
+        delimiter = delimiter.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        raise InputError(f"--delimiter: {delimiter!r}: bad escape ({e.reason})") from None
+    if not delimiter:
+        raise InputError("--delimiter: must not be empty")
+    for name, path in (("--model", model), ("--prover", spec.path)):
+        if path is not None and not Path(path).exists():
+            raise InputError(f"{name}: {path}: no such model folder or .gguf file")
+    if spec.kind == "model":
+        prover = f"model:{Path(spec.path).resolve()}"
+    probs, source = _load_label_problems(problems)
+    cfg = LabelConfig(model=str(Path(model).resolve()), prover=parse_prover(prover).spec, problems=source,
+                      problems_sha256=problems_digest(probs), n_cov=n_cov, n_mc=n_mc, seed=seed,
+                      delimiter=delimiter, prompt_format=prompt_format, temperature=temperature,
+                      max_new_tokens=max_new_tokens, batch_size=batch_size, engine=engine, first_pit=first_pit,
+                      pit_screen=pit_screen, pit_threshold=pit_threshold, strict=strict)
+    probs = probs[:limit] if limit else probs
+    out_dir = Path(out)
+    done = _resume_labels(out_dir, cfg)
+    total = len(probs) * n_cov
+    todo = total - sum(1 for i, _ in done if i < len(probs))
+    written, rollouts, start = 0, 0, time.perf_counter()
+    if todo > 0:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        pi_engine, mu_engine = load_engines(cfg)
+        start = time.perf_counter()
+
+        def show(_):
+            rate = rollouts / max(time.perf_counter() - start, 1e-9)
+            return f"{rollouts} rollouts, {rate:.1f} rollouts/s"
+
+        with open(out_dir / "labels.jsonl", "a", encoding="utf-8") as f, click.progressbar(
+                length=total, label="labelling seeds", file=sys.stderr, item_show_func=show,
+                show_pos=True) as bar:
+            bar.update(total - todo)
+            for records, n in iter_labels(probs, pi_engine, cfg, done=done, prover_engine=mu_engine):
+                for r in records:
+                    f.write(record_line(r))
+                    f.flush()
+                    os.fsync(f.fileno())
+                written += len(records)
+                rollouts += n
+                bar.update(len(records), current_item=written)
+    seconds = time.perf_counter() - start
+    summary = {"labels": str(out_dir / "labels.jsonl"), "records": total, "new_records": written,
+               "rollouts": rollouts, "seconds": round(seconds, 3),
+               "rollouts_per_second": round(rollouts / seconds, 3) if rollouts else None}
+    if as_json:
+        _emit_json(summary)
+    else:
+        click.echo(f"{summary['labels']}: {written} new records ({total} in all); {rollouts} rollouts in "
+                   f"{seconds:.1f} s" + (f" ({summary['rollouts_per_second']} rollouts/s)" if rollouts else ""),
+                   err=True)
+
+
+@llm.command("export-trl")
+@click.argument("labels", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="Output JSONL: one {prompt, completions, labels} object per record with at least one step.")
+@click.option("--value", type=click.Choice(["pi", "mu"]), default="pi", show_default=True,
+              help="Label of step h: Q̂^π(s_h, a_h) (pi, the PRM target) or Q̂^μ (mu), i.e. v[h+1].")
+@click.option("--prompt-field", type=click.Choice(["problem", "prompt"]), default="problem", show_default=True,
+              help="prompt = the problem text (TRL's convention) or the exact prompt used (chat template).")
+def llm_export_trl(labels: str, out: str, value: str, prompt_field: str) -> None:
+    """Convert LABELS.jsonl (from `pavkit llm label`) to TRL's stepwise-supervision format."""
+    from pavkit.llm.export import to_trl
+    from pavkit.llm.label import scan_labels
+
+    data = open(labels, "rb").read()
+    try:
+        records, valid = scan_labels(data, labels)
+        examples = list(to_trl(records, value=value, prompt_field=prompt_field))
+    except (ValueError, KeyError) as e:
+        raise InputError(f"{labels}: {e}") from None
+    if valid < len(data):
+        click.echo(f"note: ignored a truncated last line of {labels}", err=True)
+    with open(out, "w", encoding="utf-8") as f:
+        for ex in examples:
+            f.write(json.dumps(ex, ensure_ascii=False) + "\n")
+    click.echo(f"wrote {out}: {len(examples)} examples from {len(records)} records", err=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pavkit plot: run directories -> figures.
+
+
+@main.group()
+def plot() -> None:
+    """Figures from run directories (matplotlib, written to --out)."""
+
+
+def _expand_run_dirs(paths: tuple[str, ...]) -> list[str]:
+    """Run directories from arguments that are run directories or folders of them (a sweep, a demo)."""
+    from pathlib import Path
+
+    found = []
+    for p in paths:
+        d = Path(p)
+        if (d / "config.json").exists():
+            found.append(str(d))
+        else:
+            subs = sorted(str(s) for s in d.rglob("config.json"))
+            if not subs:
+                raise InputError(f"{p}: no config.json in it or below it (not a run directory)")
+            found.extend(str(Path(s).parent) for s in subs)
+    return found
+
+
+def _plot_rl(kind: str, run_dirs: tuple[str, ...], out: str) -> None:
+    from pavkit.analysis import figures
+
+    try:
+        runs = figures.load_rl_runs(_expand_run_dirs(run_dirs))
+        fig = {"fig3a": figures.fig3a_figure, "fig3b": figures.fig3b_figure, "fig3c": figures.fig3c_figure}[kind](runs)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        raise InputError(str(e)) from None
+    fig.savefig(out, dpi=130)
+    click.echo(f"wrote {out}")
+
+
+_RUNS_ARG = click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+_OUT_OPT = click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
+                        help="Image file to write (the suffix picks the format: .png, .pdf, .svg).")
+
+
+@plot.command("fig3a")
+@_RUNS_ARG
+@_OUT_OPT
+def plot_fig3a(run_dirs: tuple[str, ...], out: str) -> None:
+    """Accuracy vs RL iterations: effective reward vs outcome-only, mean over seeds with 95 % bootstrap bands.
+
+    RUN_DIRS are `pavkit toy rl` run directories, or folders holding them (a sweep or demo folder).
+    """
+    _plot_rl("fig3a", run_dirs, out)
+
+
+@plot.command("fig3b")
+@_RUNS_ARG
+@_OUT_OPT
+def plot_fig3b(run_dirs: tuple[str, ...], out: str) -> None:
+    """Accuracy averaged over the run vs prover strength (γ or K): the inverted U of Fig. 3(b)."""
+    _plot_rl("fig3b", run_dirs, out)
+
+
+@plot.command("fig3c")
+@_RUNS_ARG
+@_OUT_OPT
+def plot_fig3c(run_dirs: tuple[str, ...], out: str) -> None:
+    """Pass@N vs N after --pass-at-iter RL iterations: effective reward, outcome-only and the initial π."""
+    _plot_rl("fig3c", run_dirs, out)
+
+
 if __name__ == "__main__":
     main()

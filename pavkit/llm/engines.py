@@ -1,0 +1,426 @@
+"""Generation engines: the policy pi that samples next steps and full continuations of step prefixes.
+
+A prefix is a TEXT: `steps.prefix_text(prompt, steps, delimiter)` (for chat models the prompt already holds the
+chat template), so every completed step ends with the delimiter and the next step starts right after it.
+
+Two calls, the same for every engine (the `Policy` protocol):
+
+- `extend(prefixes, c, seed)`: for each of the P prefixes, c sampled next steps. A step stops at the first
+  delimiter (the delimiter and any text after it, even inside the same merged token, are cut off), at EOS
+  (`finished=True`: the response is over) or after `max_step_tokens` tokens.
+- `complete(prefixes, n, seed)`: for each prefix, n sampled continuations up to EOS or `max_new_tokens`.
+
+Both return `list[list[Continuation]]` of shape (P, c) / (P, n), grouped by prefix in input order. The same seed
+gives the same outputs (same machine, same batch_size). `stats` counts the tokens the model actually processed,
+for compute accounting.
+
+`HFEngine` (transformers `generate`, left padding, batched) prefills each prefix ONCE and expands its KV cache
+to the n rows that continue it (`DynamicCache.batch_repeat_interleave`), so a prefix of L tokens costs L + n - 1
+prompt-token computations instead of n * L. `VLLMEngine` delegates the same to `vllm.LLM` with prefix caching
+and `SamplingParams(n=...)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+DEFAULT_DELIMITER = "\n"  # same default as pavkit.llm.steps
+
+
+@dataclass
+class Continuation:
+    """One sampled continuation of a prefix.
+
+    text: the generated text, EOS removed (for `extend`, also the delimiter and anything after it);
+    num_tokens: tokens sampled for it, including the token that stopped it (delimiter-bearing token or EOS);
+    finished: True iff generation hit EOS, i.e. the response is over.
+    """
+
+    text: str
+    num_tokens: int
+    finished: bool
+
+
+@dataclass
+class EngineStats:
+    """Token counts since construction (or `reset()`).
+
+    prompt_tokens: prompt tokens run through the model (after KV reuse: a prefix of L tokens with n rows counts
+    L - 1 + n for HFEngine; vLLM counts prompt tokens minus prefix-cache hits); generated_tokens: sampled tokens
+    (sum of `Continuation.num_tokens`); sequences: continuations returned; prefixes: prefixes served;
+    calls: `extend`/`complete` calls.
+    """
+
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    sequences: int = 0
+    prefixes: int = 0
+    calls: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def reset(self) -> None:
+        self.prompt_tokens = self.generated_tokens = self.sequences = self.prefixes = self.calls = 0
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What labelling, search and RL need from a generator (see the module docstring)."""
+
+    delimiter: str
+    stats: EngineStats
+
+    def extend(self, prefixes: Sequence[str], c: int, seed: int) -> list[list[Continuation]]: ...
+
+    def complete(self, prefixes: Sequence[str], n: int, seed: int) -> list[list[Continuation]]: ...
+
+
+def cut_at_delimiter(text: str, delimiter: str) -> tuple[str, bool]:
+    """(text before the first delimiter, whether one was found). An empty delimiter never cuts."""
+    if not delimiter:
+        return text, False
+    i = text.find(delimiter)
+    return (text, False) if i < 0 else (text[:i], True)
+
+
+def _check_args(prefixes: Sequence[str], k: int) -> list[str]:
+    if isinstance(prefixes, str):
+        raise TypeError("prefixes must be a sequence of strings, not a single string")
+    prefixes = list(prefixes)
+    if any(not isinstance(p, str) for p in prefixes):
+        raise TypeError("every prefix must be a str")
+    if k < 1:
+        raise ValueError(f"number of continuations per prefix must be >= 1, got {k}")
+    return prefixes
+
+
+# ---------------------------------------------------------------------------------------------- transformers
+
+
+class _StopTracker:
+    """A per-row StoppingCriteria for `generate`: a row stops at EOS or once its text contains the delimiter.
+
+    Records, per row, how many tokens it had generated when it stopped (`lengths`, -1 while running) and whether
+    that was EOS (`eos`). Text is decoded after an anchor of the last prompt tokens, so tokenizers that drop a
+    leading space when decoding a lone token (SentencePiece) still see the exact text.
+    """
+
+    def __init__(self, decode, prompt_len: int, anchors: list[list[int]], eos_ids: set[int], delimiter: str | None):
+        self.decode, self.prompt_len, self.anchors = decode, prompt_len, anchors
+        self.eos_ids, self.delimiter = eos_ids, delimiter
+        self.lengths = [-1] * len(anchors)
+        self.eos = [False] * len(anchors)
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        n_gen = input_ids.shape[1] - self.prompt_len
+        last = input_ids[:, -1].tolist()
+        for r, tok in enumerate(last):
+            if self.lengths[r] >= 0:
+                done[r] = True
+            elif tok in self.eos_ids:
+                self.lengths[r], self.eos[r], done[r] = n_gen, True, True
+            elif self.delimiter and self.delimiter in self.decode(self.anchors[r], input_ids[r, self.prompt_len:]):
+                self.lengths[r], done[r] = n_gen, True
+        return done
+
+
+class HFEngine:
+    """Policy over a transformers causal LM: batched `generate` with left padding and prefix-KV reuse.
+
+    model: a causal LM (eval mode is set); tokenizer: its tokenizer (padding side is forced to left);
+    delimiter: the step delimiter; max_step_tokens: cap per `extend` step; max_new_tokens: cap per `complete`
+    continuation; temperature: sampling temperature (0 means greedy); batch_size: most rows per `generate` call;
+    reuse_prefix_cache: prefill each prefix once and copy its KV cache to its rows (False re-prefills every row,
+    the baseline that tests and benchmarks compare against).
+    """
+
+    def __init__(self, model, tokenizer, *, delimiter: str = DEFAULT_DELIMITER, max_step_tokens: int = 64,
+                 max_new_tokens: int = 256, temperature: float = 1.0, batch_size: int = 32,
+                 reuse_prefix_cache: bool = True):
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if batch_size < 1 or max_step_tokens < 1 or max_new_tokens < 1:
+            raise ValueError("batch_size, max_step_tokens and max_new_tokens must be >= 1")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "left"
+        self.delimiter, self.temperature, self.batch_size = delimiter, float(temperature), int(batch_size)
+        self.max_step_tokens, self.max_new_tokens = int(max_step_tokens), int(max_new_tokens)
+        self.reuse_prefix_cache = bool(reuse_prefix_cache)
+        self.eos_ids = self._eos_ids()
+        self.pad_id = self._pad_id()
+        self.stats = EngineStats()
+
+    @classmethod
+    def from_path(cls, path: str | Path, *, dtype: Any = None, device: str | None = None, **kw) -> HFEngine:
+        """Load a local HF folder, or a `.gguf` file (dequantised to float32; needs `gguf`), never downloading.
+
+        dtype: torch dtype or name (default float32); device: e.g. "cuda" (default: cuda if available, else cpu);
+        other keyword arguments go to `HFEngine.__init__`.
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        dtype = getattr(torch, dtype) if isinstance(dtype, str) else (dtype or torch.float32)
+        if path.suffix == ".gguf":
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such GGUF file")
+            load = {"gguf_file": path.name}
+            path = path.parent
+            dtype = torch.float32  # GGUF weights are dequantised; float32 keeps them exact
+        elif path.is_dir():
+            load = {}
+        else:
+            raise FileNotFoundError(f"{path}: not a model folder or a .gguf file")
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **load)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True, **load)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(model.to(device), tokenizer, **kw)
+
+    # -- public API ---------------------------------------------------------------------------------------------
+
+    def extend(self, prefixes: Sequence[str], c: int, seed: int) -> list[list[Continuation]]:
+        """c next steps per prefix: stop at the delimiter (cut, excluded), EOS or max_step_tokens. Shape (P, c)."""
+        return self._sample(_check_args(prefixes, c), c, seed, self.max_step_tokens, self.delimiter)
+
+    def complete(self, prefixes: Sequence[str], n: int, seed: int) -> list[list[Continuation]]:
+        """n full continuations per prefix: stop at EOS or max_new_tokens. Shape (P, n)."""
+        return self._sample(_check_args(prefixes, n), n, seed, self.max_new_tokens, None)
+
+    # -- internals ----------------------------------------------------------------------------------------------
+
+    def _eos_ids(self) -> set[int]:
+        """EOS ids from the generation config and the tokenizer (GGUF tokenizers may disagree; both end a turn)."""
+        ids: set[int] = set()
+        for src in (getattr(self.model, "generation_config", None), self.tokenizer):
+            eos = getattr(src, "eos_token_id", None)
+            ids.update([eos] if isinstance(eos, int) else (eos or []))
+        if not ids:
+            raise ValueError("the model/tokenizer declares no EOS token")
+        return ids
+
+    def _pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = getattr(self.model.generation_config, "pad_token_id", None)
+        if pad is None:
+            pad = min(self.eos_ids)
+        return int(pad)
+
+    def _decode(self, anchor: list[int], ids) -> str:
+        """Text of `ids` as it reads after `anchor` (exact continuation text; special tokens dropped)."""
+        tok = self.tokenizer
+        kw = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        if not anchor:
+            return tok.decode(ids, **kw)
+        head = tok.decode(anchor, **kw)
+        full = tok.decode(anchor + ids, **kw)
+        return full[len(head):] if full.startswith(head) else tok.decode(ids, **kw)
+
+    def _sample(self, prefixes: list[str], k: int, seed: int, max_tokens: int, stop: str | None):
+        import torch
+
+        self.stats.calls += 1
+        self.stats.prefixes += len(prefixes)
+        if not prefixes:
+            return []
+        ids = self.tokenizer(prefixes, add_special_tokens=True)["input_ids"]
+        if any(len(x) == 0 for x in ids):
+            raise ValueError("a prefix tokenises to zero tokens; give it at least one token")
+        out: list[list[Continuation]] = [[] for _ in prefixes]
+        device = self.model.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
+            torch.manual_seed(seed)
+            for group, counts in self._plan(ids, k):
+                for i, conts in zip(group, self._run_group([ids[i] for i in group], counts, max_tokens, stop),
+                                    strict=True):
+                    out[i].extend(conts)
+        self.stats.sequences += sum(len(o) for o in out)
+        self.stats.generated_tokens += sum(c.num_tokens for o in out for c in o)
+        return out
+
+    def _plan(self, ids: list[list[int]], k: int):
+        """Yield (prefix indices, rows per prefix) chunks of at most batch_size rows.
+
+        Prefixes are sorted by length so a chunk pads little; a prefix whose k rows exceed batch_size is split
+        into several chunks (each reuses one prefill of that prefix only within itself).
+        """
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        per = max(1, self.batch_size // k)
+        for s in range(0, len(order), per):
+            group = order[s:s + per]
+            left = k
+            while left > 0:
+                m = min(left, self.batch_size)
+                yield group, m
+                left -= m
+
+    def _left_pad(self, ids: list[list[int]]):
+        import torch
+
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for r, x in enumerate(ids):
+            input_ids[r, width - len(x):] = torch.tensor(x, dtype=torch.long)
+            mask[r, width - len(x):] = 1
+        return input_ids.to(self.model.device), mask.to(self.model.device)
+
+    def _prefill(self, input_ids, mask):
+        """Run all but the last prompt token once; return the DynamicCache (None when there is nothing to run).
+
+        Position ids follow `generate`'s left-padding rule (cumsum of the mask - 1), so the continued rows see
+        exactly the positions a full re-prefill would give them.
+        """
+        from transformers import DynamicCache
+
+        if input_ids.shape[1] < 2:
+            return None
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        self.model(input_ids=input_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1],
+                   past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return cache
+
+    def _run_group(self, ids: list[list[int]], m: int, max_tokens: int, stop: str | None):
+        """m continuations for each prefix in `ids` with one `generate` call; returns (len(ids), m) Continuations."""
+        input_ids, mask = self._left_pad(ids)
+        lengths = [len(x) for x in ids]
+        cache = None
+        if self.reuse_prefix_cache:
+            cache = self._prefill(input_ids, mask)
+            if cache is not None:
+                cache.batch_repeat_interleave(m)
+            self.stats.prompt_tokens += sum(n - 1 for n in lengths) + m * len(ids)
+        else:
+            self.stats.prompt_tokens += m * sum(lengths)
+        rows_ids, rows_mask = input_ids.repeat_interleave(m, 0), mask.repeat_interleave(m, 0)
+        anchors = [x[-4:] for x in ids for _ in range(m)]
+        tracker = _StopTracker(self._decode, input_ids.shape[1], anchors, self.eos_ids, stop)
+        gen = self.model.generate(input_ids=rows_ids, attention_mask=rows_mask, past_key_values=cache,
+                                  stopping_criteria=[tracker], **self._gen_kwargs(max_tokens))
+        conts = []
+        for r in range(gen.shape[0]):
+            n_tok = tracker.lengths[r] if tracker.lengths[r] >= 0 else gen.shape[1] - input_ids.shape[1]
+            toks = gen[r, input_ids.shape[1]:input_ids.shape[1] + n_tok]
+            text = self._decode(anchors[r], toks)
+            if stop:
+                text, _ = cut_at_delimiter(text, stop)
+            conts.append(Continuation(text=text, num_tokens=int(n_tok), finished=tracker.eos[r]))
+        return [conts[i * m:(i + 1) * m] for i in range(len(ids))]
+
+    def _gen_kwargs(self, max_tokens: int) -> dict:
+        """Plain ancestral sampling at `temperature` (greedy at 0), overriding any model-default top-k/top-p."""
+        kw = {"max_new_tokens": max_tokens, "min_new_tokens": 0, "num_beams": 1, "pad_token_id": self.pad_id,
+              "eos_token_id": sorted(self.eos_ids), "repetition_penalty": 1.0, "use_cache": True}
+        if self.temperature > 0:
+            kw.update(do_sample=True, temperature=self.temperature, top_k=0, top_p=1.0)
+        else:
+            kw.update(do_sample=False)
+        return kw
+
+
+# ---------------------------------------------------------------------------------------------- vLLM
+
+
+def _request_seed(seed: int, index: int) -> int:
+    """A per-request seed: vLLM seeds each request separately, so equal prefixes in one call must not share it."""
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
+class VLLMEngine:
+    """Policy over `vllm.LLM` (prefix caching on; `SamplingParams(n=..., stop=[delimiter], seed=...)`).
+
+    Build it with `from_path`; vllm is imported only there. Same keyword arguments as HFEngine; `batch_size` is
+    accepted for symmetry but vLLM schedules batches itself.
+    """
+
+    def __init__(self, llm, *, delimiter: str = DEFAULT_DELIMITER, max_step_tokens: int = 64,
+                 max_new_tokens: int = 256, temperature: float = 1.0, batch_size: int = 32):
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        self.llm = llm
+        self.delimiter, self.temperature, self.batch_size = delimiter, float(temperature), int(batch_size)
+        self.max_step_tokens, self.max_new_tokens = int(max_step_tokens), int(max_new_tokens)
+        self.stats = EngineStats()
+
+    @classmethod
+    def from_path(cls, path: str | Path, *, delimiter: str = DEFAULT_DELIMITER, max_step_tokens: int = 64,
+                  max_new_tokens: int = 256, temperature: float = 1.0, batch_size: int = 32,
+                  **llm_kwargs) -> VLLMEngine:
+        """`vllm.LLM(model=path, enable_prefix_caching=True, **llm_kwargs)`.
+
+        llm_kwargs go to vllm.LLM unchanged, e.g. tensor_parallel_size, data_parallel_size, dtype,
+        max_model_len, gpu_memory_utilization, enforce_eager.
+        """
+        from vllm import LLM
+
+        llm_kwargs.setdefault("enable_prefix_caching", True)
+        llm = LLM(model=str(path), **llm_kwargs)
+        return cls(llm, delimiter=delimiter, max_step_tokens=max_step_tokens, max_new_tokens=max_new_tokens,
+                   temperature=temperature, batch_size=batch_size)
+
+    def extend(self, prefixes: Sequence[str], c: int, seed: int) -> list[list[Continuation]]:
+        """c next steps per prefix: stop at the delimiter (excluded), EOS or max_step_tokens. Shape (P, c)."""
+        return self._sample(_check_args(prefixes, c), c, seed, self.max_step_tokens, self.delimiter)
+
+    def complete(self, prefixes: Sequence[str], n: int, seed: int) -> list[list[Continuation]]:
+        """n full continuations per prefix: stop at EOS or max_new_tokens. Shape (P, n)."""
+        return self._sample(_check_args(prefixes, n), n, seed, self.max_new_tokens, None)
+
+    def _params(self, n: int, max_tokens: int, stop: str | None, seed: int):
+        from vllm import SamplingParams
+
+        kw = {"n": n, "max_tokens": max_tokens, "seed": seed, "skip_special_tokens": True}
+        if stop:
+            kw["stop"] = [stop]
+        if self.temperature > 0:
+            kw.update(temperature=self.temperature, top_p=1.0, top_k=0, min_p=0.0)
+        else:
+            kw.update(temperature=0.0)
+        return SamplingParams(**kw)
+
+    @staticmethod
+    def _continuation(o, stop: str | None) -> Continuation:
+        # finish_reason "stop" with stop_reason None means EOS; a str stop_reason is our delimiter.
+        eos = o.finish_reason == "stop" and o.stop_reason is None
+        text = cut_at_delimiter(o.text, stop)[0] if stop else o.text
+        return Continuation(text=text, num_tokens=len(o.token_ids), finished=eos)
+
+    def _sample(self, prefixes: list[str], k: int, seed: int, max_tokens: int, stop: str | None):
+        self.stats.calls += 1
+        self.stats.prefixes += len(prefixes)
+        if not prefixes:
+            return []
+        # vLLM refuses n > 1 with greedy sampling: send k requests of n=1 instead (prefix caching still shares
+        # the prompt's KV blocks between them).
+        reqs = 1 if self.temperature > 0 else k
+        prompts = [p for p in prefixes for _ in range(reqs)]
+        params = [self._params(k // reqs, max_tokens, stop, _request_seed(seed, i)) for i in range(len(prompts))]
+        results = self.llm.generate(prompts, params, use_tqdm=False)
+        out = []
+        for i in range(len(prefixes)):
+            conts = []
+            for res in results[i * reqs:(i + 1) * reqs]:
+                cached = getattr(res, "num_cached_tokens", None) or 0
+                self.stats.prompt_tokens += len(res.prompt_token_ids or []) - cached
+                conts.extend(self._continuation(o, stop) for o in sorted(res.outputs, key=lambda o: o.index))
+            out.append(conts)
+        self.stats.sequences += sum(len(o) for o in out)
+        self.stats.generated_tokens += sum(c.num_tokens for o in out for c in o)
+        return out
+
+
+__all__ = ["DEFAULT_DELIMITER", "Continuation", "EngineStats", "HFEngine", "Policy", "VLLMEngine",
+           "cut_at_delimiter"]

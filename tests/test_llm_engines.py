@@ -1,0 +1,247 @@
+"""One conformance suite for every generation engine (pavkit.llm.engines), parametrised over the engines.
+
+"hf" runs HFEngine on the tiny trained Llama (fast) in the main venv; "vllm" runs VLLMEngine on the same folder
+and is skipped unless vllm imports (ci/test-vllm.sh runs it in .venv-vllm, with PAVKIT_REQUIRE_VLLM=1 turning
+the skip into a failure). HF-only tests check the KV-reuse path against plain re-prefilling, and one slow test
+runs HFEngine on the packaged SmolLM2.
+"""
+
+import importlib.util
+import os
+from contextlib import contextmanager
+
+import pytest
+
+from pavkit.llm.engines import Continuation, EngineStats, HFEngine, Policy, VLLMEngine, cut_at_delimiter
+
+PREFIXES = [  # different lengths, so batches are left-padded; the first two end with the "\n" delimiter
+    "Q: What is 3+4*5?\n",
+    "Q: What is 12+4*5?\nStep: 4*5=20\n",
+    "Q: What is 7+2*2?",
+]
+
+
+def _vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def _make_engine(kind, model_dir):
+    if kind == "hf":
+        return HFEngine.from_path(model_dir, max_step_tokens=16, max_new_tokens=32, batch_size=32)
+    if not _vllm_available():
+        if os.environ.get("PAVKIT_REQUIRE_VLLM"):
+            pytest.fail("PAVKIT_REQUIRE_VLLM is set but vllm is not importable")
+        pytest.skip("vllm not installed (ci/test-vllm.sh tests VLLMEngine in .venv-vllm)")
+    return VLLMEngine.from_path(model_dir, max_step_tokens=16, max_new_tokens=32, dtype="bfloat16",
+                                max_model_len=512, enforce_eager=True, seed=0)
+
+
+@pytest.fixture(scope="module", params=["hf", "vllm"])
+def engine(request, tiny_model_dir):
+    return _make_engine(request.param, tiny_model_dir)
+
+
+@contextmanager
+def configured(engine, **attrs):
+    """Temporarily set engine attributes (temperature, delimiter, max_*_tokens, ...); the engine is shared."""
+    old = {k: getattr(engine, k) for k in attrs}
+    for k, v in attrs.items():
+        setattr(engine, k, v)
+    try:
+        yield engine
+    finally:
+        for k, v in old.items():
+            setattr(engine, k, v)
+
+
+def _texts(groups):
+    return [[c.text for c in g] for g in groups]
+
+
+def test_is_a_policy(engine):
+    assert isinstance(engine, Policy)
+    assert isinstance(engine.stats, EngineStats)
+
+
+@pytest.mark.parametrize("method", ["extend", "complete"])
+def test_grouping_and_counts(engine, method):
+    out = getattr(engine, method)(PREFIXES, 3, seed=0)
+    assert len(out) == len(PREFIXES)
+    assert all(len(g) == 3 for g in out)
+    assert all(isinstance(c, Continuation) and isinstance(c.text, str) for g in out for c in g)
+    assert all(1 <= c.num_tokens for g in out for c in g)
+    assert getattr(engine, method)([], 3, seed=0) == []
+    with pytest.raises(ValueError):
+        getattr(engine, method)(PREFIXES, 0, seed=0)
+    with pytest.raises(TypeError):
+        getattr(engine, method)("a single string", 2, seed=0)
+
+
+@pytest.mark.parametrize("delimiter", ["\n", "\n\n", "=", "Step"])
+def test_extend_is_complete_cut_at_delimiter(engine, delimiter):
+    """Greedy: the next step is exactly the greedy full continuation up to its first delimiter.
+
+    The tiny tokenizer merges across whitespace ("?\\nStep: ", "\\n\\nAnswer: ", "=20"), so delimiters are often
+    generated inside longer tokens or split over several tokens; the cut must still be exact.
+    """
+    with configured(engine, temperature=0.0, delimiter=delimiter, max_step_tokens=32, max_new_tokens=32):
+        steps = engine.extend(PREFIXES, 2, seed=0)
+        full = engine.complete(PREFIXES, 1, seed=0)
+    for step_group, (whole,) in zip(steps, full, strict=True):
+        assert step_group[0] == step_group[1]  # greedy: all c continuations agree
+        step = step_group[0]
+        head, found = cut_at_delimiter(whole.text, delimiter)
+        assert delimiter not in step.text
+        if found:
+            assert step.text == head and not step.finished
+            assert step.num_tokens <= whole.num_tokens
+        elif whole.finished:
+            assert step.text == whole.text and step.finished and step.num_tokens == whole.num_tokens
+
+
+def test_sampled_steps_never_contain_the_delimiter(engine):
+    with configured(engine, temperature=1.0, max_step_tokens=16):
+        out = engine.extend(PREFIXES, 8, seed=3)
+    for g in out:
+        for c in g:
+            assert engine.delimiter not in c.text and c.num_tokens <= 16
+
+
+def test_finished_flags(engine):
+    """finished means EOS: unfinished completions used the whole budget; EOS text never appears."""
+    with configured(engine, temperature=1.0, max_new_tokens=48):
+        out = engine.complete(PREFIXES, 6, seed=1)
+    conts = [c for g in out for c in g]
+    assert any(c.finished for c in conts), "the tiny model is trained to emit EOS; some rollout should end"
+    for c in conts:
+        assert c.num_tokens <= 48 and "</s>" not in c.text
+        if not c.finished:
+            assert c.num_tokens == 48
+    with configured(engine, max_new_tokens=2):
+        short = engine.complete(PREFIXES, 4, seed=1)
+    assert all(c.num_tokens == 2 or (c.finished and c.num_tokens <= 2) for g in short for c in g)
+
+
+@pytest.mark.parametrize("method", ["extend", "complete"])
+def test_same_seed_same_outputs_and_seeds_differ(engine, method):
+    call = getattr(engine, method)
+    a, b, c = call(PREFIXES, 4, seed=7), call(PREFIXES, 4, seed=7), call(PREFIXES, 4, seed=8)
+    assert a == b
+    assert _texts(a) != _texts(c)
+
+
+def test_n_continuations_are_not_copies(engine):
+    """Sampled continuations of one prefix differ from each other (the n rows are independent samples)."""
+    with configured(engine, temperature=1.0, max_new_tokens=32):
+        out = engine.complete(PREFIXES[:1], 8, seed=0)
+    assert len(set(_texts(out)[0])) > 1
+
+
+def test_batched_equals_alone_greedy(engine):
+    """Left-padded batches of different-length prefixes give each prefix what it would get alone."""
+    with configured(engine, temperature=0.0, max_new_tokens=24):
+        batched = engine.complete(PREFIXES, 2, seed=0)
+        alone = [engine.complete([p], 1, seed=0)[0][0] for p in PREFIXES]
+    for g, a in zip(batched, alone, strict=True):
+        assert g[0] == g[1] == a
+
+
+def test_stats_count_tokens(engine):
+    engine.stats.reset()
+    out = engine.complete(PREFIXES, 3, seed=0)
+    steps = engine.extend(PREFIXES, 2, seed=0)
+    s = engine.stats
+    assert s.calls == 2 and s.prefixes == 2 * len(PREFIXES) and s.sequences == 5 * len(PREFIXES)
+    assert s.generated_tokens == sum(c.num_tokens for g in out + steps for c in g)
+    assert 0 < s.prompt_tokens
+    engine.stats.reset()
+    assert engine.stats.as_dict() == dict.fromkeys(engine.stats.as_dict(), 0)
+
+
+# ------------------------------------------------------------------------------------------- HFEngine only
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_model_dir):
+    return HFEngine.from_path(tiny_model_dir, max_step_tokens=16, max_new_tokens=32)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_kv_reuse_matches_reprefill(hf, temperature):
+    """Prefill once + expand the cache n times gives the same outputs as prefilling every row from scratch.
+
+    At temperature 0 this is the same argmax path; at temperature 1 the same seed draws the same samples, which
+    holds only if the next-token distributions agree at every step.
+    """
+    with configured(hf, temperature=temperature, reuse_prefix_cache=True):
+        reused = hf.complete(PREFIXES, 4, seed=5)
+        reused_steps = hf.extend(PREFIXES, 4, seed=5)
+    with configured(hf, temperature=temperature, reuse_prefix_cache=False):
+        fresh = hf.complete(PREFIXES, 4, seed=5)
+        fresh_steps = hf.extend(PREFIXES, 4, seed=5)
+    assert _texts(reused) == _texts(fresh) and _texts(reused_steps) == _texts(fresh_steps)
+    assert [[c.num_tokens for c in g] for g in reused] == [[c.num_tokens for c in g] for g in fresh]
+
+
+def test_kv_reuse_prefills_each_prefix_once(hf):
+    """prompt_tokens: (L - 1) + n per prefix with reuse, n * L without (n <= batch_size)."""
+    lengths = [len(x) for x in hf.tokenizer(PREFIXES)["input_ids"]]
+    n = 5
+    for reuse, expected in [(True, sum(L - 1 + n for L in lengths)), (False, n * sum(lengths))]:
+        with configured(hf, reuse_prefix_cache=reuse):
+            hf.stats.reset()
+            hf.complete(PREFIXES, n, seed=0)
+            assert hf.stats.prompt_tokens == expected
+
+
+def test_small_batch_size_splits_rows(hf):
+    """n larger than batch_size is split into several generate calls; counts and greedy outputs unchanged."""
+    with configured(hf, temperature=0.0):
+        big = hf.complete(PREFIXES, 5, seed=0)
+        with configured(hf, batch_size=2):
+            small = hf.complete(PREFIXES, 5, seed=0)
+    assert small == big
+
+
+def test_rng_state_is_restored(hf):
+    """Seeding a call does not reseed the caller's global torch RNG."""
+    import torch
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    hf.complete(PREFIXES[:1], 2, seed=0)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_cut_at_delimiter():
+    assert cut_at_delimiter("a = 3\nb", "\n") == ("a = 3", True)
+    assert cut_at_delimiter("abc", "\n") == ("abc", False)
+    assert cut_at_delimiter("\n\nx", "\n\n") == ("", True)
+    assert cut_at_delimiter("abc", "") == ("abc", False)
+
+
+def test_from_path_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        HFEngine.from_path(tmp_path / "missing.gguf")
+    with pytest.raises(FileNotFoundError):
+        HFEngine.from_path(tmp_path / "nothing_here")
+
+
+@pytest.mark.slow
+def test_smollm2_chat_steps(smollm2_dir):
+    """The real SmolLM2: chat-template prefixes, greedy step == greedy completion cut at the delimiter."""
+    eng = HFEngine.from_path(smollm2_dir, max_step_tokens=16, max_new_tokens=16, temperature=0.0)
+    prompt = eng.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}],
+        tokenize=False, add_generation_prompt=True)
+    prefixes = [prompt, prompt + "Tom starts with 3 apples.\n"]
+    steps, full = eng.extend(prefixes, 1, seed=0), eng.complete(prefixes, 1, seed=0)
+    for (s,), (f,) in zip(steps, full, strict=True):
+        assert "\n" not in s.text and f.text.strip()
+        head, found = cut_at_delimiter(f.text, "\n")
+        assert s.text == head if found else s.text == f.text
+    with configured(eng, temperature=1.0):
+        sampled = eng.complete(prefixes[:1], 3, seed=0)
+    assert len(set(_texts(sampled)[0])) > 1
+    assert eng.stats.generated_tokens == sum(c.num_tokens for g in steps + full + sampled for c in g)
