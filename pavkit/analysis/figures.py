@@ -154,8 +154,11 @@ def fig3b_figure(runs: Sequence[RLRun], ax=None):
     plot_prover_sweep(np.array(t["strength"]), np.array(t["mean"]), np.array(t["low"]), np.array(t["high"]),
                       baseline=t["baseline"], initial_strength=t["initial_gamma"] if gamma else None,
                       xlabel="prover strength γ of μ_γ" if gamma else "K of the Best-of-K(π) prover", ax=ax)
-    if not gamma:
-        ax.set_xscale("log", base=2)
+    xs = np.array(t["strength"], dtype=float)
+    if not gamma or (xs.min() > 0 and xs.max() / xs.min() >= 20):  # K doubles; γ may span 1…100
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{x:g}" for x in xs], minor=False)
+        ax.minorticks_off()
     ax.set_title("Choice of prover policy μ", fontsize=10)
     return ax.figure
 
