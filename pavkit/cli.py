@@ -37,8 +37,10 @@ def main() -> None:
     """pavkit: process advantage verifiers (Setlur et al., "Rewarding Progress", arXiv 2410.08146).
 
     A step's process reward is its progress A^μ(s,a) = Q^μ(s,a) − V^μ(s) under a prover policy μ; the
-    effective reward Q^π + α·A^μ drives beam search and RL. `pavkit toy` computes every quantity exactly on
-    tabular tree MDPs.
+    effective reward Q^π + α·A^μ drives beam search and RL. `pavkit demo` reproduces Fig. 3 in minutes;
+    `pavkit toy` computes every quantity exactly on tabular tree MDPs and runs the didactic RL; `pavkit llm`
+    grades, generates and labels with real transformers models; `pavkit plot` turns run directories into
+    figures.
     """
 
 
@@ -209,7 +211,7 @@ def _bound_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-@toy.command("table")
+@toy.command("table", short_help="The paper's Fig. 2(a) beam example: Q, V, A and the beams kept.")
 @click.option("--alpha", type=float, default=0.5, show_default=True,
               help="α of the effective reward Q^π + α·A^μ (the paper's search value; μ = π here).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: rows and kept beams.")
@@ -405,7 +407,7 @@ def _default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-@toy.command("sweep")
+@toy.command("sweep", short_help="Prover-strength sweep for Fig. 3(b): one RL run per (prover, seed), in parallel.")
 @click.argument("experiment", type=click.Choice(["fig3b"]))
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Sweep directory: one run directory per (prover, seed), plus sweep.json.")
@@ -505,7 +507,7 @@ def _fig3_text(summary: dict, sweep: dict, settings: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-@main.command("demo")
+@main.command("demo", short_help="The main demo: the paper's Fig. 3 (didactic RL) in about two minutes, with plots.")
 @click.option("--out", default="demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the runs, fig3a.png, fig3b.png, fig3c.png and summary.txt (re-running resumes).")
 @click.option("--seeds", type=click.IntRange(1), default=3, show_default=True,

@@ -189,3 +189,14 @@ def test_cli_grade_bad_lines(tmp_path, lines, message):
 def test_cli_grade_missing_file(tmp_path):
     result = CliRunner().invoke(main, ["llm", "grade", str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 2 and "nope.jsonl" in result.output
+
+
+def test_workers_that_cannot_start_raise_instead_of_grading_everything_ungradable(tmp_path):
+    """A script piped to stdin cannot be re-imported by spawned workers: that must be an error, not 0 %."""
+    import subprocess
+    import sys
+
+    script = 'from pavkit.llm.grading import grade\nprint(grade(r"The answer is \\frac{1}{2}", "0.5"))\n'
+    r = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, cwd=tmp_path,
+                       timeout=300)
+    assert r.returncode != 0 and "worker processes failed to start" in r.stderr

@@ -242,7 +242,15 @@ def _start_pool(workers: int) -> cf.ProcessPoolExecutor:
     barrier = ctx.Barrier(workers)  # passed at process creation: a Barrier cannot travel through a task queue
     executor = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(barrier,))
     ready = [executor.submit(_worker_ready) for _ in range(workers)]  # W blocking tasks occupy W workers
-    cf.wait(ready, timeout=WORKER_START_TIMEOUT + 5)
+    done, not_done = cf.wait(ready, timeout=WORKER_START_TIMEOUT + 5)
+    errors = [f.exception() for f in done if f.exception() is not None]
+    if errors or not_done:
+        # Otherwise every check would come back "ungradable" and a labelling run would silently score 0.
+        executor.shutdown(wait=False, cancel_futures=True)
+        why = repr(errors[0]) if errors else f"not ready after {WORKER_START_TIMEOUT:.0f} s"
+        raise RuntimeError(f"math-verify worker processes failed to start ({why}). Spawned workers re-import "
+                           "the __main__ module: run from a file, -c or the pavkit CLI, not from a script piped "
+                           "to stdin.")
     return executor
 
 
