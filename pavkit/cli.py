@@ -270,16 +270,16 @@ def _rl_options(f):
         click.option("--sft-gamma", type=click.FloatRange(0), default=5.0, show_default=True,
                      help="γ of the weak prover whose samples initialise π by SFT (paper: 5)."),
         click.option("--threads", type=click.IntRange(1), default=None,
-                     help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)."),
+                     help="torch CPU threads per run (default: torch's choice for `toy rl`, 1 per run in a "
+                          "sweep; 1 is faster on a busy machine)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
-def _rl_config(prover: str, alpha: float, seed: int, iters: int, n_mc: int, prover_mc: int, batch: int,
-               lr: float, eval_every: int, eval_samples: int, final_samples: int, pass_at_iter: int, planted: str,
-               sft_gamma: float):
+def _rl_config(prover: str, alpha: float, seed: int, *, planted: str, sft_gamma: float, **fields):
+    """An RLConfig from the shared `_rl_options` (their names are RLConfig's fields, except the two below)."""
     from pavkit.toy.policies import SFTConfig
     from pavkit.toy.rl import RLConfig
 
@@ -288,9 +288,8 @@ def _rl_config(prover: str, alpha: float, seed: int, iters: int, n_mc: int, prov
     except ValueError:
         raise InputError(f"--planted: expected comma-separated integers like 3,6,0,3,5, got {planted!r}") from None
     try:
-        return RLConfig(prover=prover, alpha=alpha, iters=iters, batch=batch, lr=lr, n_mc=n_mc, prover_mc=prover_mc,
-                        eval_every=eval_every, eval_samples=eval_samples, final_samples=final_samples,
-                        pass_at_iter=pass_at_iter, planted=tokens, sft=SFTConfig(gamma=sft_gamma), seed=seed)
+        return RLConfig(prover=prover, alpha=alpha, seed=seed, planted=tokens, sft=SFTConfig(gamma=sft_gamma),
+                        **fields)
     except ValueError as e:
         raise InputError(f"--prover/--planted/--n-mc: {e}") from None
 
@@ -355,18 +354,14 @@ def _run_rl(cfg, out: str, progress: bool = True, threads: int | None = None) ->
 @_rl_options
 @click.option("--json", "as_json", is_flag=True,
               help='Last stdout line: {"final_accuracy": ..., "iterations": ..., "seconds": ...}.')
-def toy_rl(prover: str, alpha: float, seed: int, out: str, iters: int, n_mc: int, prover_mc: int, batch: int,
-           lr: float,
-           eval_every: int, eval_samples: int, final_samples: int, pass_at_iter: int, planted: str,
-           sft_gamma: float, threads: int | None, as_json: bool) -> None:
+def toy_rl(prover: str, alpha: float, seed: int, out: str, threads: int | None, as_json: bool, **rl_options) -> None:
     """REINFORCE on the planted sub-sequence task with the effective reward (paper §3.3, Fig. 3(a)).
 
     π is a MADE MLP initialised by SFT on μ_5 samples; each iteration weights step h's log-probability by
     Q^π(s_h,a_h) + α·A^μ(s_h,a_h), with Q^π from --n-mc rollouts of the current π. The final accuracy is
     measured on --final-samples fresh temperature-1 samples.
     """
-    cfg = _rl_config(prover, alpha, seed, iters, n_mc, prover_mc, batch, lr, eval_every, eval_samples,
-                     final_samples, pass_at_iter, planted, sft_gamma)
+    cfg = _rl_config(prover, alpha, seed, **rl_options)
     m = _run_rl(cfg, out, progress=True, threads=threads)
     if as_json:
         _emit_json({"final_accuracy": m["final_accuracy"], "iterations": m["iterations"], "seconds": m["seconds"]})
@@ -376,11 +371,11 @@ def toy_rl(prover: str, alpha: float, seed: int, out: str, iters: int, n_mc: int
 
 
 def _sweep_worker(job: tuple) -> tuple[str, dict]:
-    cfg, out = job
-    return out, _run_rl(cfg, out, progress=False, threads=1)
+    cfg, out, threads = job
+    return out, _run_rl(cfg, out, progress=False, threads=threads)
 
 
-def _run_sweep(jobs: list, workers: int) -> dict[str, dict]:
+def _run_sweep(jobs: list, workers: int, threads: int = 1) -> dict[str, dict]:
     """Run (cfg, out) jobs in a process pool with a progress bar; each job resumes on its own."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -389,12 +384,12 @@ def _run_sweep(jobs: list, workers: int) -> dict[str, dict]:
                            show_pos=True, show_eta=True) as bar:
         if workers == 1:
             for job in jobs:
-                out, m = _sweep_worker(job)
+                out, m = _sweep_worker((*job, threads))
                 results[out] = m
                 bar.update(1)
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                for fut in as_completed([pool.submit(_sweep_worker, j) for j in jobs]):
+                for fut in as_completed([pool.submit(_sweep_worker, (*j, threads)) for j in jobs]):
                     out, m = fut.result()
                     results[out] = m
                     bar.update(1)
@@ -420,15 +415,13 @@ def _default_workers() -> int:
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also run outcome-only RL (α = 0) for each seed.")
 @click.option("--workers", type=click.IntRange(1), default=None,
-              help="Parallel runs (default: the number of CPU cores); each uses one torch thread.")
+              help="Parallel runs (default: the number of CPU cores); each uses --threads torch threads (default 1).")
 @_rl_options
 @click.option("--plot", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also save the Fig. 3(b) plot here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep table as one JSON object.")
 def toy_sweep(experiment: str, out: str, provers: str, seeds: str, alpha: float, baseline: bool,
-              workers: int | None, iters: int, n_mc: int, prover_mc: int, batch: int, lr: float, eval_every: int,
-              eval_samples: int, final_samples: int, pass_at_iter: int, planted: str, sft_gamma: float,
-              threads: int | None, plot: str | None, as_json: bool) -> None:
+              workers: int | None, threads: int | None, plot: str | None, as_json: bool, **rl_options) -> None:
     """Prover-strength sweep (Fig. 3(b)): accuracy averaged over the run for each prover, outcome-only beside.
 
     Runs are independent processes (one torch thread each); an interrupted sweep resumes when re-run with the
@@ -449,12 +442,11 @@ def toy_sweep(experiment: str, out: str, provers: str, seeds: str, alpha: float,
     for seed in seed_list:
         settings = [(p, alpha) for p in prover_list] + ([(prover_list[0], 0.0)] if baseline else [])
         for p, a in settings:
-            cfg = _rl_config(p, a, seed, iters, n_mc, prover_mc, batch, lr, eval_every, eval_samples,
-                             final_samples, pass_at_iter, planted, sft_gamma)
+            cfg = _rl_config(p, a, seed, **rl_options)
             name = "outcome-only" if a == 0 else p.replace(":", "-")
             jobs.append((cfg, str(Path(out) / f"{name}-seed{seed}")))
     Path(out).mkdir(parents=True, exist_ok=True)
-    _run_sweep(jobs, workers or _default_workers())
+    _run_sweep(jobs, workers or _default_workers(), threads or 1)
     runs = load_rl_runs([o for _, o in jobs])
     table = sweep_table(runs)
     (Path(out) / "sweep.json").write_text(json.dumps(table, indent=2) + "\n")

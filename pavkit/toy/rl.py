@@ -135,11 +135,15 @@ class RLState:
     iteration: int = 0
 
 
+def _task_and_policy(cfg: RLConfig) -> tuple[PlantedTask, MadePolicy]:
+    torch.manual_seed(cfg.seed)  # the policy's initial weights
+    task = PlantedTask(cfg.planted, vocab_size=cfg.vocab_size, length=cfg.length)
+    return task, MadePolicy(cfg.length, cfg.vocab_size, cfg.hidden, cfg.layers)
+
+
 def init_state(cfg: RLConfig) -> RLState:
     """Build the task, initialise π by SFT on μ_γ samples (cfg.sft), and a fresh optimiser."""
-    task = PlantedTask(cfg.planted, vocab_size=cfg.vocab_size, length=cfg.length)
-    torch.manual_seed(cfg.seed)
-    policy = MadePolicy(cfg.length, cfg.vocab_size, cfg.hidden, cfg.layers)
+    task, policy = _task_and_policy(cfg)
     sft(policy, task, cfg.sft, cfg.seed)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     return RLState(task, policy, optimizer, torch.Generator().manual_seed(cfg.seed + 1))
@@ -153,8 +157,7 @@ def checkpoint(state: RLState) -> dict:
 
 def restore(cfg: RLConfig, ckpt: dict) -> RLState:
     """Inverse of ``checkpoint`` for the same config."""
-    task = PlantedTask(cfg.planted, vocab_size=cfg.vocab_size, length=cfg.length)
-    policy = MadePolicy(cfg.length, cfg.vocab_size, cfg.hidden, cfg.layers)
+    task, policy = _task_and_policy(cfg)
     policy.load_state_dict(ckpt["policy"])
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -209,7 +212,6 @@ def prover_prefix_values(cfg: RLConfig, task: PlantedTask, sequences: np.ndarray
 
 def rl_iteration(state: RLState, cfg: RLConfig) -> dict:
     """One REINFORCE update with the effective reward; returns the iteration's record."""
-    t0 = time.perf_counter()
     task, policy = state.task, state.policy
     seqs = policy.sample(cfg.batch, state.generator).numpy()  # (B, H)
     if cfg.n_mc:
@@ -229,7 +231,7 @@ def rl_iteration(state: RLState, cfg: RLConfig) -> dict:
     adv_mu = np.diff(v_mu, axis=1)[mask]
     return {"iteration": state.iteration, "loss": loss.item(), "batch_accuracy": float(task.success(seqs).mean()),
             "mean_weight": float(weights[mask].mean()), "mean_abs_adv_mu": float(np.abs(adv_mu).mean()),
-            "rollouts": rollouts, "seconds": time.perf_counter() - t0}
+            "rollouts": rollouts}
 
 
 def accuracy(policy: MadePolicy, task: PlantedTask, n: int, seed: int) -> float:
