@@ -307,7 +307,7 @@ def _run_rl(cfg, out: str, progress: bool = True, threads: int | None = None) ->
         torch.set_num_threads(threads)
     try:
         runs.open_run(out, cfg.to_dict(), seed=cfg.seed)
-    except runs.RunConfigMismatch as e:
+    except ValueError as e:  # a config mismatch (naming the field) or an unreadable config.json
         raise InputError(str(e)) from None
     ckpt = runs.load_checkpoint(out)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
@@ -641,24 +641,21 @@ def _load_label_problems(spec: str):
 
 def _resume_labels(out_dir, cfg) -> set:
     """Write or check OUT/config.json; truncate a cut last line of OUT/labels.jsonl; the keys already done."""
-    from pavkit.llm.label import completed_keys, config_mismatch, scan_labels
+    from pavkit import runs
+    from pavkit.llm.label import NOT_COMPARED, completed_keys, scan_labels
 
     config_path, labels_path = out_dir / "config.json", out_dir / "labels.jsonl"
-    if config_path.exists():
-        try:
-            saved = json.loads(config_path.read_text())
-        except json.JSONDecodeError as e:
-            raise InputError(f"{config_path}:{e.lineno}: not valid JSON ({e.msg})") from None
-        diff = config_mismatch(saved, cfg)
-        if diff:
-            raise InputError(f"{config_path}: config mismatch on resume: {diff} (use another --out)")
-        if saved.get("pavkit_version") != cfg.pavkit_version:
-            click.echo(f"note: {config_path} was written by pavkit {saved.get('pavkit_version')}", err=True)
-    elif labels_path.exists():
+    if labels_path.exists() and not config_path.exists():
         raise InputError(f"{labels_path}: exists without config.json; not a labelling run directory")
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
+    saved_version = None
+    try:
+        if config_path.exists():
+            saved_version = runs.read_json(out_dir, "config.json").get("pavkit_version")
+        runs.open_run(out_dir, cfg.to_json(), seed=cfg.seed, ignore=NOT_COMPARED)
+    except ValueError as e:  # a config mismatch (naming the field) or an unreadable config.json
+        raise InputError(str(e)) from None
+    if saved_version not in (None, cfg.pavkit_version):
+        click.echo(f"note: {config_path} was written by pavkit {saved_version}", err=True)
     if not labels_path.exists():
         return set()
     try:

@@ -42,48 +42,63 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def _diff(a: dict, b: dict, prefix: str = "") -> str | None:
-    """The first dotted key whose value differs between two JSON-like dicts, or None."""
-    for key in sorted(set(a) | set(b)):
+def _first_difference(a: dict, b: dict, ignore: frozenset = frozenset(), prefix: str = "") -> str | None:
+    """The first dotted key whose value differs between two JSON-like dicts (a missing key differs), or None."""
+    for key in sorted((set(a) | set(b)) - ignore):
         va, vb = a.get(key), b.get(key)
         if isinstance(va, dict) and isinstance(vb, dict):
-            found = _diff(va, vb, f"{prefix}{key}.")
+            found = _first_difference(va, vb, prefix=f"{prefix}{key}.")
             if found:
                 return found
-        elif va != vb:
+        elif va != vb or (key in a) != (key in b):
             return f"{prefix}{key}"
     return None
-
-
-def open_run(path: str | Path, config: dict, seed: int | None = None, command: list[str] | None = None) -> bool:
-    """Create the run directory, or reopen it to resume. Returns True if it already held this config.
-
-    Raises:
-        RunConfigMismatch: naming the first differing field, if DIR/config.json holds another config.
-    """
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    config = json.loads(json.dumps(config))  # tuples → lists, as they will be read back
-    cfg_path = path / "config.json"
-    resumed = cfg_path.exists()
-    if resumed:
-        old = json.loads(cfg_path.read_text())
-        field = _diff(old, config)
-        if field is not None:
-            raise RunConfigMismatch(f"{cfg_path}: field {field!r} is {_get(old, field)!r} there but "
-                                    f"{_get(config, field)!r} now; use another --out or the same options")
-    else:
-        _write_json_atomic(cfg_path, config)
-    meta = {"versions": _versions(), "seed": seed, "command": command if command is not None else sys.argv,
-            "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed": resumed}
-    _write_json_atomic(path / "meta.json", meta)
-    return resumed
 
 
 def _get(d: dict, dotted: str):
     for key in dotted.split("."):
         d = d.get(key) if isinstance(d, dict) else None
     return d
+
+
+def config_difference(saved: dict, config: dict, ignore=()) -> str | None:
+    """One line naming the first field where ``config`` differs from ``saved``, or None if they agree.
+
+    Top-level keys in ``ignore`` are not compared (e.g. a version string, a path whose content is hashed).
+    """
+    config = json.loads(json.dumps(config))  # tuples → lists, as they are read back
+    field = _first_difference(saved, config, frozenset(ignore))
+    if field is None:
+        return None
+    return f"field {field!r} is {_get(saved, field)!r} there but {_get(config, field)!r} now"
+
+
+def open_run(path: str | Path, config: dict, seed: int | None = None, command: list[str] | None = None,
+             ignore=()) -> bool:
+    """Create the run directory, or reopen it to resume. Returns True if it already held this config.
+
+    Writes DIR/config.json (first time) and DIR/meta.json (every time). Keys in ``ignore`` may differ on resume.
+
+    Raises:
+        RunConfigMismatch: naming the first differing field, if DIR/config.json holds another config.
+        ValueError: if DIR/config.json is not valid JSON (naming file and line).
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    config = json.loads(json.dumps(config))
+    cfg_path = path / "config.json"
+    resumed = cfg_path.exists()
+    if resumed:
+        diff = config_difference(read_json(path, "config.json"), config, ignore)
+        if diff is not None:
+            raise RunConfigMismatch(f"{cfg_path}: config mismatch on resume: {diff}; use another --out or the "
+                                    "same options")
+    else:
+        _write_json_atomic(cfg_path, config)
+    meta = {"versions": _versions(), "seed": seed, "command": command if command is not None else sys.argv,
+            "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed": resumed}
+    _write_json_atomic(path / "meta.json", meta)
+    return resumed
 
 
 def append_record(path: str | Path, record: dict, name: str = "train.jsonl") -> None:

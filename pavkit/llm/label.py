@@ -50,7 +50,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -166,15 +166,9 @@ def config_mismatch(saved: Mapping[str, Any], current: LabelConfig) -> str | Non
 
     Fields in ``NOT_COMPARED`` are skipped; a field missing from ``saved`` counts as a difference.
     """
-    now = current.to_json()
-    for f in fields(current):
-        if f.name in NOT_COMPARED:
-            continue
-        if f.name not in saved:
-            return f"field {f.name!r} is missing from the saved config (now {now[f.name]!r})"
-        if saved[f.name] != now[f.name]:
-            return f"field {f.name!r} was {saved[f.name]!r}, now {now[f.name]!r}"
-    return None
+    from pavkit.runs import config_difference
+
+    return config_difference(dict(saved), current.to_json(), ignore=NOT_COMPARED)
 
 
 def problems_digest(problems: Sequence[Any]) -> str:
