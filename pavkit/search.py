@@ -55,11 +55,12 @@ class BeamResult:
 
 def beam_search(
     initial: Sequence[Any],
-    expand: Callable[[Any], Sequence[Any]],
+    expand: Callable[[Any], Sequence[Any]] | None,
     score: Callable[[list, list], np.ndarray],
     width: int,
     max_steps: int,
     is_done: Callable[[Any], bool] | None = None,
+    expand_all: Callable[[list], Sequence[Sequence[Any]]] | None = None,
 ) -> BeamResult:
     """Beam search: expand every unfinished beam, score the children, keep the top ``width``.
 
@@ -74,9 +75,18 @@ def beam_search(
         width: beam width N.
         max_steps: maximum number of expansion rounds (the horizon H).
         is_done: state → whether it is complete; default: nothing completes early.
+        expand_all: optional batched ``expand``: the list of unfinished beams of one round → one list of
+            children per beam (same order). Given, it replaces ``expand``, so a backend can sample the next
+            steps of every beam in one call (an LLM engine batches them); ``expand`` may then be None.
     """
     if width < 1:
         raise ValueError(f"width must be >= 1, got {width}")
+    if expand_all is None:
+        if expand is None:
+            raise ValueError("give expand or expand_all")
+
+        def expand_all(states: list) -> list:
+            return [expand(b) for b in states]
     done = is_done or (lambda _state: False)
     beams, scores = list(initial), np.zeros(len(initial))
     result = BeamResult(beams, scores)
@@ -84,14 +94,20 @@ def beam_search(
         if all(done(b) for b in beams):
             break
         cand, cand_scores, parents, children = [], [], [], []
+        open_beams = []
         for b, s in zip(beams, scores, strict=True):
             if done(b):
                 cand.append(b)
                 cand_scores.append(s)
             else:
-                kids = list(expand(b))
-                parents += [b] * len(kids)
-                children += kids
+                open_beams.append(b)
+        groups = list(expand_all(open_beams))
+        if len(groups) != len(open_beams):
+            raise ValueError(f"expand_all returned {len(groups)} groups for {len(open_beams)} beams")
+        for b, kids in zip(open_beams, groups, strict=True):
+            kids = list(kids)
+            parents += [b] * len(kids)
+            children += kids
         result.proposals += len(children)
         if children:
             child_scores = np.asarray(score(parents, children), dtype=float)

@@ -239,3 +239,268 @@ def fig3_summary(runs: Sequence[RLRun], level: float = 0.9) -> dict:
         out["pass_at_n_growth_ratio"] = growth_ratio(table["n"], table["effective_reward"]["mean"],
                                                      table["outcome_only"]["mean"])
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fig. 4, 5(b), 5(c), 6(a): test-time search runs (directories written by `pavkit llm search`).
+
+POOL_KEYS = ("bon-orm", "bon-pav", "majority", "pass")
+BEAM_KEYS = ("beam-q", "beam-pav")
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """One search run as read from its directory: config.json, pool.jsonl, search.jsonl."""
+
+    path: str
+    config: dict
+    pool: list[dict]
+    search: list[dict]
+
+    @property
+    def base(self) -> str:
+        """A short name of the base policy π (its folder name)."""
+        from pathlib import Path
+
+        return Path(self.config["policy"]).name
+
+    @property
+    def prover_label(self) -> str:
+        """``bok:K`` → "Bo{K}(π)"; ``model:DIR`` → the folder name of DIR."""
+        from pathlib import Path
+
+        kind, _, arg = self.config["prover"].partition(":")
+        return f"Bo{arg}(π)" if kind == "bok" else Path(arg).name
+
+
+def load_search_runs(paths: Sequence[str]) -> list[SearchRun]:
+    """Read search run directories; errors name the directory."""
+    from pavkit.runs import read_json, read_records
+
+    runs = []
+    for p in paths:
+        cfg = read_json(p, "config.json")
+        if "pqv" not in cfg or "orm" not in cfg:
+            raise ValueError(f"{p}/config.json: not a `pavkit llm search` run (no 'pqv'/'orm' field)")
+        runs.append(SearchRun(str(p), cfg, read_records(p, "pool.jsonl"), read_records(p, "search.jsonl")))
+    return runs
+
+
+def _key_codes(rows: Sequence[Sequence[str | None]]) -> np.ndarray:
+    """(P, M) int codes of answer keys per problem (equal strings → equal codes; None → -1)."""
+    out = np.full((len(rows), len(rows[0]) if rows else 0), -1, dtype=np.int64)
+    for p, row in enumerate(rows):
+        codes: dict[str, int] = {}
+        for i, k in enumerate(row):
+            if k is not None:
+                out[p, i] = codes.setdefault(k, len(codes))
+    return out
+
+
+def _interval_dict(per_problem: np.ndarray, seed: int) -> dict:
+    from pavkit.analysis.metrics import accuracy_ci
+
+    ci = accuracy_ci(per_problem, seed=seed)
+    return {"mean": ci.mean.tolist(), "low": ci.low.tolist(), "high": ci.high.tolist()}
+
+
+def search_table(pool: Sequence[dict], search: Sequence[dict], ns: Sequence[int], *, resamples: int = 200,
+                 seed: int = 0) -> dict:
+    r"""Accuracy (mean and 95 % bootstrap CI over problems) and mean compute per problem, per method and N.
+
+    Only problems with every record (the pool when there is one, and every beam method at every N present) are
+    used, so all methods are compared on the same problems. Pool methods at N: best-of-N exactly
+    (:func:`exact_best_of_n`), majority by subsampling (``resamples`` draws), Pass@N in closed form. Compute at N:
+
+        pool, bon-*      N·mean(num_tokens) + N·mean(verifier_tokens) + prompt_tokens   (one verifier model)
+        pool, majority / pass   N·mean(num_tokens)                                       (no verifier)
+        beam             generated_tokens + verifier_tokens of the record
+
+    Returns:
+        {"problems": P, "n_pool": M or None, method → {"n": [...], "accuracy": {"mean","low","high"},
+         "compute": [...], and for beam methods "any_correct": {...}}}
+    """
+    from pavkit.analysis.metrics import exact_best_of_n, pass_at_n_matrix, subsample_majority
+
+    wanted = {int(n) for n in ns}
+    beams: dict[tuple[str, int], dict[int, dict]] = {}
+    for r in search:
+        if int(r["n"]) in wanted and r["method"] in BEAM_KEYS:
+            beams.setdefault((r["method"], int(r["n"])), {})[int(r["problem_index"])] = r
+    pool_by = {int(r["problem_index"]): r for r in pool}
+    keep = set(pool_by) if pool_by else None
+    for recs in beams.values():
+        keep = set(recs) if keep is None else keep & set(recs)
+    keep = sorted(keep or ())
+    out: dict = {"problems": len(keep), "n_pool": None}
+    if not keep:
+        return out
+    if pool_by:
+        rows = [pool_by[i] for i in keep]
+        m = min(len(r["correct"]) for r in rows)
+        out["n_pool"] = m
+        pool_ns = sorted({int(n) for n in ns if n <= m})
+        correct = np.array([r["correct"][:m] for r in rows], dtype=float)
+        gen = np.array([r["num_tokens"][:m] for r in rows], dtype=float).mean(axis=1)  # (P,)
+        ver = np.array([r["verifier_tokens"][:m] for r in rows], dtype=float).mean(axis=1)
+        prompt = np.array([r["prompt_tokens"] for r in rows], dtype=float)
+        per = {"bon-orm": exact_best_of_n(correct, np.array([r["orm"][:m] for r in rows]), pool_ns),
+               "bon-pav": exact_best_of_n(correct, np.array([r["pqv"][:m] for r in rows]), pool_ns),
+               "majority": subsample_majority(correct, _key_codes([r["vote_keys"][:m] for r in rows]), pool_ns,
+                                              resamples=resamples, seed=seed),
+               "pass": pass_at_n_matrix(correct, pool_ns)}
+        for method, acc in per.items():
+            uses_verifier = method.startswith("bon-")
+            compute = [float(np.mean(n * gen + (n * ver + prompt if uses_verifier else 0.0))) for n in pool_ns]
+            out[method] = {"n": pool_ns, "accuracy": _interval_dict(acc, seed), "compute": compute}
+    for method in BEAM_KEYS:
+        widths = sorted(n for (m_, n) in beams if m_ == method)
+        if not widths:
+            continue
+        recs = [[beams[(method, n)][i] for i in keep] for n in widths]
+        acc = np.array([[float(r["correct"]) for r in row] for row in recs])
+        anyc = np.array([[float(r["any_correct"]) for r in row] for row in recs])
+        compute = [float(np.mean([r["generated_tokens"] + r["verifier_tokens"] for r in row])) for row in recs]
+        out[method] = {"n": widths, "accuracy": _interval_dict(acc, seed), "compute": compute,
+                       "any_correct": _interval_dict(anyc, seed)}
+    return out
+
+
+def run_table(run: SearchRun, ns: Sequence[int] | None = None, **kw) -> dict:
+    """:func:`search_table` of one run at its configured N values (or ``ns``)."""
+    return search_table(run.pool, run.search, ns or run.config["ns"], **kw)
+
+
+def _curve(entry: dict, x: str = "compute", which: str = "accuracy") -> tuple:
+    xs = np.array(entry["n"] if x == "n" else entry[x], dtype=float)
+    v = entry[which]
+    return xs, np.array(v["mean"]), np.array(v["low"]), np.array(v["high"])
+
+
+def fig4_summary(table: dict, baseline: str = "bon-orm", method: str = "beam-pav") -> dict:
+    """The numbers Fig. 4 annotates: compute-to-match and the accuracy gain at the largest equal budget.
+
+    target = the baseline's accuracy at its largest N; compute_ratio = baseline compute ÷ method compute to
+    reach it (:func:`compute_to_match`); accuracy_gain = method − baseline accuracy at the largest compute both
+    curves cover (log-linear interpolation), and accuracy_gain_at_n at the largest N both have.
+    """
+    from pavkit.analysis.metrics import accuracy_at_compute, compute_to_match
+
+    if baseline not in table or method not in table:
+        raise ValueError(f"the run has no {baseline!r} or no {method!r} results")
+    b, a = table[baseline], table[method]
+    acc_b, acc_a = b["accuracy"]["mean"], a["accuracy"]["mean"]
+    target = acc_b[-1]
+    match = compute_to_match(a["compute"], acc_a, b["compute"], acc_b, target)
+    budget = min(max(a["compute"]), max(b["compute"]))
+    at_a, at_b = accuracy_at_compute(a["compute"], acc_a, budget), accuracy_at_compute(b["compute"], acc_b, budget)
+    common = sorted(set(a["n"]) & set(b["n"]))
+    gain_n = (acc_a[a["n"].index(common[-1])] - acc_b[b["n"].index(common[-1])]) if common else None
+    return {"method": method, "baseline": baseline, "n": b["n"][-1], "target": target,
+            "compute_method": match.compute_a, "compute_baseline": match.compute_b, "compute_ratio": match.ratio,
+            "ratio_is_lower_bound": match.lower_bound, "budget": budget,
+            "accuracy_gain": None if at_a is None or at_b is None else at_a - at_b,
+            "gain_n": common[-1] if common else None, "accuracy_gain_at_n": gain_n}
+
+
+def fig4_figure(run: SearchRun, ax=None, table: dict | None = None):
+    """Accuracy vs compute: ORM/PAV-as-ORM best-of-N, majority, beam search with Q^π and with PAV, Pass@N dashed."""
+    ax = _new_axes(ax)
+    from pavkit.analysis.plots import plot_search_curves
+
+    table = table or run_table(run)
+    curves = {k: _curve(table[k]) for k in ("bon-orm", "bon-pav", "majority", "beam-q", "beam-pav", "pass")
+              if k in table}
+    if not curves:
+        raise ValueError(f"{run.path}: no search records")
+    plot_search_curves(curves, ax=ax)
+    title = f"{run.base}: {table['problems']} problems, prover {run.config['prover']}, α = {run.config['alpha']:g}"
+    if "bon-orm" in table and "beam-pav" in table:
+        s = fig4_summary(table)
+        ratio = "never matches its accuracy" if s["compute_ratio"] is None else (
+            f"{'≥ ' if s['ratio_is_lower_bound'] else ''}{s['compute_ratio']:.1f}× less compute to match it")
+        gain = "n/a" if s["accuracy_gain"] is None else f"{s['accuracy_gain']:+.3f}"
+        title += f"\nPAV beam vs ORM best-of-{s['n']}: {ratio}; accuracy {gain} at equal compute"
+    ax.set_title(title, fontsize=9)
+    return ax.figure
+
+
+def fig5b_figure(runs: Sequence[SearchRun], ax=None):
+    """Beam search with PAV: accuracy vs N for each Best-of-K(π) prover (one run per K); ORM best-of-N if present."""
+    ax = _new_axes(ax)
+    from pavkit.analysis.plots import plot_search_curves
+
+    boks = sorted((r for r in runs if r.config["prover"].startswith("bok:")),
+                  key=lambda r: int(r.config["prover"].split(":")[1]))
+    curves = {}
+    for r in boks:
+        t = run_table(r)
+        if "beam-pav" in t:
+            curves[f"PAV, {r.prover_label} prover"] = _curve(t["beam-pav"], x="n")
+    if not curves:
+        raise ValueError("no beam-pav results with a bok:K prover in these runs")
+    for r in runs:
+        t = run_table(r)
+        if "bon-orm" in t:
+            curves["bon-orm"] = _curve(t["bon-orm"], x="n")
+            break
+    plot_search_curves(curves, ax=ax, xlabel="N (beam width / samples)", log2=True)
+    ax.set_title(f"Prover strength: Best-of-K(π) provers ({boks[0].base})", fontsize=10)
+    return ax.figure
+
+
+def base_prover_grid(runs: Sequence[SearchRun], n: int = 16) -> dict:
+    """% improvement of PAV beam search over ORM best-of-N at N = ``n`` for every (base, prover) run.
+
+    improvement = 100·(acc_beam-pav − acc_bon-orm) / acc_bon-orm, with bon-orm from any run of the same base
+    that has a pool (NaN when that accuracy is 0 or missing).
+
+    Returns {"bases": [...], "provers": [...], "values": (B, K) list, "n": n}.
+    """
+    orm: dict[str, float] = {}
+    pav: dict[tuple[str, str], float] = {}
+    for r in runs:
+        t = run_table(r, ns=[n])
+        if "bon-orm" in t and n in t["bon-orm"]["n"]:
+            orm.setdefault(r.base, t["bon-orm"]["accuracy"]["mean"][0])
+        if "beam-pav" in t and n in t["beam-pav"]["n"]:
+            pav[(r.base, r.prover_label)] = t["beam-pav"]["accuracy"]["mean"][0]
+    if not pav:
+        raise ValueError(f"no beam-pav results at N = {n} in these runs")
+    bases = sorted({b for b, _ in pav})
+    provers = sorted({p for _, p in pav})
+    values = np.full((len(bases), len(provers)), np.nan)
+    for (b, p), acc in pav.items():
+        if orm.get(b):
+            values[bases.index(b), provers.index(p)] = 100.0 * (acc - orm[b]) / orm[b]
+    return {"bases": bases, "provers": provers, "values": values.tolist(), "n": n}
+
+
+def fig5c_figure(runs: Sequence[SearchRun], n: int = 16, ax=None):
+    """Base × prover: bars of % improvement of PAV beam search over ORM best-of-N at N = ``n`` (paper: 16)."""
+    ax = _new_axes(ax)
+    from pavkit.analysis.plots import plot_grouped_bars
+
+    g = base_prover_grid(runs, n)
+    plot_grouped_bars(g["bases"], g["provers"], np.array(g["values"]), ax=ax)
+    ax.set_title(f"Base × prover: PAV beam search vs ORM best-of-N at N = {n}", fontsize=10)
+    return ax.figure
+
+
+def fig6a_figure(run: SearchRun, ax=None):
+    """Pass@N: i.i.d. sampling (the pool) vs any final candidate correct in beam search with Q^π and with PAV."""
+    ax = _new_axes(ax)
+    from pavkit.analysis.plots import plot_search_curves
+
+    t = run_table(run)
+    curves = {}
+    if "pass" in t:
+        curves["pass"] = _curve(t["pass"], x="n")
+    for k in BEAM_KEYS:
+        if k in t:
+            curves[k] = _curve(t[k], x="n", which="any_correct")
+    if not curves:
+        raise ValueError(f"{run.path}: no pool or beam records")
+    plot_search_curves(curves, ax=ax, xlabel="N (samples / beam width)", ylabel="Pass@N", log2=True)
+    ax.set_title(f"Pass@N over {run.base} ({t['problems']} problems)", fontsize=10)
+    return ax.figure

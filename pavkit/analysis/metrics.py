@@ -5,6 +5,7 @@ Learning curves are arrays of shape (S, T): S seeds (or runs) evaluated at the s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -103,3 +104,193 @@ def growth_ratio(ns: Sequence[int], curve_a: Sequence[float], curve_b: Sequence[
         raise ValueError("curves must have one value per N")
     gb = b[-1] - b[0]
     return None if gb <= 0 else float((a[-1] - a[0]) / gb)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Test-time search (paper §4, Fig. 4-6): accuracy at N from one pool of M samples per problem, compute-to-match.
+
+
+def _subsets(rng: np.random.Generator, problems: int, m: int, n: int, resamples: int) -> np.ndarray:
+    """(P, R, n) indices: for each problem, R random ordered draws of n of the m samples without replacement."""
+    return np.argsort(rng.random((problems, resamples, m)), axis=-1)[..., :n]
+
+
+def _check_pool(correct: np.ndarray, other: np.ndarray, ns: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    correct = np.asarray(correct, dtype=float)
+    other = np.asarray(other)
+    if correct.ndim != 2 or correct.shape != other.shape:
+        raise ValueError(f"correct {correct.shape} and scores/keys {other.shape} must share one (P, M) shape")
+    if min(ns) < 1 or max(ns) > correct.shape[1]:
+        raise ValueError(f"every N must lie in [1, M = {correct.shape[1]}], got {list(ns)}")
+    return correct, other
+
+
+def subsample_best_of_n(correct: np.ndarray, scores: np.ndarray, ns: Sequence[int], resamples: int = 200,
+                        seed: int = 0) -> np.ndarray:
+    r"""Expected best-of-N accuracy per problem, estimated by subsampling one pool of M scored samples.
+
+    For each problem and each of ``resamples`` draws, take N of the M samples without replacement (in random
+    order), pick the highest score (the first in draw order on ties) and read its correctness; average.
+
+    Args:
+        correct: (P, M) Rex of each sample (bool or 0/1).
+        scores: (P, M) verifier scores (ORM, or PQV for PAV-as-ORM).
+        ns: the N values, each in [1, M].
+    Returns:
+        (len(ns), P) expected accuracy.
+    """
+    correct, scores = _check_pool(correct, scores, ns)
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(ns), correct.shape[0]))
+    for j, n in enumerate(ns):
+        idx = _subsets(rng, *correct.shape, int(n), resamples)  # (P, R, n)
+        s = np.take_along_axis(scores[:, None, :].repeat(resamples, 1), idx, axis=-1)
+        pick = np.take_along_axis(idx, s.argmax(axis=-1)[..., None], axis=-1)[..., 0]  # (P, R)
+        out[j] = np.take_along_axis(correct, pick, axis=1).mean(axis=1)
+    return out
+
+
+def exact_best_of_n(correct: np.ndarray, scores: np.ndarray, ns: Sequence[int]) -> np.ndarray:
+    r"""The expectation that ``subsample_best_of_n`` estimates, in closed form (no sampling noise).
+
+    Group a problem's M samples by score, best group first; with a_g samples in better groups and m_g in group g,
+    a uniform N-subset has g as its best group with probability [C(M − a_g, N) − C(M − a_g − m_g, N)] / C(M, N),
+    and a random tie-break inside g then picks each of g's samples with equal chance, so
+
+        E[acc@N] = Σ_g P(best group = g) · mean_{i ∈ g} correct_i.
+
+    Returns (len(ns), P).
+    """
+    correct, scores = _check_pool(correct, scores, ns)
+    m = correct.shape[1]
+    out = np.empty((len(ns), correct.shape[0]))
+    for p in range(correct.shape[0]):
+        values, inverse = np.unique(-np.asarray(scores[p], dtype=float), return_inverse=True)  # best first
+        sizes = np.bincount(inverse, minlength=len(values))
+        means = np.bincount(inverse, weights=correct[p], minlength=len(values)) / sizes
+        above = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        for j, n in enumerate(ns):
+            total = math.comb(m, int(n))
+            prob = [(math.comb(m - a, int(n)) - math.comb(m - a - s, int(n))) / total
+                    for a, s in zip(above, sizes, strict=True)]
+            out[j, p] = float(np.dot(prob, means))
+    return out
+
+
+def subsample_majority(correct: np.ndarray, keys: np.ndarray, ns: Sequence[int], resamples: int = 200,
+                       seed: int = 0) -> np.ndarray:
+    r"""Expected majority-vote accuracy per problem at each N, by subsampling one pool of M answers.
+
+    In each draw of N samples (random order), the answer key with the most votes wins, ties going to the key
+    seen first in the draw; the vote is correct when that key's first sample is correct. Key < 0 (no answer)
+    never votes; a draw with no answer at all is wrong.
+
+    Args:
+        correct: (P, M) Rex of each sample.
+        keys: (P, M) int answer keys (equal keys = equal answers; -1 = no answer).
+    Returns:
+        (len(ns), P).
+    """
+    correct, keys = _check_pool(correct, keys, ns)
+    keys = keys.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(ns), correct.shape[0]))
+    for j, n in enumerate(ns):
+        idx = _subsets(rng, *correct.shape, int(n), resamples)  # (P, R, n)
+        for p in range(correct.shape[0]):  # one problem at a time: the vote table is (R, n, n)
+            k, c = keys[p][idx[p]], correct[p][idx[p]]  # (R, n)
+            votes = (k[:, :, None] == k[:, None, :]).sum(axis=-1)  # votes for each position's key
+            votes = np.where(k >= 0, votes, 0)
+            # argmax takes the first position with the most votes: the earliest sample of the first-seen tied key
+            win = votes.argmax(axis=-1)
+            ok = c[np.arange(len(win)), win]
+            out[j, p] = np.where(votes.max(axis=-1) > 0, ok, 0.0).mean()
+    return out
+
+
+def pass_at_n_matrix(correct: np.ndarray, ns: Sequence[int]) -> np.ndarray:
+    """Pass@N per problem from one pool (unbiased, closed form, ``pass_at_k``): (len(ns), P)."""
+    correct = np.asarray(correct, dtype=float)
+    m, hits = correct.shape[1], correct.sum(axis=1).astype(int)
+    if min(ns) < 1 or max(ns) > m:
+        raise ValueError(f"every N must lie in [1, M = {m}], got {list(ns)}")
+    return np.stack([pass_at_k(np.full_like(hits, m), hits, int(n)) for n in ns])
+
+
+def accuracy_ci(per_problem: np.ndarray, confidence: float = 0.95, resamples: int = 2000,
+                seed: int = 0) -> Interval:
+    """Mean accuracy at each N with a bootstrap CI over problems: (T, P) per-problem values → fields (T,)."""
+    x = np.asarray(per_problem, dtype=float)
+    if x.ndim != 2:
+        raise ValueError(f"per_problem must have shape (T, P), got {x.shape}")
+    return bootstrap_ci(x.T, confidence=confidence, resamples=resamples, seed=seed)
+
+
+def _log_interp_reach(compute: np.ndarray, acc: np.ndarray, target: float) -> tuple[float | None, bool]:
+    """(compute where ``acc`` first reaches ``target``, log-linear between points; whether that is only an upper
+    bound because the curve starts above the target)."""
+    order = np.argsort(compute, kind="stable")
+    c, a = np.asarray(compute, dtype=float)[order], np.asarray(acc, dtype=float)[order]
+    hits = np.nonzero(a >= target)[0]
+    if not len(hits):
+        return None, False
+    i = int(hits[0])
+    if i == 0:
+        return float(c[0]), bool(a[0] > target)
+    frac = (target - a[i - 1]) / (a[i] - a[i - 1])
+    return float(np.exp(np.log(c[i - 1]) + frac * (np.log(c[i]) - np.log(c[i - 1])))), False
+
+
+@dataclass(frozen=True)
+class ComputeMatch:
+    """Compute each of two methods needs to reach ``target`` accuracy, and ``ratio`` = compute_b / compute_a
+    (how many times less compute a needs than b).
+
+    ``compute_a``/``compute_b`` are None when that method never reaches the target. ``ratio`` is None when a
+    never reaches it; when b never reaches it, ``ratio`` uses b's largest compute and is a lower bound
+    (``lower_bound`` True); likewise when a's first point already lies above the target (a needs at most that).
+    """
+
+    target: float
+    compute_a: float | None
+    compute_b: float | None
+    ratio: float | None
+    lower_bound: bool
+
+
+def compute_to_match(compute_a: Sequence[float], acc_a: Sequence[float], compute_b: Sequence[float],
+                     acc_b: Sequence[float], target: float) -> ComputeMatch:
+    r"""Compute-to-match (paper §4: "compute PAV search needs to match ORM best-of-128").
+
+    Each curve is a set of (compute, accuracy) points; the compute at which it first reaches ``target`` is
+    interpolated linearly in log compute between the two points around the crossing:
+
+        log C* = log C_{i−1} + (target − acc_{i−1}) / (acc_i − acc_{i−1}) · (log C_i − log C_{i−1}).
+
+    Args:
+        compute_a, acc_a: (T_a,) the method (e.g. beam-pav); compute must be > 0.
+        compute_b, acc_b: (T_b,) the baseline (e.g. bon-orm).
+        target: accuracy level (e.g. the baseline's accuracy at its largest N).
+    """
+    ca, aa, cb, ab = (np.asarray(x, dtype=float) for x in (compute_a, acc_a, compute_b, acc_b))
+    if ca.shape != aa.shape or cb.shape != ab.shape or ca.ndim != 1 or cb.ndim != 1 or not len(ca) or not len(cb):
+        raise ValueError("each curve needs equal-length, non-empty compute and accuracy arrays")
+    if (ca <= 0).any() or (cb <= 0).any():
+        raise ValueError("compute must be > 0 (it is interpolated in log space)")
+    need_a, a_bound = _log_interp_reach(ca, aa, target)
+    need_b, _ = _log_interp_reach(cb, ab, target)
+    if need_a is None:
+        return ComputeMatch(target, None, need_b, None, False)
+    if need_b is None:
+        return ComputeMatch(target, need_a, None, float(cb.max()) / need_a, True)
+    return ComputeMatch(target, need_a, need_b, need_b / need_a, a_bound)
+
+
+def accuracy_at_compute(compute: Sequence[float], acc: Sequence[float], budget: float) -> float | None:
+    """Accuracy of a curve at ``budget`` compute (log-linear interpolation), None outside its compute range."""
+    c, a = np.asarray(compute, dtype=float), np.asarray(acc, dtype=float)
+    order = np.argsort(c, kind="stable")
+    c, a = c[order], a[order]
+    if budget < c[0] or budget > c[-1]:
+        return None
+    return float(np.interp(np.log(budget), np.log(c), a))

@@ -16,6 +16,13 @@ STYLE = {
     "effective_reward": {"color": "tab:red", "marker": "o", "label": "effective reward Q^π + α·A^μ"},
     "outcome_only": {"color": "tab:blue", "marker": "s", "label": "only Q^π (outcome, α = 0)"},
     "initial": {"color": "tab:gray", "marker": "^", "label": "initial π (SFT on μ_5)"},
+    # test-time search (paper §4, Fig. 4-6)
+    "bon-orm": {"color": "tab:blue", "marker": "s", "label": "ORM best-of-N"},
+    "bon-pav": {"color": "tab:cyan", "marker": "v", "label": "PAV-as-ORM best-of-N"},
+    "majority": {"color": "tab:olive", "marker": "D", "label": "majority vote"},
+    "pass": {"color": "black", "marker": ".", "label": "Pass@N (i.i.d. samples)", "ls": "--"},
+    "beam-q": {"color": "tab:green", "marker": "^", "label": "beam search, Q^π only (PRM)"},
+    "beam-pav": {"color": "tab:red", "marker": "o", "label": "beam search, PAV Q^π + α·A^μ"},
 }
 
 
@@ -126,4 +133,56 @@ def plot_pass_at_n(ns: np.ndarray, curves: dict[str, tuple[np.ndarray, np.ndarra
     ax.set_ylabel("Pass@N")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    return ax
+
+
+def _style(key: str, index: int = 0) -> dict:
+    """STYLE[key], or a colour from the default cycle (by ``index``) with ``key`` as its label."""
+    if key in STYLE:
+        return STYLE[key]
+    return {"color": f"C{index % 10}", "marker": "os^vD<>ph*"[index % 10], "label": key}
+
+
+def plot_search_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], ax=None,
+                       xlabel: str = "compute (policy + verifier tokens per problem)", ylabel: str = "accuracy",
+                       log2: bool = False):
+    """Accuracy curves with CI bands on a log x axis (paper Fig. 4, 5(b), 6(a)).
+
+    Args:
+        curves: key (STYLE method, or any label) → (x (T,), mean (T,), low (T,), high (T,)); x is compute or N.
+        log2: label the x axis in powers of two (for N); else a log10 axis (compute).
+    """
+    ax = _axes(ax)
+    for i, (key, (x, mean, low, high)) in enumerate(curves.items()):
+        s = _style(key, i)
+        ax.plot(x, mean, color=s["color"], marker=s["marker"], ls=s.get("ls", "-"), label=s["label"], lw=2)
+        ax.fill_between(x, low, high, color=s["color"], alpha=0.15, lw=0)
+    ax.set_xscale("log", base=2 if log2 else 10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return ax
+
+
+def plot_grouped_bars(groups: Sequence[str], series: Sequence[str], values: np.ndarray, ax=None,
+                      ylabel: str = "% improved over ORM best-of-N"):
+    """Grouped bars (paper Fig. 5(c)): one group per base policy, one bar per prover.
+
+    Args:
+        groups: (G,) group labels (bases); series: (S,) bar labels (provers).
+        values: (G, S) bar heights; NaN leaves a gap.
+    """
+    ax = _axes(ax)
+    values = np.asarray(values, dtype=float)
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(groups))
+    for j, name in enumerate(series):
+        ax.bar(x + (j - (len(series) - 1) / 2) * width, values[:, j], width, color=f"C{j % 10}", label=name)
+    ax.axhline(0, color="black", lw=1)
+    ax.set_xticks(x, list(groups))
+    ax.set_xlabel("base policy")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8, title="prover", loc="best")
     return ax

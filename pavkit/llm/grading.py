@@ -317,8 +317,13 @@ def _classify(pred: str | None, gold: str) -> tuple[str | None, tuple[str, str] 
 
 
 def grade_outcomes(responses: Sequence[str], golds: Sequence[str], *, strict: bool = False,
-                   timeout: float | None = 5.0, workers: int | None = None) -> list[str]:
-    """Outcome ("correct" / "wrong" / "ungradable") of every (response, gold) pair, shape (N,)."""
+                   timeout: float | None = 5.0, workers: int | None = None, symbolic: bool = True) -> list[str]:
+    """Outcome ("correct" / "wrong" / "ungradable") of every (response, gold) pair, shape (N,).
+
+    ``symbolic=False`` never starts math-verify: a pair that is not decided by plain-number or normalised-text
+    comparison is "wrong" (for tasks whose gold answers are integers, such as the organism, where it spares a
+    training process the worker pool).
+    """
     if len(responses) != len(golds):
         raise ValueError(f"{len(responses)} responses but {len(golds)} gold answers")
     outcomes: list[str | None] = []
@@ -326,8 +331,10 @@ def grade_outcomes(responses: Sequence[str], golds: Sequence[str], *, strict: bo
     for i, (response, gold) in enumerate(zip(responses, golds, strict=True)):
         outcome, pair = _classify(extract_answer(response, strict=strict), gold)
         outcomes.append(outcome)
-        if pair is not None:
+        if pair is not None and symbolic:
             pending.append((i, pair))
+        elif pair is not None:
+            outcomes[-1] = WRONG
     if pending:
         for (i, _), outcome in zip(pending, _verify_many([p for _, p in pending], timeout, workers), strict=True):
             outcomes[i] = outcome
@@ -343,8 +350,9 @@ def grade(response: str, gold: str, *, strict: bool = False, timeout: float | No
 
 
 def grade_batch(responses: Sequence[str], golds: Sequence[str], *, strict: bool = False,
-                timeout: float | None = 5.0, workers: int | None = None) -> tuple[np.ndarray, int]:
+                timeout: float | None = 5.0, workers: int | None = None,
+                symbolic: bool = True) -> tuple[np.ndarray, int]:
     """Rex of N responses: (correct (N,) bool, number ungradable). Ungradable counts as not correct."""
-    outcomes = grade_outcomes(responses, golds, strict=strict, timeout=timeout, workers=workers)
+    outcomes = grade_outcomes(responses, golds, strict=strict, timeout=timeout, workers=workers, symbolic=symbolic)
     correct = np.array([o == CORRECT for o in outcomes], dtype=bool)
     return correct, sum(o == UNGRADABLE for o in outcomes)

@@ -1,0 +1,716 @@
+r"""Learned verifiers on a language model: ORM, PQV (a model of Q^π) and a Q^μ model (paper §4.2, App. D).
+
+Model. ``AutoModelForTokenClassification(num_labels=1)`` on the base causal LM's folder: the LM's backbone
+(``model.*`` weights, loaded unchanged; ``lm_head`` is dropped) followed by a dropout and a new linear head
+``score`` (hidden → 1). The head's logit at the *reading token* of a prefix is the verifier's logit and
+
+    V̂(s) = sigmoid(logit at the reading token of s).
+
+Reading tokens (:func:`read_positions`, the convention of :mod:`pavkit.llm.steps`): V̂(s_1) (the prompt alone) is
+read at the last prompt token, V̂(s_{h+1}) at the last token of step h, which is the token holding its
+delimiter (the paper's fixed "scoring token" is here the step delimiter). Steps are tokenized as segments, so
+the ids of a prefix are a prefix of the whole trajectory's ids, and causal attention makes the logit at a
+position depend only on the tokens before it: ONE forward pass over a trajectory gives V̂ of all its H+1
+prefixes, each equal to scoring that prefix alone. Batches are right-padded with an attention mask; padding
+sits after every real token and so cannot change any value.
+
+Kinds (labels from :mod:`pavkit.llm.label` records, one trajectory per record):
+
+- ``orm``  the seed's outcome Rex(y) ∈ {0, 1} at the final prefix s_{H+1} only (other positions weight 0);
+- ``pqv``  the soft Monte Carlo label ``v_pi`` at every prefix s_1 … s_{H+1}: a model of V^π / Q^π;
+- ``qmu``  ``v_mu`` at every prefix (labels made with a rollout prover): a model of Q^μ.
+
+Loss: soft-label binary cross-entropy with logits, weighted per position,
+
+    L = Σ_i w_i · BCE(z_i, y_i) / Σ_i w_i,   BCE(z, y) = −y·log σ(z) − (1−y)·log(1−σ(z)),   y ∈ [0, 1],
+
+with class-balanced sampling (App. D): every epoch the labelled prefixes are re-drawn with
+:func:`pavkit.llm.label.balanced_buckets` over the buckets Q̂ < 0.5 / Q̂ ≥ 0.5, and a prefix drawn m times gets
+weight m. AdamW (weight decay 0 by default, i.e. Adam), linear warm-up then cosine decay to 0 (App. D's shape;
+the paper's 20,000 iterations at LR 5e-7 with 2,000 warm-up steps are for a 9B model).
+
+Library code takes and returns data; ``pavkit.cli`` reads label files and writes the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pavkit.llm.steps import DEFAULT_DELIMITER, check_steps, step_token_spans
+
+KINDS = ("orm", "pqv", "qmu")
+BALANCE_MODES = ("down", "up", "none")
+VERIFIER_JSON = "verifier.json"
+MODEL_SUBDIR = "model"  # where `pavkit llm train-verifier` saves the checkpoint inside its run directory
+_LABEL_KEY = {"pqv": "v_pi", "qmu": "v_mu"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Configuration.
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """Training settings of one verifier (validated on construction; ValueError names the field).
+
+    Paper values (App. D, Gemma 9B): 20,000 iterations, batch 32, Adam, max LR 5e-7, 2,000 linear warm-up
+    steps then cosine decay, class-balanced buckets. The defaults here suit small models trained from scratch.
+    """
+
+    kind: str                     # "orm" | "pqv" | "qmu" (module docstring)
+    iters: int = 400              # optimiser steps (paper: 20,000)
+    batch_size: int = 16          # trajectories per step, each giving up to H+1 labelled positions (paper: 32)
+    lr: float = 3e-4              # peak learning rate (paper: 5e-7 on a 9B model)
+    warmup: int = 40              # linear warm-up steps, then cosine decay to 0 (paper: 2,000 of 20,000)
+    balance: str = "down"         # "down" | "up" | "none": class balance over buckets Q̂ < 0.5 / Q̂ >= 0.5
+    eval_fraction: float = 0.1    # held-out share of PROBLEMS (split by problem_index, never by row)
+    eval_every: int = 50          # evaluate every this many steps (and before the first and after the last)
+    seed: int = 0                 # split, sampling, batch order, torch's RNG (head dropout)
+    delimiter: str = "\n"         # step delimiter of the labels (pavkit.llm.steps)
+    max_length: int = 512         # token cap per trajectory; positions read beyond it are dropped
+    weight_decay: float = 0.0     # AdamW decoupled weight decay (0: Adam, as in the paper)
+    grad_clip: float = 1.0        # max global gradient norm (0: no clipping)
+    init_head: bool = True        # before step 1: head weights N(0, initializer_range²) drawn from `seed`, bias
+                                  # logit(mean training label); False keeps the model's head as it is
+    eval_batch_size: int = 32     # trajectories per forward pass when evaluating
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("kind", self.kind in KINDS, f"must be one of {', '.join(KINDS)}"),
+            ("iters", isinstance(self.iters, int) and self.iters >= 1, "must be an integer >= 1"),
+            ("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 1, "must be an integer >= 1"),
+            ("lr", self.lr > 0 and math.isfinite(self.lr), "must be a finite number > 0"),
+            ("warmup", isinstance(self.warmup, int) and 0 <= self.warmup <= self.iters, "must be in [0, iters]"),
+            ("balance", self.balance in BALANCE_MODES, f"must be one of {', '.join(BALANCE_MODES)}"),
+            ("eval_fraction", 0.0 <= self.eval_fraction < 1.0, "must be in [0, 1)"),
+            ("eval_every", isinstance(self.eval_every, int) and self.eval_every >= 1, "must be an integer >= 1"),
+            ("delimiter", isinstance(self.delimiter, str) and bool(self.delimiter), "must be a non-empty string"),
+            ("max_length", isinstance(self.max_length, int) and self.max_length >= 2, "must be an integer >= 2"),
+            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("grad_clip", self.grad_clip >= 0, "must be >= 0"),
+            ("eval_batch_size", isinstance(self.eval_batch_size, int) and self.eval_batch_size >= 1,
+             "must be an integer >= 1"),
+        ]
+        for name, ok, why in checks:
+            if not ok:
+                raise ValueError(f"VerifierConfig.{name}: {why}, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Label records → training rows.
+
+
+@dataclass(frozen=True)
+class VerifierRow:
+    """One trajectory with its labels over the prefixes s_1 … s_{H+1}.
+
+    targets (H+1,) in [0, 1]; weights (H+1,) >= 0 (0: not labelled); outcome = Rex of the whole response, or
+    None when the record's steps are not the whole response (cut by first-pit seeding) or it has no outcome.
+    """
+
+    problem_index: int
+    prompt: str
+    steps: tuple[str, ...]
+    targets: np.ndarray
+    weights: np.ndarray
+    outcome: float | None = None
+
+
+class LabelRecordError(ValueError):
+    """A label record that cannot be used; the message names the record (file:line when known) and the field."""
+
+
+def _fail(where: str, name: str, why: str) -> None:
+    raise LabelRecordError(f"{where}: {name}: {why}")
+
+
+def _as_label_array(where: str, name: str, value: Any, length: int) -> np.ndarray:
+    if not isinstance(value, list) or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in value):
+        _fail(where, name, "must be a list of numbers")
+    arr = np.asarray(value, dtype=float)
+    if len(arr) != length:
+        _fail(where, name, f"has {len(arr)} values, expected len(steps) + 1 = {length}")
+    if not np.all(np.isfinite(arr)) or arr.min(initial=0.0) < 0 or arr.max(initial=0.0) > 1:
+        _fail(where, name, "values must lie in [0, 1]")
+    return arr
+
+
+def _outcome(where: str, record: Mapping[str, Any], required: bool) -> float | None:
+    if "outcome" not in record or record["outcome"] is None:
+        if required:
+            _fail(where, "outcome", "missing (the ORM needs the seed's outcome)")
+        return None
+    value = record["outcome"]
+    if value not in (0, 1) or isinstance(value, float) and not value.is_integer():
+        _fail(where, "outcome", f"must be true/false or 0/1, got {value!r}")
+    return float(value)
+
+
+def verifier_rows(records: Sequence[Mapping[str, Any]], kind: str, delimiter: str = DEFAULT_DELIMITER, *,
+                  source: str | None = None) -> list[VerifierRow]:
+    """Training rows of ``kind`` from label records (the dicts :func:`pavkit.llm.label.label_problem` makes).
+
+    Reads ``problem_index``, ``prompt``, ``steps`` (canonical under ``delimiter``), ``outcome``,
+    ``num_seed_steps`` (optional) and ``v_pi`` (pqv) / ``v_mu`` (qmu), each of length H+1.
+
+    - orm: target ``outcome`` at s_{H+1} with weight 1, weight 0 elsewhere. A record whose steps were cut by
+      first-pit seeding (``num_seed_steps > len(steps)``) is skipped: its last prefix is not a whole response.
+    - pqv / qmu: the soft label at every prefix, weight 1.
+
+    ``source``: the file the records came from, record i being its line i+1; errors then read
+    ``FILE:LINE: FIELD: reason`` (else ``record I: FIELD: reason``). Raises LabelRecordError (a ValueError).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    rows = []
+    for i, rec in enumerate(records):
+        where = f"{source}:{i + 1}" if source else f"record {i}"
+        if not isinstance(rec, Mapping):
+            _fail(where, "record", "not a JSON object")
+        for name, typ in (("problem_index", int), ("prompt", str), ("steps", list)):
+            if name not in rec:
+                _fail(where, name, "missing")
+            if not isinstance(rec[name], typ) or isinstance(rec[name], bool):
+                _fail(where, name, f"must be {typ.__name__}, got {type(rec[name]).__name__}")
+        steps = rec["steps"]
+        try:
+            check_steps(steps, delimiter)
+        except ValueError as e:
+            _fail(where, "steps", str(e))
+        h = len(steps)
+        seed_steps = rec.get("num_seed_steps", h)
+        if not isinstance(seed_steps, int) or seed_steps < h:
+            _fail(where, "num_seed_steps", f"must be an integer >= len(steps) = {h}, got {seed_steps!r}")
+        whole = seed_steps == h
+        outcome = _outcome(where, rec, required=kind == "orm")
+        if kind == "orm":
+            if not whole:
+                continue
+            targets, weights = np.zeros(h + 1), np.zeros(h + 1)
+            targets[-1], weights[-1] = outcome, 1.0
+        else:
+            key = _LABEL_KEY[kind]
+            if key not in rec:
+                _fail(where, key, f"missing (needed for kind {kind})")
+            targets, weights = _as_label_array(where, key, rec[key], h + 1), np.ones(h + 1)
+        rows.append(VerifierRow(int(rec["problem_index"]), rec["prompt"], tuple(steps), targets, weights,
+                                outcome if whole else None))
+    return rows
+
+
+def records_delimiter(records: Sequence[Mapping[str, Any]], default: str = DEFAULT_DELIMITER, *,
+                      source: str | None = None) -> str:
+    """The step delimiter the records were labelled with (``provenance.delimiter``), ``default`` if none says.
+
+    LabelRecordError if two records disagree (``source`` as in :func:`verifier_rows`).
+    """
+    found: str | None = None
+    for i, rec in enumerate(records):
+        prov = rec.get("provenance") if isinstance(rec, Mapping) else None
+        d = prov.get("delimiter") if isinstance(prov, Mapping) else None
+        if d is None:
+            continue
+        if found is not None and d != found:
+            where = f"{source}:{i + 1}" if source else f"record {i}"
+            raise LabelRecordError(f"{where}: provenance.delimiter: {d!r} differs from {found!r} of an earlier "
+                                   "record")
+        found = d
+    return found if found is not None else default
+
+
+def split_by_problem(rows: Sequence[VerifierRow], fraction: float,
+                     seed: int) -> tuple[list[VerifierRow], list[VerifierRow]]:
+    """(train, eval) rows: a random ``fraction`` of the distinct problem indices is held out, whole.
+
+    At least one problem is held out when ``fraction > 0`` and there are two or more problems; at least one
+    always stays for training.
+    """
+    problems = np.array(sorted({r.problem_index for r in rows}), dtype=int)
+    n_eval = 0
+    if fraction > 0 and len(problems) >= 2:
+        n_eval = min(max(1, round(fraction * len(problems))), len(problems) - 1)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5E1]))
+    held = set(rng.permutation(problems)[:n_eval].tolist())
+    return [r for r in rows if r.problem_index not in held], [r for r in rows if r.problem_index in held]
+
+
+def epoch_weights(rows: Sequence[VerifierRow], balance: str, seed: int) -> list[np.ndarray]:
+    """Per-row position weights (H_i+1,) for one epoch of class-balanced sampling (App. D).
+
+    The labelled prefixes (weight > 0) of all rows are flattened; ``balanced_buckets(targets, seed, mode)`` draws
+    a balanced multiset of them over the buckets target < 0.5 / >= 0.5; a prefix drawn m times gets
+    m × its base weight (0 if not drawn). ``balance="none"``: the base weights.
+    """
+    from pavkit.llm.label import balanced_buckets
+
+    if balance not in BALANCE_MODES:
+        raise ValueError(f"balance must be one of {', '.join(BALANCE_MODES)}, got {balance!r}")
+    if balance == "none":
+        return [r.weights.copy() for r in rows]
+    row_of, pos_of, values = [], [], []
+    for i, r in enumerate(rows):
+        (labelled,) = np.nonzero(r.weights > 0)
+        row_of += [i] * len(labelled)
+        pos_of += labelled.tolist()
+        values += r.targets[labelled].tolist()
+    counts = np.bincount(balanced_buckets(np.asarray(values, dtype=float), seed, mode=balance),
+                         minlength=len(values))
+    out = [np.zeros_like(r.weights) for r in rows]
+    for k, (i, h) in enumerate(zip(row_of, pos_of, strict=True)):
+        out[i][h] = counts[k] * rows[i].weights[h]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Numpy metrics.
+
+
+def binary_auc(scores: Sequence[float], labels: Sequence[float]) -> float | None:
+    """Area under the ROC curve: P(score of a random positive > that of a random negative), ties counting 1/2.
+
+    Mann–Whitney form with average ranks: AUC = (Σ ranks of positives − n⁺(n⁺+1)/2) / (n⁺ n⁻).
+    scores, labels: (N,); labels in {0, 1}. None when one class is absent.
+    """
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=float) > 0.5
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based rank shared by each group of ties
+    ranks = average_rank[inverse]
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def bce_with_logits(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Elementwise soft-label BCE from logits, stable: max(z,0) − z·y + log(1 + e^{−|z|})."""
+    z, y = np.asarray(logits, dtype=float), np.asarray(targets, dtype=float)
+    return np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))
+
+
+def constant_bce(targets: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted BCE of the best constant prediction c = Σ w·y / Σ w (the floor a label-blind model reaches)."""
+    y, w = np.asarray(targets, dtype=float), np.asarray(weights, dtype=float)
+    c = float(np.clip((w * y).sum() / w.sum(), 1e-12, 1 - 1e-12))
+    return float((w * -(y * math.log(c) + (1 - y) * math.log(1 - c))).sum() / w.sum())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tokens and the forward pass (shared by training and scoring, so both read identical positions).
+
+
+def read_positions(tokenizer: Any, prompt: str, steps: Sequence[str],
+                   delimiter: str = DEFAULT_DELIMITER) -> tuple[list[int], np.ndarray]:
+    """(input_ids (T,), read (H+1,)): the token index where V̂(s_1) … V̂(s_{H+1}) are read.
+
+    read[0] = the last prompt token (the token before step 1's first token; T−1 without steps);
+    read[h] = the last token of step h (its delimiter), h = 1 … H.
+    """
+    ids, spans = step_token_spans(tokenizer, prompt, steps, delimiter)
+    first = spans[0][0] if spans else len(ids)
+    if first < 1:
+        raise ValueError(f"the prompt {prompt!r} has no token to read V(s_1) at (empty prompt, no BOS)")
+    return ids, np.array([first - 1] + [end - 1 for _, end in spans], dtype=int)
+
+
+def _pad_id(tokenizer: Any) -> int:
+    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if tid is not None:
+            return int(tid)
+    return 0
+
+
+def _forward_logits(model: Any, id_lists: Sequence[Sequence[int]], pad_id: int) -> Any:
+    """Head logits (B, T) of a right-padded batch; T = the longest sequence, mask 0 on padding."""
+    import torch
+
+    width = max(len(ids) for ids in id_lists)
+    input_ids = torch.full((len(id_lists), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(id_lists), width), dtype=torch.long)
+    for b, ids in enumerate(id_lists):
+        input_ids[b, : len(ids)] = torch.as_tensor(list(ids), dtype=torch.long)
+        mask[b, : len(ids)] = 1
+    device = model.device
+    out = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False)
+    return out.logits[..., 0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Model creation.
+
+
+def init_verifier(base_path: str | Path, device: str | None = None, *, dtype: Any = None,
+                  dropout: float | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer): ``AutoModelForTokenClassification(num_labels=1)`` on the causal LM folder ``base_path``.
+
+    The backbone (``model.*``) is loaded from the checkpoint unchanged and ``lm_head`` is dropped; the head
+    ``score`` (hidden → 1, bias) is new: weights N(0, initializer_range²), bias 0 (transformers' init, from
+    torch's global RNG), i.e. V̂ ≈ 0.5 everywhere until :func:`train_verifier` re-draws it from its seed with
+    the bias at the label mean (:func:`init_head`). ``dropout``: the dropout
+    before the head (transformers' default for Llama-type configs is 0.1). Local files only; float32 unless
+    ``dtype``; device default: cuda if available, else cpu.
+    """
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    extra = {} if dropout is None else {"classifier_dropout": float(dropout)}
+    tokenizer = AutoTokenizer.from_pretrained(base_path, local_files_only=True)
+    model = AutoModelForTokenClassification.from_pretrained(
+        base_path, num_labels=1, id2label={0: "V"}, label2id={"V": 0}, local_files_only=True,
+        dtype=dtype or torch.float32, **extra)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device), tokenizer
+
+
+def init_head(model: Any, mean: float, seed: int) -> None:
+    """Re-initialise the head ``score``: weight ~ N(0, initializer_range²) from a generator seeded with ``seed``
+    (so training is a function of the seed, not of torch's global RNG when the model was loaded), and
+    bias ← logit(mean) (mean clipped to [0.01, 0.99]).
+
+    Why the label mean and not 0.5: the initial V̂ is then the training label mean (up to the small random
+    weights), the initial loss about the best constant's, and the first steps go into features rather than
+    into moving the bias. With class-balanced sampling the mean is that of the balanced sample.
+    """
+    import torch
+
+    std = float(getattr(model.config, "initializer_range", 0.02) or 0.02)
+    weight = model.score.weight
+    gen = torch.Generator().manual_seed(int(seed))
+    p = min(max(mean, 0.01), 0.99)
+    with torch.no_grad():
+        weight.copy_(torch.randn(weight.shape, generator=gen, dtype=torch.float32).to(weight) * std)
+        if getattr(model.score, "bias", None) is not None:
+            model.score.bias.fill_(math.log(p / (1 - p)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training.
+
+
+def lr_factor(step: int, warmup: int, iters: int) -> float:
+    """Learning-rate multiplier of optimiser step ``step`` (0-based): (step+1)/warmup during warm-up, then
+    ½(1 + cos(π·t)) with t = (step − warmup)/(iters − warmup) going from 1 to 0 (App. D's shape)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(iters - warmup, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, span) / span))
+
+
+@dataclass
+class _Encoded:
+    """A row's token ids (cut at max_length) and reading positions (H+1,); positions past the cut have keep 0."""
+
+    ids: list[int]
+    read: np.ndarray
+    keep: np.ndarray
+
+
+def _encode_rows(tokenizer: Any, rows: Sequence[VerifierRow], delimiter: str, max_length: int) -> list[_Encoded]:
+    out, dropped = [], 0
+    for r in rows:
+        ids, read = read_positions(tokenizer, r.prompt, r.steps, delimiter)
+        keep = (read < max_length).astype(float)
+        dropped += int(((keep == 0) & (r.weights > 0)).sum())
+        out.append(_Encoded(ids[:max_length], np.minimum(read, max_length - 1), keep))
+    if dropped:
+        warnings.warn(f"{dropped} labelled prefixes lie beyond max_length={max_length} tokens and are dropped",
+                      stacklevel=3)
+    return out
+
+
+def _batch_tensors(encoded: Sequence[_Encoded], targets: Sequence[np.ndarray], weights: Sequence[np.ndarray]):
+    """Flat (b, t, y, w) arrays of the labelled positions (w > 0) of a batch."""
+    b_idx, t_idx, y, w = [], [], [], []
+    for b, (enc, tgt, wt) in enumerate(zip(encoded, targets, weights, strict=True)):
+        wt = wt * enc.keep
+        (pos,) = np.nonzero(wt > 0)
+        b_idx += [b] * len(pos)
+        t_idx += enc.read[pos].tolist()
+        y += tgt[pos].tolist()
+        w += wt[pos].tolist()
+    return b_idx, t_idx, np.asarray(y, dtype=float), np.asarray(w, dtype=float)
+
+
+def evaluate(model: Any, tokenizer: Any, rows: Sequence[VerifierRow], *, delimiter: str = DEFAULT_DELIMITER,
+             max_length: int = 512, batch_size: int = 32, _encoded: Sequence[_Encoded] | None = None) -> dict:
+    """Held-out metrics with the rows' base weights (no balancing):
+
+    eval_bce (weighted soft BCE), eval_bce_const (the best constant's, :func:`constant_bce`), eval_mae
+    (weighted |V̂ − MC label|), eval_positions, and eval_auc: the AUC (:func:`binary_auc`) of V̂(s_{H+1}) as a
+    predictor of the outcome over rows with a whole-response outcome, when both outcomes occur.
+    """
+    import torch
+
+    if not rows:
+        raise ValueError("evaluate: no rows")
+    encoded = _encoded if _encoded is not None else _encode_rows(tokenizer, rows, delimiter, max_length)
+    pad, was_training = _pad_id(tokenizer), model.training
+    model.eval()
+    logits, ys, ws, final, outcomes = [], [], [], [], []
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch_size):
+            part, enc = rows[start:start + batch_size], encoded[start:start + batch_size]
+            z = _forward_logits(model, [e.ids for e in enc], pad).float().cpu().numpy().astype(float)
+            b, t, y, w = _batch_tensors(enc, [r.targets for r in part], [r.weights for r in part])
+            logits.append(z[b, t]), ys.append(y), ws.append(w)
+            for k, (r, e) in enumerate(zip(part, enc, strict=True)):
+                if r.outcome is not None and e.keep[-1] > 0:
+                    final.append(z[k, e.read[-1]]), outcomes.append(r.outcome)
+    model.train(was_training)
+    z, y, w = np.concatenate(logits), np.concatenate(ys), np.concatenate(ws)
+    if w.sum() <= 0:
+        return {"eval_positions": 0}
+    v = 1.0 / (1.0 + np.exp(-z))
+    out = {"eval_bce": float((w * bce_with_logits(z, y)).sum() / w.sum()), "eval_bce_const": constant_bce(y, w),
+           "eval_mae": float((w * np.abs(v - y)).sum() / w.sum()), "eval_positions": int(len(w))}
+    auc = binary_auc(final, outcomes)
+    if auc is not None:
+        out["eval_auc"] = auc
+    return out
+
+
+def _epoch_batches(weights: Sequence[np.ndarray], batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Shuffled batches of the rows with any weight in this epoch; a pure function of (seed, epoch)."""
+    live = np.array([i for i, w in enumerate(weights) if w.sum() > 0], dtype=int)
+    order = np.random.default_rng(np.random.SeedSequence([int(seed), 0xBA7C, int(epoch)])).permutation(live)
+    return [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+
+
+class VerifierTrainer:
+    """The training loop of :func:`train_verifier`, as an object so a caller can checkpoint and resume it.
+
+    The sampling schedule is a pure function of (seed, epoch): epoch e's class-balanced weights
+    (:func:`epoch_weights`) and batch order (:func:`_epoch_batches`). Resuming at step s replays the schedule
+    (no forward pass) and restores model, optimiser and torch RNG from :meth:`state_dict`, so a resumed run
+    takes the same batches as an uninterrupted one.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], cfg: VerifierConfig):
+        import torch
+
+        self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
+        rows = verifier_rows(records, cfg.kind, cfg.delimiter)
+        self.train_rows, self.eval_rows = split_by_problem(rows, cfg.eval_fraction, cfg.seed)
+        if not self.train_rows:
+            raise ValueError("no training rows (no records, or no usable record for this kind)")
+        self.train_enc = _encode_rows(tokenizer, self.train_rows, cfg.delimiter, cfg.max_length)
+        self.eval_enc = _encode_rows(tokenizer, self.eval_rows, cfg.delimiter, cfg.max_length)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.iteration = 0
+        torch.manual_seed(cfg.seed)  # the head's dropout; restored from the checkpoint on resume
+
+    def _draw(self, epoch: int) -> list[np.ndarray]:
+        seed = int(np.random.SeedSequence([int(self.cfg.seed), 0xE90C, int(epoch)]).generate_state(1)[0])
+        return epoch_weights(self.train_rows, self.cfg.balance, seed)
+
+    def _schedule(self) -> Iterator[tuple[int, list[np.ndarray], np.ndarray]]:
+        """(epoch, weights, batch row indices) for every optimiser step, endlessly."""
+        epoch = 0
+        while True:
+            weights = self._draw(epoch)
+            batches = _epoch_batches(weights, self.cfg.batch_size, self.cfg.seed, epoch)
+            if not batches:
+                raise ValueError("no labelled prefix to train on")
+            for idx in batches:
+                yield epoch, weights, idx
+            epoch += 1
+
+    def state_dict(self) -> dict:
+        """What a resume needs: iteration, model and optimiser state, torch's RNG state."""
+        import torch
+
+        return {"iter": self.iteration, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        import torch
+
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        self.iteration = int(state["iter"])
+
+    def evaluate(self) -> dict | None:
+        """:func:`evaluate` on the held-out problems with ``{"iter"}``; None when nothing is held out."""
+        if not self.eval_rows:
+            return None
+        return {"iter": self.iteration, **evaluate(self.model, self.tokenizer, self.eval_rows,
+                                                   batch_size=self.cfg.eval_batch_size, _encoded=self.eval_enc)}
+
+    def _step(self, weights: list[np.ndarray], idx: np.ndarray) -> dict:
+        import torch
+
+        enc = [self.train_enc[i] for i in idx]
+        b, t, y, w = _batch_tensors(enc, [self.train_rows[i].targets for i in idx], [weights[i] for i in idx])
+        z = _forward_logits(self.model, [e.ids for e in enc], _pad_id(self.tokenizer))[b, t]
+        y_t = torch.as_tensor(y, dtype=z.dtype, device=z.device)
+        w_t = torch.as_tensor(w, dtype=z.dtype, device=z.device)
+        per = torch.nn.functional.binary_cross_entropy_with_logits(z, y_t, reduction="none")
+        loss = (w_t * per).sum() / w_t.sum()
+        lr = self.cfg.lr * lr_factor(self.iteration, self.cfg.warmup, self.cfg.iters)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.optimizer.step()
+        self.iteration += 1
+        return {"iter": self.iteration, "loss": float(loss.detach()), "lr": lr, "trajectories": len(idx),
+                "positions": len(y), "tokens": sum(len(e.ids) for e in enc)}
+
+    def run(self) -> Iterator[dict]:
+        """Train from ``self.iteration`` to ``cfg.iters``; yields the records described in :func:`train_verifier`."""
+        cfg, schedule = self.cfg, self._schedule()
+        for _ in range(self.iteration):  # replay the batches a resumed run already took
+            next(schedule)
+        if self.iteration == 0:
+            if cfg.init_head:
+                _, weights, _ = next(self._schedule())
+                w = np.concatenate(weights) * np.concatenate([e.keep for e in self.train_enc])
+                y = np.concatenate([r.targets for r in self.train_rows])
+                init_head(self.model, float((w * y).sum() / max(w.sum(), 1e-12)), cfg.seed)
+            if (rec := self.evaluate()) is not None:
+                yield rec
+        start = time.perf_counter()
+        self.model.train()
+        while self.iteration < cfg.iters:
+            epoch, weights, idx = next(schedule)
+            rec = self._step(weights, idx)
+            yield {**rec, "epoch": epoch, "seconds": round(time.perf_counter() - start, 4)}
+            if self.iteration % cfg.eval_every == 0 or self.iteration == cfg.iters:
+                if (rec := self.evaluate()) is not None:
+                    yield rec
+                self.model.train()
+        self.model.eval()
+
+
+def train_verifier(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]],
+                   cfg: VerifierConfig) -> Iterator[dict]:
+    """Train ``model`` (from :func:`init_verifier`) in place on label ``records``; a generator of log records.
+
+    Yields per optimiser step ``{"iter", "loss", "lr", "epoch", "trajectories", "positions", "tokens",
+    "seconds"}`` (iter 1 … cfg.iters; loss = the batch's weighted BCE; lr = the rate that step used; tokens =
+    real tokens run forward; seconds since training started) and, before the first step, every ``eval_every``
+    steps and after the last, ``{"iter", "eval_bce", "eval_bce_const", "eval_mae", "eval_positions"[,
+    "eval_auc"]}`` on the held-out problems (none when ``eval_fraction`` is 0). Leaves the model in eval mode.
+
+    One forward pass per trajectory reads all its labelled positions. Each epoch re-draws the class-balanced
+    weights (:func:`epoch_weights`); batches hold ``batch_size`` trajectories; the loss is Σ w·BCE / Σ w over
+    the batch's positions. Before the first step the head is re-initialised from ``cfg.seed`` with its bias at
+    logit(mean training label) under the first epoch's weights (:func:`init_head`, ``cfg.init_head``).
+    ``cfg.seed`` drives the split, the draws, the order, the head and torch's global RNG (head dropout). For
+    checkpoint/resume use :class:`VerifierTrainer` directly.
+    """
+    return VerifierTrainer(model, tokenizer, records, cfg).run()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scoring.
+
+
+@dataclass
+class VerifierStats:
+    """Work done by a Verifier: trajectories scored, real tokens run forward (padding excluded), and the padded
+    total B·T actually computed (≥ forward_tokens), forward passes (batches)."""
+
+    forward_tokens: int = 0
+    trajectories: int = 0
+    padded_tokens: int = 0
+    forward_passes: int = 0
+
+
+@dataclass
+class Verifier:
+    """A trained verifier: V̂ of every prefix of trajectories, one forward pass per trajectory, batched.
+
+    ``model`` is a token-classification model with one label (its logit at a reading token is V̂'s logit),
+    ``tokenizer`` a fast tokenizer; ``delimiter`` the step delimiter; ``batch_size`` trajectories per forward.
+    """
+
+    model: Any = field(repr=False)
+    tokenizer: Any = field(repr=False)
+    delimiter: str = DEFAULT_DELIMITER
+    batch_size: int = 32
+    stats: VerifierStats = field(default_factory=VerifierStats)
+    info: dict = field(default_factory=dict)  # verifier.json of a saved checkpoint (kind, config, metrics)
+
+    def __post_init__(self) -> None:
+        if getattr(self.model.config, "num_labels", None) != 1:
+            raise ValueError(f"a verifier model needs num_labels=1, got {self.model.config.num_labels}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        self.model.eval()
+
+    @classmethod
+    def from_path(cls, path: str | Path, *, delimiter: str | None = None, device: str | None = None,
+                  batch_size: int = 32, dtype: Any = None) -> Verifier:
+        """Load a saved verifier with plain transformers (local files only).
+
+        ``path``: the checkpoint folder, or a `pavkit llm train-verifier` run directory (its ``model/``).
+        ``delimiter``: default the one in the checkpoint's verifier.json, else "\\n". Device default: cuda if
+        available, else cpu; float32 unless ``dtype``.
+        """
+        import torch
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        path = Path(path)
+        weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+        if not any((path / w).exists() for w in weights) and (path / MODEL_SUBDIR / "config.json").exists():
+            path = path / MODEL_SUBDIR  # a train-verifier run directory
+        info = json.loads((path / VERIFIER_JSON).read_text()) if (path / VERIFIER_JSON).exists() else {}
+        if delimiter is None:
+            delimiter = info.get("config", {}).get("delimiter", DEFAULT_DELIMITER)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForTokenClassification.from_pretrained(path, local_files_only=True,
+                                                                dtype=dtype or torch.float32)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(model.to(device), tokenizer, delimiter=delimiter, batch_size=batch_size, info=info)
+
+    def prefix_logits(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Head logits (H_b+1,) at the reading tokens of s_1 … s_{H_b+1} of each trajectory b (float64)."""
+        import torch
+
+        if len(prompts) != len(steps):
+            raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
+        encoded = [read_positions(self.tokenizer, p, s, self.delimiter) for p, s in zip(prompts, steps, strict=True)]
+        out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
+        # Similar lengths share a batch (less padding); values do not depend on the batch (right padding).
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        pad = _pad_id(self.tokenizer)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start:start + self.batch_size]
+                ids = [encoded[i][0] for i in chunk]
+                z = _forward_logits(self.model, ids, pad).float().cpu().numpy().astype(float)
+                for k, i in enumerate(chunk):
+                    out[i] = z[k, encoded[i][1]]
+                self.stats.forward_tokens += sum(len(x) for x in ids)
+                self.stats.padded_tokens += len(ids) * max(len(x) for x in ids)
+                self.stats.trajectories += len(ids)
+                self.stats.forward_passes += 1
+        return out
+
+    def prefix_values(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """V̂ (H_b+1,) of the prefixes s_1 … s_{H_b+1} of each trajectory b: sigmoid of :meth:`prefix_logits`."""
+        return [1.0 / (1.0 + np.exp(-z)) for z in self.prefix_logits(prompts, steps)]
+
+    def values(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> np.ndarray:
+        """(B,) V̂ of each whole prefix (prompt, steps[b]): the last element of :meth:`prefix_values`.
+
+        Costs the same single forward pass per trajectory as :meth:`prefix_values`.
+        """
+        return np.array([v[-1] for v in self.prefix_values(prompts, steps)], dtype=float)

@@ -1,0 +1,272 @@
+"""Search analysis: accuracy at N from one pool (against exact enumeration), compute-to-match by hand, the search
+table of run records, and the Fig. 4 / 5(b) / 5(c) / 6(a) figures' contents."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+
+from pavkit.analysis.figures import (
+    SearchRun,
+    base_prover_grid,
+    fig4_figure,
+    fig4_summary,
+    fig5b_figure,
+    fig5c_figure,
+    fig6a_figure,
+    load_search_runs,
+    search_table,
+)
+from pavkit.analysis.metrics import (
+    accuracy_at_compute,
+    accuracy_ci,
+    compute_to_match,
+    exact_best_of_n,
+    pass_at_n_matrix,
+    subsample_best_of_n,
+    subsample_majority,
+)
+
+CORRECT = np.array([[1, 0, 0, 1, 0], [0, 1, 1, 0, 0], [0, 0, 0, 0, 1]], dtype=float)
+SCORES = np.array([[0.9, 0.8, 0.1, 0.3, 0.5], [0.2, 0.6, 0.1, 0.7, 0.4], [0.5, 0.4, 0.3, 0.2, 0.1]])
+TIED = np.array([[0.5, 0.5, 0.1, 0.5, 0.2], [0.3, 0.3, 0.3, 0.3, 0.3], [0.9, 0.1, 0.1, 0.9, 0.9]])
+KEYS = np.array([[0, 1, 1, 0, -1], [2, 0, 0, 1, 1], [-1, -1, 0, 1, 0]])
+KEY_CORRECT = np.array([[1, 0, 0, 1, 0], [0, 1, 1, 0, 0], [0, 0, 1, 0, 1]], dtype=float)
+
+
+def enumerate_best_of_n(correct, scores, n, ordered=False):
+    """Mean over every N-subset (or ordered N-tuple) of the correctness of its first highest-scored sample."""
+    out = []
+    for c, s in zip(correct, scores, strict=True):
+        draws = itertools.permutations(range(len(c)), n) if ordered else itertools.combinations(range(len(c)), n)
+        vals = [c[d[int(np.argmax(s[list(d)]))]] for d in draws]
+        out.append(np.mean(vals))
+    return np.array(out)
+
+
+def enumerate_majority(correct, keys, n):
+    """Mean over ordered N-tuples of the correctness of the plurality key (ties: seen first; -1 never votes)."""
+    out = []
+    for c, k in zip(correct, keys, strict=True):
+        vals = []
+        for d in itertools.permutations(range(len(c)), n):
+            counts, first = {}, {}
+            for i in d:
+                if k[i] >= 0:
+                    counts[k[i]] = counts.get(k[i], 0) + 1
+                    first.setdefault(k[i], i)
+            if not counts:
+                vals.append(0.0)
+                continue
+            best = max(counts.values())
+            winner = min((key for key in counts if counts[key] == best), key=lambda key: d.index(first[key]))
+            vals.append(c[first[winner]])
+        out.append(np.mean(vals))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_best_of_n_against_exact_enumeration(n):
+    exact = exact_best_of_n(CORRECT, SCORES, [n])[0]
+    np.testing.assert_allclose(exact, enumerate_best_of_n(CORRECT, SCORES, n), atol=1e-12)
+    sub = subsample_best_of_n(CORRECT, SCORES, [n], resamples=4000, seed=1)[0]
+    np.testing.assert_allclose(sub, exact, atol=0.03)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_best_of_n_with_tied_scores(n):
+    # ties go to the first sample in a random draw order: enumerate ordered tuples
+    exact = exact_best_of_n(CORRECT, TIED, [n])[0]
+    np.testing.assert_allclose(exact, enumerate_best_of_n(CORRECT, TIED, n, ordered=True), atol=1e-12)
+    np.testing.assert_allclose(subsample_best_of_n(CORRECT, TIED, [n], resamples=4000, seed=2)[0], exact, atol=0.03)
+
+
+def test_best_of_n_hand_values():
+    # problem 0 at N = 2: the pair holding sample 0 (score 0.9, correct) wins in 4 of 10 pairs; otherwise the best
+    # is sample 1 (0.8, wrong) in 3 pairs, sample 4 (0.5, wrong) in 2, sample 3 (0.3, correct) in {2, 3}: 5/10.
+    assert exact_best_of_n(CORRECT, SCORES, [2])[0, 0] == pytest.approx(0.5)
+    assert exact_best_of_n(CORRECT, SCORES, [5])[:, 0].tolist() == [1.0]  # N = M: the argmax, sample 0
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_majority_against_exact_enumeration(n):
+    exact = enumerate_majority(KEY_CORRECT, KEYS, n)
+    sub = subsample_majority(KEY_CORRECT, KEYS, [n], resamples=6000, seed=3)[0]
+    np.testing.assert_allclose(sub, exact, atol=0.03)
+
+
+def test_majority_ties_go_to_the_answer_seen_first():
+    # M = N = 4 and every draw is a permutation: keys A, B, B, A tie 2-2, so the winner is whichever of A, B
+    # comes first in the draw: half the time A (correct)
+    correct, keys = np.array([[1, 0, 0, 1]], dtype=float), np.array([[0, 1, 1, 0]])
+    np.testing.assert_allclose(subsample_majority(correct, keys, [4], resamples=4000, seed=0), [[0.5]], atol=0.03)
+    # three votes for B beat two for A whatever the order; no answers at all is wrong
+    assert subsample_majority(np.array([[1, 1, 0, 0, 0]]), np.array([[0, 0, 1, 1, 1]]), [5])[0, 0] == 0.0
+    assert subsample_majority(np.array([[1, 1]]), np.array([[-1, -1]]), [2])[0, 0] == 0.0
+
+
+def test_pass_at_n_matrix_against_enumeration():
+    for n in (1, 2, 3):
+        exact = [np.mean([c[list(d)].max() for d in itertools.combinations(range(5), n)]) for c in CORRECT]
+        np.testing.assert_allclose(pass_at_n_matrix(CORRECT, [n])[0], exact, atol=1e-12)
+
+
+def test_pool_functions_reject_bad_shapes():
+    with pytest.raises(ValueError):
+        subsample_best_of_n(CORRECT, SCORES[:, :4], [2])
+    with pytest.raises(ValueError):
+        exact_best_of_n(CORRECT, SCORES, [6])
+
+
+def test_compute_to_match_by_hand():
+    # a reaches 0.4 halfway (in log compute) between 10 and 100: sqrt(10·100) = 31.62; b reaches it at 1000
+    m = compute_to_match([10, 100], [0.2, 0.6], [100, 1000], [0.3, 0.4], target=0.4)
+    assert m.compute_a == pytest.approx(math.sqrt(1000)) and m.compute_b == pytest.approx(1000)
+    assert m.ratio == pytest.approx(1000 / math.sqrt(1000)) and not m.lower_bound
+    # a quarter of the way: 0.3 between 0.2 and 0.6 → 10^(1 + 1/4)
+    assert compute_to_match([10, 100], [0.2, 0.6], [1, 2], [0.0, 0.3], 0.3).compute_a == pytest.approx(10 ** 1.25)
+    # b never reaches the target: a lower bound with b's largest compute
+    never_b = compute_to_match([10, 100], [0.2, 0.6], [100, 1000], [0.3, 0.35], target=0.4)
+    assert never_b.compute_b is None and never_b.lower_bound and never_b.ratio == pytest.approx(1000 / math.sqrt(1000))
+    # a never reaches it: no ratio
+    never_a = compute_to_match([10, 100], [0.2, 0.3], [100, 1000], [0.3, 0.4], target=0.4)
+    assert never_a.compute_a is None and never_a.ratio is None and never_a.compute_b == pytest.approx(1000)
+    # a starts above the target: it needs at most its first compute, so the ratio is a lower bound
+    above = compute_to_match([50, 100], [0.5, 0.6], [100, 1000], [0.3, 0.4], target=0.4)
+    assert above.compute_a == 50 and above.ratio == pytest.approx(20) and above.lower_bound
+    # unsorted input is sorted by compute first
+    assert compute_to_match([100, 10], [0.6, 0.2], [1000, 100], [0.4, 0.3], 0.4).ratio == pytest.approx(m.ratio)
+    with pytest.raises(ValueError):
+        compute_to_match([0, 10], [0.1, 0.2], [1, 2], [0.1, 0.2], 0.1)
+
+
+def test_accuracy_at_compute_and_ci():
+    assert accuracy_at_compute([10, 1000], [0.2, 0.6], 100) == pytest.approx(0.4)
+    assert accuracy_at_compute([10, 1000], [0.2, 0.6], 5) is None
+    ci = accuracy_ci(np.array([[1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]]))
+    np.testing.assert_allclose(ci.mean, [0.75, 1.0])
+    assert ci.low[0] < 0.75 < ci.high[0] + 1e-12 and ci.low[1] == ci.high[1] == 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Records → table → figures.
+
+
+def _records(p=6, m=8, seed=0, pav_boost=0.3):
+    """Synthetic pool and beam records: PQV beam search is right more often and cheaper than bon-orm at large N."""
+    rng = np.random.default_rng(seed)
+    pool, search = [], []
+    for i in range(p):
+        correct = (rng.random(m) < 0.4).tolist()
+        correct[i % m] = True  # every problem solvable: ORM accuracy > 0
+        pool.append({"problem_index": i, "problem_id": f"q{i}", "correct": correct,
+                     "orm": (np.array(correct) * 0.3 + rng.random(m)).tolist(),
+                     "pqv": (np.array(correct) * 0.5 + rng.random(m) * 0.6).tolist(),
+                     "vote_keys": [f"num:{int(not c) * (j % 3)}" for j, c in enumerate(correct)],
+                     "num_tokens": [10] * m, "verifier_tokens": [12] * m, "prompt_tokens": 5})
+        for method in ("beam-q", "beam-pav"):
+            for n in (2, 4, 8):
+                ok = rng.random() < (0.3 + (pav_boost if method == "beam-pav" else 0.0))
+                search.append({"problem_index": i, "problem_id": f"q{i}", "method": method, "n": n,
+                               "correct": bool(ok), "any_correct": bool(ok or rng.random() < 0.5),
+                               "generated_tokens": 15 * n, "verifier_tokens": 8 * n + 5, "forward_tokens": 0})
+    return pool, search
+
+
+def test_search_table_compute_and_problem_alignment():
+    pool, search = _records()
+    search = [r for r in search if not (r["problem_index"] == 5 and r["method"] == "beam-q" and r["n"] == 8)]
+    t = search_table(pool, search, [2, 4, 8])
+    assert t["problems"] == 5 and t["n_pool"] == 8  # problem 5 lacks a beam-q record: left out everywhere
+    assert t["bon-orm"]["compute"] == [2 * 10 + 2 * 12 + 5, 4 * 10 + 4 * 12 + 5, 8 * 10 + 8 * 12 + 5]
+    assert t["majority"]["compute"] == t["pass"]["compute"] == [20, 40, 80]
+    assert t["beam-pav"]["compute"] == [15 * n + 8 * n + 5 for n in (2, 4, 8)]
+    correct = np.array([r["correct"] for r in pool[:5]], dtype=float)
+    np.testing.assert_allclose(t["pass"]["accuracy"]["mean"], pass_at_n_matrix(correct, [2, 4, 8]).mean(axis=1))
+    np.testing.assert_allclose(t["bon-pav"]["accuracy"]["mean"],
+                               exact_best_of_n(correct, np.array([r["pqv"] for r in pool[:5]]), [2, 4, 8]).mean(1))
+    acc = [np.mean([r["correct"] for r in search if r["method"] == "beam-q" and r["n"] == n and r["problem_index"] < 5])
+           for n in (2, 4, 8)]
+    np.testing.assert_allclose(t["beam-q"]["accuracy"]["mean"], acc)
+    assert all(lo <= m <= hi for lo, m, hi in zip(t["beam-q"]["accuracy"]["low"], acc, t["beam-q"]["accuracy"]["high"],
+                                                  strict=True))
+    s = fig4_summary(t)
+    assert s["n"] == 8 and s["target"] == t["bon-orm"]["accuracy"]["mean"][-1]
+    assert s["budget"] == min(max(t["beam-pav"]["compute"]), max(t["bon-orm"]["compute"]))
+
+
+def _write_run(path, prover="bok:4", policy="/models/base-a", pav_boost=0.3, seed=0):
+    path.mkdir(parents=True)
+    pool, search = _records(seed=seed, pav_boost=pav_boost)
+    cfg = {"policy": policy, "orm": "/v/orm", "pqv": "/v/pqv", "prover": prover, "alpha": 0.5, "ns": [2, 4, 8],
+           "methods": ["bon-orm", "bon-pav", "majority", "pass", "beam-q", "beam-pav"]}
+    (path / "config.json").write_text(json.dumps(cfg))
+    (path / "pool.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pool))
+    (path / "search.jsonl").write_text("".join(json.dumps(r) + "\n" for r in search))
+    return path
+
+
+def _legend(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_fig4_and_fig6a_axes(tmp_path):
+    (run,) = load_search_runs([str(_write_run(tmp_path / "r"))])
+    ax = fig4_figure(run).axes[0]
+    assert _legend(ax) == ["ORM best-of-N", "PAV-as-ORM best-of-N", "majority vote", "beam search, Q^π only (PRM)",
+                           "beam search, PAV Q^π + α·A^μ", "Pass@N (i.i.d. samples)"]
+    assert ax.get_xscale() == "log" and "compute" in ax.get_xlabel() and "PAV beam vs ORM best-of-8" in ax.get_title()
+    pass_line = ax.get_lines()[-1]
+    assert pass_line.get_linestyle() == "--"
+    np.testing.assert_allclose(pass_line.get_xdata(), [20, 40, 80])
+    ax6 = fig6a_figure(run).axes[0]
+    assert _legend(ax6) == ["Pass@N (i.i.d. samples)", "beam search, Q^π only (PRM)", "beam search, PAV Q^π + α·A^μ"]
+    assert ax6.get_ylabel() == "Pass@N" and list(ax6.get_lines()[1].get_xdata()) == [2, 4, 8]
+    t = search_table(run.pool, run.search, [2, 4, 8])
+    np.testing.assert_allclose(ax6.get_lines()[2].get_ydata(), t["beam-pav"]["any_correct"]["mean"])
+
+
+def test_fig5b_and_fig5c_axes(tmp_path):
+    runs = load_search_runs([str(_write_run(tmp_path / f"k{k}", prover=f"bok:{k}", seed=k)) for k in (16, 2, 4)]
+                            + [str(_write_run(tmp_path / "b", prover="model:/ckpt/strong", policy="/models/base-b",
+                                              seed=9))])
+    ax = fig5b_figure(runs).axes[0]
+    assert _legend(ax) == ["PAV, Bo2(π) prover", "PAV, Bo4(π) prover", "PAV, Bo16(π) prover", "ORM best-of-N"]
+    assert list(ax.get_lines()[0].get_xdata()) == [2, 4, 8]
+    grid = base_prover_grid(runs, n=8)
+    assert grid["bases"] == ["base-a", "base-b"] and grid["provers"] == ["Bo16(π)", "Bo2(π)", "Bo4(π)", "strong"]
+    values = np.array(grid["values"])
+    assert np.isnan(values[1, :3]).all() and np.isnan(values[0, 3])  # only the runs that exist
+    t_a = search_table(runs[1].pool, runs[1].search, [8])
+    orm_a = search_table(runs[0].pool, runs[0].search, [8])["bon-orm"]["accuracy"]["mean"][0]  # first base-a run
+    assert values[0, 1] == pytest.approx(100 * (t_a["beam-pav"]["accuracy"]["mean"][0] - orm_a) / orm_a)
+    ax_c = fig5c_figure(runs, n=8).axes[0]
+    assert _legend(ax_c) == grid["provers"] and [t.get_text() for t in ax_c.get_xticklabels()] == grid["bases"]
+    assert len(ax_c.patches) == 2 * 4
+
+
+def test_load_search_runs_rejects_other_runs(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"prover": "gamma:10", "alpha": 1}))
+    with pytest.raises(ValueError, match="not a `pavkit llm search` run"):
+        load_search_runs([str(tmp_path)])
+    assert isinstance(SearchRun("x", {"policy": "/a/b", "prover": "bok:4"}, [], []).base, str)
+
+
+def test_plot_cli_writes_search_figures(tmp_path):
+    from click.testing import CliRunner
+
+    from pavkit.cli import main
+
+    run = _write_run(tmp_path / "r")
+    for kind in ("fig4", "fig5b", "fig5c", "fig6a"):
+        out = tmp_path / f"{kind}.png"
+        extra = ["--n", "4"] if kind == "fig5c" else []
+        result = CliRunner().invoke(main, ["plot", kind, str(run), "--out", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        assert out.stat().st_size > 1000
+    bad = CliRunner().invoke(main, ["plot", "fig5c", str(run), "--out", str(tmp_path / "x.png"), "--n", "3"])
+    assert bad.exit_code == 2 and "N = 3" in bad.output
