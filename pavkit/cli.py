@@ -941,6 +941,7 @@ def _pipeline_summary(out_dir, preset) -> dict:
     return {"compute_ratio": s["compute_ratio"], "compute_ratio_is_lower_bound": s["ratio_is_lower_bound"],
             "accuracy_gain": s["accuracy_gain_at_n"], "accuracy_gain_at_equal_compute": s["accuracy_gain"],
             "n": s["gain_n"], "orm_n": s["n"], "target": s["target"], "problems": table["problems"],
+            "orm_accuracy_grows_with_n": s["baseline_monotone"],
             "accuracy_at_n": accuracy, "fig4": s, "stage_seconds": stages, "seconds": round(sum(stages.values()), 1)}
 
 
@@ -1003,13 +1004,27 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
         _stage(out_dir, f"search-bok-{k}", lambda k=k: ctx.invoke(
             llm_search, out=str(out_dir / f"search-bok-{k}"), methods="beam-pav",
             ns=",".join(map(str, p.bok_ns)), **{**common, "prover": f"bok:{k}"}))
+    for role in p.grid_provers:  # another checkpoint as μ, through a Q^μ model of its own
+        prover_model = out_dir / "organism" / role
+        _stage(out_dir, f"labels-{role}", lambda role=role, m=prover_model: ctx.invoke(
+            llm_label, model=str(policy), problems=p.grid_label_problems, out=str(out_dir / f"labels-{role}"),
+            seed=seed, threads=threads, **{**p.label, "prover": f"model:{m}"}))
+        _stage(out_dir, f"qmu-{role}", lambda role=role: ctx.invoke(
+            llm_train_verifier, labels=str(out_dir / f"labels-{role}"), base=str(policy), kind="qmu",
+            out=str(out_dir / f"qmu-{role}"), seed=seed, threads=threads, **p.verifier))
+        _stage(out_dir, f"search-{role}", lambda role=role: ctx.invoke(
+            llm_search, out=str(out_dir / f"search-{role}"), methods="beam-pav", ns=",".join(map(str, p.bok_ns)),
+            **{**common, "prover": f"model:{out_dir / f'qmu-{role}'}"}))
     figures = out_dir / "figures"
     figures.mkdir(exist_ok=True)
     _stage(out_dir, "figures", lambda: (
         ctx.invoke(plot_fig4, run_dirs=(str(out_dir / "search"),), out=str(figures / "fig4.png")),
         ctx.invoke(plot_fig6a, run_dirs=(str(out_dir / "search"),), out=str(figures / "fig6a.png")),
-        p.bok_sweep and ctx.invoke(plot_fig5b, run_dirs=tuple(str(d) for d in sorted(out_dir.glob("search*"))),
-                                   out=str(figures / "fig5b.png"))))
+        p.bok_sweep and ctx.invoke(plot_fig5b, run_dirs=tuple(map(str, [out_dir / "search",
+                                                                         *sorted(out_dir.glob("search-bok-*"))])),
+                                   out=str(figures / "fig5b.png")),
+        p.grid_provers and ctx.invoke(plot_fig5c, run_dirs=tuple(str(d) for d in sorted(out_dir.glob("search*"))),
+                                      out=str(figures / "fig5c.png"), n=p.bok_ns[0])))
     summary = _pipeline_summary(out_dir, p)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if as_json:
@@ -1239,6 +1254,18 @@ def _decode_delimiter(delimiter: str) -> str:
     return delimiter
 
 
+ORACLE = "organism-oracle"
+
+
+def _verifier_arg(name: str, value: str | None) -> str | None:
+    """A verifier folder that exists, or the exact organism checker; else a usage error naming the option."""
+    from pathlib import Path
+
+    if value is None or value == ORACLE or Path(value).is_dir():
+        return value
+    raise click.BadParameter(f"{value}: no such verifier folder (or give {ORACLE})", param_hint=name)
+
+
 def _search_done(out_dir) -> tuple[set, set]:
     """Keys already written: pool problem indices, (problem_index, method, n) of search.jsonl; a cut last line is
     dropped first (it is recomputed)."""
@@ -1262,10 +1289,12 @@ def _search_done(out_dir) -> tuple[set, set]:
                                   "with Q^π and with PAV.")
 @click.option("--policy", required=True, type=click.Path(exists=True),
               help="π: a local HF causal LM folder (or .gguf file) that samples responses and next steps.")
-@click.option("--orm", default=None, type=click.Path(exists=True, file_okay=False),
-              help="ORM verifier folder (`pavkit llm train-verifier --kind orm`); needed by the pool methods.")
-@click.option("--pqv", required=True, type=click.Path(exists=True, file_okay=False),
-              help="PQV verifier folder (--kind pqv): Q̂^π, the beam score and the final pick (Q^π as ORM).")
+@click.option("--orm", default=None, callback=lambda _c, _p, v: _verifier_arg("--orm", v),
+              help="ORM verifier folder (`pavkit llm train-verifier --kind orm`); needed by the pool methods. "
+                   "`organism-oracle`: exact step checking on organism problems (a ceiling, not a model).")
+@click.option("--pqv", required=True, callback=lambda _c, _p, v: _verifier_arg("--pqv", v),
+              help="PQV verifier folder (--kind pqv): Q̂^π, the beam score and the final pick (Q^π as ORM); or "
+                   "`organism-oracle`.")
 @click.option("--prover", default="bok:4", show_default=True,
               help="μ of beam-pav: bok:K (Q̂^μ = 1-(1-Q̂^π)^K from the PQV) or model:DIR (a --kind qmu verifier).")
 @click.option("--methods", default="bon-orm,bon-pav,majority,pass,beam-q,beam-pav", show_default=True,
@@ -1342,8 +1371,11 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
         prover = f"model:{Path(prover_path).resolve()}"
     probs, source = _load_search_problems(problems)
     try:
-        cfg = SearchConfig(policy=str(Path(policy).resolve()), orm=str(Path(orm).resolve()) if orm else "",
-                           pqv=str(Path(pqv).resolve()), problems=source, problems_sha256=problems_digest(probs),
+        def where(v: str) -> str:
+            return v if v == ORACLE else str(Path(v).resolve())
+
+        cfg = SearchConfig(policy=str(Path(policy).resolve()), orm=where(orm) if orm else "", pqv=where(pqv),
+                           problems=source, problems_sha256=problems_digest(probs),
                            prover=prover, methods=method_list, ns=n_list, pool=pool, alpha=alpha, c=c,
                            max_steps=max_steps, seed=seed, delimiter=_decode_delimiter(delimiter),
                            prompt_format=prompt_format, temperature=temperature, max_step_tokens=max_step_tokens,
@@ -1374,10 +1406,16 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
         torch.set_num_threads(threads)
         engine = HFEngine.from_path(cfg.policy, delimiter=cfg.delimiter, max_step_tokens=max_step_tokens,
                                     max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size)
-        load = {"delimiter": cfg.delimiter}
-        pqv_v = Verifier.from_path(cfg.pqv, **load)
-        verifiers = Verifiers(orm=Verifier.from_path(cfg.orm, **load) if cfg.orm else pqv_v, pqv=pqv_v,
-                              qmu=Verifier.from_path(prover.partition(":")[2], **load) if kind == "model" else None)
+        def load(path: str):
+            if path == ORACLE:
+                from pavkit.llm.organism import OracleVerifier
+
+                return OracleVerifier(engine.tokenizer, delimiter=cfg.delimiter)
+            return Verifier.from_path(path, delimiter=cfg.delimiter)
+
+        pqv_v = load(cfg.pqv)
+        verifiers = Verifiers(orm=load(cfg.orm) if cfg.orm else pqv_v, pqv=pqv_v,
+                              qmu=load(prover.partition(":")[2]) if kind == "model" else None)
         labels = iter(units)
 
         def show(unit):

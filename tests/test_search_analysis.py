@@ -199,6 +199,22 @@ def test_search_table_compute_and_problem_alignment():
     assert s["budget"] == min(max(t["beam-pav"]["compute"]), max(t["bon-orm"]["compute"]))
 
 
+def test_fig4_summary_divides_the_baseline_spend_at_its_largest_n():
+    def curve(ns, acc, compute):
+        return {"n": ns, "accuracy": {"mean": acc, "low": acc, "high": acc}, "compute": compute}
+
+    # ORM best-of-N rises to 0.4 at N = 8 (compute 800); PAV beam reaches 0.4 halfway (log) between 100 and 400
+    t = {"bon-orm": curve([2, 4, 8], [0.2, 0.3, 0.4], [200, 400, 800]),
+         "beam-pav": curve([1, 2, 4], [0.3, 0.5, 0.6], [100, 400, 1600])}
+    s = fig4_summary(t)
+    assert s["compute_method"] == pytest.approx(200.0) and s["compute_baseline"] == 800
+    assert s["compute_ratio"] == pytest.approx(4.0) and not s["ratio_is_lower_bound"] and s["baseline_monotone"]
+    # a baseline that gets WORSE with N: the ratio still divides its spend at N = 8, flagged non-monotone
+    t["bon-orm"] = curve([2, 4, 8], [0.5, 0.3, 0.2], [200, 400, 800])
+    s = fig4_summary(t)
+    assert s["compute_ratio"] == pytest.approx(8.0) and s["ratio_is_lower_bound"] and not s["baseline_monotone"]
+
+
 def _write_run(path, prover="bok:4", policy="/models/base-a", pav_boost=0.3, seed=0):
     path.mkdir(parents=True)
     pool, search = _records(seed=seed, pav_boost=pav_boost)

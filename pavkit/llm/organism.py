@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -376,3 +377,58 @@ def pick_roles(evals: Sequence[dict], low: float, high: float) -> dict[str, int]
     later = [e for e in evals if e["iteration"] >= base["iteration"]]
     strong = max(later, key=lambda e: (e["accuracy"], e["iteration"]))
     return {"base": base["iteration"], "weak": weak["iteration"], "strong": strong["iteration"]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# An exact verifier: the ceiling a trained verifier could reach on this task.
+
+_SENTENCE = re.compile(r"(?:She|He) (gets \d+|loses \d+|doubles|triples)")
+
+
+def solve(problem_text: str) -> tuple[str, ...]:
+    """The worked solution of a problem, recomputed from its text alone (the steps ``make_problem`` writes)."""
+    x = int(re.match(r"\w+ has (\d+) ", problem_text).group(1))
+    steps = []
+    for predicate in _SENTENCE.findall(problem_text):
+        word, _, k = predicate.partition(" ")
+        op, operand = {"gets": ("+", k), "loses": ("-", k), "doubles": ("*", "2"), "triples": ("*", "3")}[word]
+        y = {"+": x + int(operand), "-": x - int(operand), "*": x * int(operand)}[op]
+        steps.append(f"{predicate}: {x} {op} {operand} = {y}")
+        x = y
+    return (*steps, f"The answer is: {x}")
+
+
+@dataclass
+class OracleStats:
+    forward_tokens: int = 0
+    trajectories: int = 0
+
+
+class OracleVerifier:
+    r"""Exact step checking on organism problems, behind the ``Verifier`` interface (``prefix_values``/``values``).
+
+    V(s_{h+1}) = p^(H − h) if the h steps so far equal the worked solution's first h steps, else 0 — the value
+    under a policy that gets each remaining step right with probability ``p`` and never recovers from a slip
+    (a slip's wrong value propagates to the answer). A complete correct solution gets 1. It is not a learned
+    model: search with it measures what the search methods do when the verifier is perfect at telling steps
+    apart, i.e. the ceiling that verifier fit caps. The prompt must be ``problem + delimiter`` (plain format).
+    """
+
+    def __init__(self, tokenizer: Any = None, p: float = 0.9, delimiter: str = DEFAULT_DELIMITER):
+        if not 0 < p <= 1:
+            raise ValueError(f"p must be in (0, 1], got {p}")
+        self.tokenizer, self.p, self.delimiter = tokenizer, float(p), delimiter
+        self.stats = OracleStats()
+
+    def prefix_values(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        out = []
+        for prompt, s in zip(prompts, steps, strict=True):
+            solution = solve(prompt.removesuffix(self.delimiter))
+            on_track = np.cumprod([True] + [h < len(solution) and a == solution[h] for h, a in enumerate(s)])
+            remaining = np.maximum(len(solution) - np.arange(len(s) + 1), 0)
+            out.append(on_track * self.p ** remaining)
+            self.stats.trajectories += 1
+        return out
+
+    def values(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> np.ndarray:
+        return np.array([v[-1] for v in self.prefix_values(prompts, steps)], dtype=float)

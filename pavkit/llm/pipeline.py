@@ -9,7 +9,9 @@ r"""The paper's §4 end to end, as presets: policy → Monte Carlo labels → OR
     search/            pool methods (best-of-N with ORM / PAV-as-ORM, majority, Pass@N) and beam search with
                        Q^π and with PAV at the preset's widths (``pavkit llm search``)
     search-bok-K/      beam search with PAV for the Best-of-K prover sweep (Fig. 5(b))
-    figures/           fig4.png, fig5b.png, fig6a.png
+    labels-R/, qmu-R/, search-R/   checkpoint R of the organism as the prover: Q^μ labels, a Q^μ model, beam
+                       search with PAV (Fig. 5(c) for the organism's base)
+    figures/           fig4.png, fig5b.png, fig5c.png, fig6a.png
     summary.json       compute_ratio, accuracy_gain and the accuracy table (``bench/search.py`` reads it)
 
 The presets are plain data: what a person would type as options of the stage commands.
@@ -33,6 +35,9 @@ class Preset:
         pool_ns, beam_ns: N of the pool methods (≤ search["pool"]) and beam widths.
         search: other options of ``pavkit llm search`` (alpha, c, pool, limit, ...).
         bok_sweep: K of the Best-of-K prover sweep (beam-pav at ``bok_ns``); empty: no sweep.
+        grid_provers: organism checkpoints ("weak", "strong") used as provers μ through a Q^μ model each (labels
+            of π's seeds rolled out by μ on ``grid_label_problems``, a ``qmu`` verifier, beam-pav at ``bok_ns``):
+            with the Bo1 (μ = π) and Bo4 runs, the base × prover bars of Fig. 5(c) for the organism's base.
     """
 
     policy: str
@@ -46,6 +51,8 @@ class Preset:
     organism: dict = field(default_factory=dict)
     bok_sweep: tuple[int, ...] = ()
     bok_ns: tuple[int, ...] = ()
+    grid_provers: tuple[str, ...] = ()
+    grid_label_problems: str = ""
 
 
 PRESETS = {
@@ -63,6 +70,8 @@ PRESETS = {
                 "batch_size": 64, "strict": True, "prover": "bok:4"},
         bok_sweep=(1, 2, 16),
         bok_ns=(4,),
+        grid_provers=("weak", "strong"),
+        grid_label_problems="organism:train:0:100",
     ),
     # Mechanics on a real pretrained LM over GSM8K (it solves almost nothing: labels are mostly 0).
     "smollm2": Preset(
@@ -91,6 +100,8 @@ PRESETS = {
                 "batch_size": 16, "strict": True, "prover": "bok:4"},
         bok_sweep=(2,),
         bok_ns=(1,),
+        grid_provers=("weak",),
+        grid_label_problems="organism:train:0:2",
     ),
 }
 
