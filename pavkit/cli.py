@@ -555,7 +555,8 @@ def demo(out: str, seeds: int, iters: int, workers: int | None) -> None:
 
 @main.group()
 def llm() -> None:
-    """Real language models: steps, problem sets, grading, generation engines, Monte Carlo progress labels."""
+    """Real language models: steps, problem sets, grading, generation engines, Monte Carlo progress labels, the
+    model organism, verifiers and test-time search."""
 
 
 def _read_grade_file(path: str) -> tuple[list[str], list[str]]:
@@ -948,7 +949,7 @@ def _pipeline_summary(out_dir, preset) -> dict:
 @llm.command("pipeline", short_help="Paper §4 end to end: (organism →) labels → ORM + PQV → search → figures.")
 @click.option("--preset", type=click.Choice(["organism", "smollm2", "organism-tiny"]), default="organism",
               show_default=True,
-              help="organism: train the model organism and run everything at laptop scale (≈ 45 min on 2 cores); "
+              help="organism: train the model organism and run everything at laptop scale (35–60 min on 2 cores); "
                    "smollm2: the packaged SmolLM2 on GSM8K at tiny budgets (mechanics); organism-tiny: minutes.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Directory of the stage run directories, figures/ and summary.json. Rerunning resumes: "
@@ -960,9 +961,9 @@ def _pipeline_summary(out_dir, preset) -> dict:
 @click.pass_context
 def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: int, as_json: bool) -> None:
     """Run the paper's test-time search experiment end to end with a progress bar per stage (see
-    pavkit.llm.pipeline for the stages and presets), then write figures/fig4.png, fig5b.png, fig6a.png and
-    summary.json (compute_ratio: ORM best-of-N compute at its largest N ÷ PAV beam-search compute to reach the
-    same accuracy; accuracy_gain: PAV beam − ORM best-of-N at the largest N both ran)."""
+    pavkit.llm.pipeline for the stages and presets), then write figures/fig4.png, fig5b.png, fig5c.png,
+    fig6a.png and summary.json (compute_ratio: ORM best-of-N compute at its largest N ÷ PAV beam-search
+    compute to reach the same accuracy; accuracy_gain: PAV beam − ORM best-of-N at the largest N both ran)."""
     from pathlib import Path
 
     from pavkit.llm.pipeline import PRESETS, gguf_to_folder, packaged_smollm2_gguf
