@@ -23,7 +23,7 @@ matter. The task:
 
 The tokenizer is character level (``organism_tokenizer``): every character its own token, so arithmetic is done
 digit by digit and a step's tokens are exactly its characters. The model is a small Llama (``LlamaForCausalLM``,
-≈ 0.8 M parameters by default) trained with next-token cross-entropy on the solution tokens only (the prompt is
+≈ 0.5 M parameters by default) trained with next-token cross-entropy on the solution tokens only (the prompt is
 context, not target), AdamW, linear warm-up then cosine decay. Accuracy is measured by sampling at temperature 1
 (the policy that search and RL use). Checkpoints saved along the way are the prover candidates: a weaker one
 (early) and a stronger one (late) beside the base (the first checkpoint inside the target accuracy band).
@@ -163,7 +163,7 @@ class OrganismConfig:
 
     Attributes:
         task: the problem distribution (``OrganismTask`` fields).
-        hidden, layers, heads, intermediate: the Llama's size (hidden 128 × 4 layers ≈ 0.8 M parameters).
+        hidden, layers, heads, intermediate: the Llama's size (hidden 128 × 3 layers ≈ 0.5 M parameters).
         iters: optimiser steps; batch: problems per step (fresh ones every step).
         lr, warmup, weight_decay: AdamW, linear warm-up for ``warmup`` steps then cosine decay to lr/10.
         eval_every: steps between accuracy evaluations (and checkpoints); eval_problems: "valid" problems per
