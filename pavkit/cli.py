@@ -1024,8 +1024,9 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
         p.bok_sweep and ctx.invoke(plot_fig5b, run_dirs=tuple(map(str, [out_dir / "search",
                                                                          *sorted(out_dir.glob("search-bok-*"))])),
                                    out=str(figures / "fig5b.png")),
-        p.grid_provers and ctx.invoke(plot_fig5c, run_dirs=tuple(str(d) for d in sorted(out_dir.glob("search*"))),
-                                      out=str(figures / "fig5c.png"), n=p.bok_ns[0])))
+        p.grid_provers and ctx.invoke(plot_fig5c, run_dirs=tuple(map(str, [
+            out_dir / "search", *sorted(out_dir.glob("search-bok-*")),
+            *(out_dir / f"search-{r}" for r in p.grid_provers)])), out=str(figures / "fig5c.png"), n=p.bok_ns[0])))
     summary = _pipeline_summary(out_dir, p)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if as_json:

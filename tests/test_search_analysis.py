@@ -286,3 +286,9 @@ def test_plot_cli_writes_search_figures(tmp_path):
         assert out.stat().st_size > 1000
     bad = CliRunner().invoke(main, ["plot", "fig5c", str(run), "--out", str(tmp_path / "x.png"), "--n", "3"])
     assert bad.exit_code == 2 and "N = 3" in bad.output
+
+
+def test_base_prover_grid_refuses_two_runs_of_one_base_and_prover(tmp_path):
+    runs = load_search_runs([str(_write_run(tmp_path / "a")), str(_write_run(tmp_path / "b", pav_boost=0.0))])
+    with pytest.raises(ValueError, match="second run"):
+        base_prover_grid(runs, n=4)

@@ -467,12 +467,17 @@ def base_prover_grid(runs: Sequence[SearchRun], n: int = 16) -> dict:
     """
     orm: dict[str, float] = {}
     pav: dict[tuple[str, str], float] = {}
+    where: dict[tuple[str, str], str] = {}
     for r in runs:
         t = run_table(r, ns=[n])
         if "bon-orm" in t and n in t["bon-orm"]["n"]:
             orm.setdefault(r.base, t["bon-orm"]["accuracy"]["mean"][0])
         if "beam-pav" in t and n in t["beam-pav"]["n"]:
-            pav[(r.base, r.prover_label)] = t["beam-pav"]["accuracy"]["mean"][0]
+            key = (r.base, r.prover_label)
+            if key in pav:  # e.g. the same base and prover searched with other verifiers: ambiguous, refuse
+                raise ValueError(f"{r.path}: a second run of base {key[0]!r} with prover {key[1]!r} "
+                                 f"(also in {where[key]}); give one run per (base, prover)")
+            pav[key], where[key] = t["beam-pav"]["accuracy"]["mean"][0], r.path
     if not pav:
         raise ValueError(f"no beam-pav results at N = {n} in these runs")
     bases = sorted({b for b, _ in pav})
