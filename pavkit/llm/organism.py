@@ -43,6 +43,7 @@ import numpy as np
 
 from pavkit.llm.data import Problem
 from pavkit.llm.steps import DEFAULT_DELIMITER
+from pavkit.llm.verifier import VerifierStats
 
 NAMES = ("Mia", "Tom", "Ana", "Leo", "Ivy", "Sam", "Zoe", "Max", "Eva", "Ben")
 PRONOUNS = {"Mia": "She", "Ana": "She", "Ivy": "She", "Zoe": "She", "Eva": "She"}
@@ -398,12 +399,6 @@ def solve(problem_text: str) -> tuple[str, ...]:
     return (*steps, f"The answer is: {x}")
 
 
-@dataclass
-class OracleStats:
-    forward_tokens: int = 0
-    trajectories: int = 0
-
-
 class OracleVerifier:
     r"""Exact step checking on organism problems, behind the ``Verifier`` interface (``prefix_values``/``values``).
 
@@ -418,7 +413,7 @@ class OracleVerifier:
         if not 0 < p <= 1:
             raise ValueError(f"p must be in (0, 1], got {p}")
         self.tokenizer, self.p, self.delimiter = tokenizer, float(p), delimiter
-        self.stats = OracleStats()
+        self.stats = VerifierStats()  # no model runs: forward_tokens stays 0
 
     def prefix_values(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[np.ndarray]:
         out = []

