@@ -17,13 +17,13 @@ class InputError(click.ClickException):
     exit_code = 2
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+def _int_list(text: str, name: str = "--K") -> tuple[int, ...]:
     try:
         values = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise InputError(f"--K: expected comma-separated integers like 1,2,4, got {text!r}") from None
+        raise InputError(f"{name}: expected comma-separated integers like 1,2,4, got {text!r}") from None
     if not values or min(values) < 1:
-        raise InputError(f"--K: every K must be an integer >= 1, got {text!r}")
+        raise InputError(f"{name}: every value must be an integer >= 1, got {text!r}")
     return values
 
 
@@ -1464,6 +1464,232 @@ def _search_summary(out_dir, methods, ns, seed: int, num_problems: int | None = 
 # pavkit plot: run directories -> figures.
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Online RL (paper §5): `pavkit llm rft` (the RL initialisation) and `pavkit llm rl`.
+
+
+def _prepare_run(out, cfg, threads: int | None):
+    """Set threads, quiet HF's bars, and open (or check) the run directory OUT for cfg."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from pavkit import runs
+
+    hf_logging.disable_progress_bar()  # one bar per command: ours
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        runs.open_run(out, cfg.to_dict(), seed=cfg.seed)
+    except ValueError as e:  # a config mismatch (naming the field) or an unreadable config.json
+        raise InputError(str(e)) from None
+
+
+def _run_rft(cfg, problems, out, threads: int | None = None, progress: bool = True) -> dict:
+    """Sample, filter and fine-tune into OUT/model; a finished run (metrics.json) is not redone."""
+    import time
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pavkit import runs
+    from pavkit.llm.rl import rft, rft_data
+
+    _prepare_run(out, cfg, threads)
+    out = Path(out)
+    if (out / "metrics.json").exists() and (out / "model" / "config.json").exists():
+        return runs.read_json(out, "metrics.json")
+    runs.truncate_records(out, lambda r: False)  # an interrupted run restarts: sampling is most of its time
+    t0 = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(cfg.policy, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(cfg.policy, local_files_only=True)
+    if progress:
+        click.echo(f"rft: sampling {cfg.samples} responses to each of {len(problems)} problems", err=True)
+    pairs, correct = rft_data(model, tokenizer, problems, cfg)
+    if not pairs:
+        raise InputError(f"rft: none of the {cfg.samples * len(problems)} samples of {cfg.policy} is correct; "
+                         "nothing to fine-tune on")
+    steps = -(-len(pairs) // cfg.batch) * cfg.epochs
+    bar = click.progressbar(length=steps, label=f"rft on {len(pairs)} correct samples", file=sys.stderr,
+                            show_pos=True) if progress else None
+    for record in rft(model, tokenizer, pairs, cfg):
+        runs.append_record(out, record)
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.render_finish()
+    model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    metrics = {"problems": len(problems), "samples": cfg.samples * len(problems), "correct": correct,
+               "sample_accuracy": correct / (cfg.samples * len(problems)), "kept": len(pairs),
+               "steps": steps, "seconds": round(time.perf_counter() - t0, 3), "model": str(out / "model")}
+    runs.write_metrics(out, metrics)
+    return metrics
+
+
+@llm.command("rft", short_help="Rejection fine-tuning: the RL initialisation (SFT on the policy's correct samples).")
+@click.option("--policy", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The base (SFT) policy: a local HF causal LM folder.")
+@click.option("--problems", default="organism:train:2:1000", show_default=True,
+              help="Problems to sample on: gsm8k, a problems JSONL file, or organism:SPLIT:SEED:COUNT.")
+@click.option("--samples", type=click.IntRange(1), default=4, show_default=True,
+              help="Temperature-1 samples per problem; the correct, distinct ones are the fine-tuning data.")
+@click.option("--epochs", type=click.IntRange(1), default=2, show_default=True, help="Passes over the kept samples.")
+@click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="Responses per AdamW step.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=3e-4, show_default=True,
+              help="Peak learning rate (warm-up over 10 % of steps, then cosine decay to a tenth).")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=160, show_default=True,
+              help="Longest sampled response.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Sampling and data order.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run directory: config.json, train.jsonl, metrics.json and model/ (the RFT policy, an HF folder).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print metrics.json's content as one JSON line.")
+def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: bool, **fields) -> None:
+    """Rejection fine-tuning (paper §5): sample the base on --problems, keep its correct responses, and fine-tune
+    it on them. The result, OUT/model, is the initial policy of `pavkit llm rl`."""
+    from pathlib import Path
+
+    from pavkit.llm.rl import RFTConfig
+
+    probs, source = _load_problems(problems)
+    cfg = RFTConfig(policy=str(Path(policy).resolve()), problems=source, **fields)
+    metrics = _run_rft(cfg, probs, out, threads)
+    if as_json:
+        _emit_json(metrics)
+    else:
+        click.echo(f"{metrics['correct']} of {metrics['samples']} samples correct, {metrics['kept']} distinct kept; "
+                   f"RFT policy in {metrics['model']}")
+
+
+def _run_llm_rl(cfg, out, progress: bool = True, threads: int | None = None, save_every: int = 0) -> dict:
+    """Run (or resume) one LLM RL run in OUT; return its metrics. Safe to kill at any time."""
+    import time
+    from pathlib import Path
+
+    from pavkit import runs
+    from pavkit.llm.rl import checkpoint, init_state, load_prover_values, restore, train
+
+    _prepare_run(out, cfg, threads)
+    train_problems, _ = _load_problems(cfg.train_problems)
+    eval_problems, _ = _load_problems(cfg.eval_problems)
+    ckpt = runs.load_checkpoint(out)
+    state = restore(cfg, ckpt) if ckpt else init_state(cfg)
+    runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
+    prover_values = load_prover_values(cfg)
+    t0 = time.perf_counter()
+    name = f"llm rl α={cfg.alpha:g} {cfg.prover if cfg.alpha else 'outcome-only'} seed {cfg.seed}"
+    bar = click.progressbar(length=max(cfg.iters, 1), label=name, file=sys.stderr, show_pos=True,
+                            show_eta=True) if progress else None
+    if bar:
+        bar.update(state.iteration)
+    every = save_every or cfg.eval_every or cfg.iters
+    for record in train(cfg, state, train_problems, eval_problems, prover_values):
+        runs.append_record(out, record)
+        if record["iteration"] > 0 and (record["iteration"] % every == 0 or record["iteration"] == cfg.iters):
+            runs.save_checkpoint(out, checkpoint(state))
+        if bar and record["iteration"] > 0:
+            bar.update(1)
+        if bar and "accuracy" in record:
+            bar.label = f"{name}  acc {record['accuracy']:.3f}"
+    if bar:
+        bar.render_finish()
+    policy_dir = Path(out) / "policy"
+    if not (policy_dir / "config.json").exists():
+        state.policy.save_pretrained(policy_dir)
+        state.tokenizer.save_pretrained(policy_dir)
+    records = runs.read_records(out)
+    evals = [r for r in records if "accuracy" in r]
+    metrics = {"final_accuracy": evals[-1]["accuracy"], "initial_accuracy": evals[0]["accuracy"],
+               "iterations": records[-1]["iteration"], "pass_at_n": evals[-1].get("pass_at_n"),
+               "seconds": round(sum(r.get("seconds", 0.0) for r in records), 3),
+               "wall_seconds_this_session": round(time.perf_counter() - t0, 3), "policy": str(policy_dir)}
+    runs.write_metrics(out, metrics)
+    return metrics
+
+
+@llm.command("rl", short_help="Online RL: REINFORCE with per-step weights Q^π + α·A^μ (α = 0: outcome only).")
+@click.option("--policy", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Initial policy π_init (an HF causal LM folder, e.g. OUT/model of `pavkit llm rft`); also the "
+                   "reference of the KL penalty.")
+@click.option("--verifier", default=None, callback=lambda _c, _p, v: _verifier_arg("--verifier", v),
+              help="The fixed PQV (`pavkit llm train-verifier --kind pqv` run or model folder) behind bok:K provers, "
+                   "or organism-oracle (exact step checking, a control). Not needed with --alpha 0.")
+@click.option("--prover", default="bok:4", show_default=True,
+              help="μ: bok:K (V^μ = 1-(1-V̂^π)^K from the PQV) or model:DIR (a --kind qmu verifier, e.g. trained on "
+                   "a weaker checkpoint's rollouts).")
+@click.option("--alpha", type=click.FloatRange(0), default=3.0, show_default=True,
+              help="α of the step weight Q^π + α·A^μ (paper: 3-5); 0 is outcome-only RL.")
+@click.option("--iters", type=click.IntRange(0), default=200, show_default=True,
+              help="RL iterations; 0 only evaluates --policy (Pass@N with --final-samples: the SFT/RFT rows).")
+@click.option("--train-problems", default="organism:train:1:20000", show_default=True,
+              help="Training problems: gsm8k, a problems JSONL file, or organism:SPLIT:SEED:COUNT.")
+@click.option("--eval-problems", default="organism:test:0:100", show_default=True,
+              help="Held-out problems for accuracy and Pass@N (same forms).")
+@click.option("--problems-per-iter", type=click.IntRange(1), default=16, show_default=True,
+              help="Problems per iteration.")
+@click.option("--group", type=click.IntRange(1), default=4, show_default=True,
+              help="Responses per problem (batch = problems × group); >= 2 for the leave-one-out baseline.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True,
+              help="Adam peak learning rate (warm-up then cosine decay to 0).")
+@click.option("--warmup", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+              help="Fraction of iterations with linear warm-up.")
+@click.option("--kl-coef", type=click.FloatRange(0), default=0.001, show_default=True,
+              help="β of the KL penalty to the initial policy (paper: 0.001).")
+@click.option("--baseline", type=click.Choice(["loo", "none"]), default="loo", show_default=True,
+              help="loo: subtract the mean outcome of the other responses to the same problem; none: no baseline.")
+@click.option("--rewards-to-go", is_flag=True,
+              help="Weight step h by Σ_{h'≥h} α·A^μ (rewards-to-go) instead of Eq. 5's α·A^μ(s_h, a_h).")
+@click.option("--eval-every", type=click.IntRange(0), default=10, show_default=True,
+              help="Iterations between accuracy evaluations (and checkpoints).")
+@click.option("--eval-samples", type=click.IntRange(1), default=2, show_default=True,
+              help="Samples per held-out problem at each evaluation.")
+@click.option("--final-samples", type=click.IntRange(1), default=32, show_default=True,
+              help="Samples per held-out problem at the last iteration (final accuracy, Pass@N, counts for Fig. 8).")
+@click.option("--pass-ns", default=None, help="N of Pass@N, comma-separated (default: powers of 2 up to "
+                                              "--final-samples).")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=160, show_default=True,
+              help="Longest sampled response (paper: 512).")
+@click.option("--microbatch", type=click.IntRange(1), default=64, show_default=True,
+              help="Responses per forward/backward pass (gradients accumulate; lower it to save memory).")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Problem choice, sampling and evaluation.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run directory: config.json, train.jsonl, metrics.json, checkpoint.pt and policy/ (the final "
+                   "policy). Re-running the same command resumes from the last checkpoint.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Last stdout line: {"final_accuracy": ..., "iterations": ..., "seconds": ...}.')
+def llm_rl(policy: str, verifier: str | None, pass_ns: str | None, out: str, threads: int | None, as_json: bool,
+           **fields) -> None:
+    """Online RL with dense PAV rewards (paper §5): REINFORCE where every token of step h is weighted by
+    r(y) + α·A^μ(s_h, a_h) − b, with r(y) the outcome (Rex), A^μ the prover's advantage from the fixed
+    verifiers and b the leave-one-out group baseline; plus a KL penalty to the initial policy.
+
+    Outcome-only RL (the paper's ORM-RL) is the same command with --alpha 0. Held-out accuracy is recorded
+    every --eval-every iterations; `pavkit plot fig7|fig8` draws the runs.
+    """
+    from pathlib import Path
+
+    from pavkit.llm.rl import RLConfig
+
+    final = fields["final_samples"]
+    ns = (_int_list(pass_ns, "--pass-ns") if pass_ns
+          else tuple(2 ** i for i in range(final.bit_length()) if 2 ** i <= final))
+    for spec in (fields["train_problems"], fields["eval_problems"]):
+        _load_problems(spec)  # a bad spec fails here, before any model loads
+    try:
+        verifier = "" if not verifier else verifier if verifier == ORACLE else str(Path(verifier).resolve())
+        cfg = RLConfig(policy=str(Path(policy).resolve()), verifier=verifier, pass_ns=ns, **fields)
+    except ValueError as e:
+        raise InputError(f"llm rl: {e}") from None
+    m = _run_llm_rl(cfg, out, threads=threads)
+    if as_json:
+        _emit_json({"final_accuracy": m["final_accuracy"], "iterations": m["iterations"], "seconds": m["seconds"]})
+    else:
+        click.echo(f"final accuracy {m['final_accuracy']:.4f} after {m['iterations']} iterations "
+                   f"(initial {m['initial_accuracy']:.4f}; {m['seconds']:.1f} s); run in {out}")
+
+
 @main.group()
 def plot() -> None:
     """Figures from run directories (matplotlib, written to --out)."""
@@ -1533,6 +1759,32 @@ def plot_fig3b(run_dirs: tuple[str, ...], out: str) -> None:
 def plot_fig3c(run_dirs: tuple[str, ...], out: str) -> None:
     """Pass@N vs N after --pass-at-iter RL iterations: effective reward, outcome-only and the initial π."""
     _plot_rl("fig3c", run_dirs, out)
+
+
+@plot.command("fig7")
+@_RUNS_ARG
+@_OUT_OPT
+def plot_fig7(run_dirs: tuple[str, ...], out: str) -> None:
+    """Online RL on an LLM (paper Fig. 7): (a) final test accuracy of SFT, RFT, outcome-only RL and PAV-RL;
+    (b) test accuracy vs iterations with 95 % bands over seeds and the sample-efficiency ratio.
+
+    RUN_DIRS are `pavkit llm rl` run directories or folders of them; --iters 0 runs give the SFT/RFT bars.
+    """
+    from pavkit.analysis import figures
+
+    _write_figure(lambda: figures.fig7_figure(figures.load_rl_runs(_expand_run_dirs(run_dirs))), out)
+
+
+@plot.command("fig8")
+@_RUNS_ARG
+@_OUT_OPT
+def plot_fig8(run_dirs: tuple[str, ...], out: str) -> None:
+    """Exploration after RL (paper Fig. 8): (a) Pass@N of SFT, RFT and the RL policies; (b) Pass@N of the RL
+    policies on the held-out problems an SFT evaluation-only run (e.g. --iters 0 --final-samples 256) never solved.
+    """
+    from pavkit.analysis import figures
+
+    _write_figure(lambda: figures.fig8_figure(figures.load_rl_runs(_expand_run_dirs(run_dirs))), out)
 
 
 def _plot_search(kind: str, run_dirs: tuple[str, ...], out: str, n: int = 16) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from pavkit.analysis.metrics import bootstrap_ci
 from pavkit.analysis.plots import (
+    plot_bars_ci,
     plot_bok_ratio,
     plot_bound_scatter,
     plot_learning_curves,
@@ -51,8 +52,17 @@ class RLRun:
 
     @property
     def method(self) -> str:
-        """STYLE key: "outcome_only" (α = 0) or "effective_reward"."""
+        """STYLE key: "outcome_only" (α = 0), "effective_reward", or "initial" (an evaluation-only LLM run)."""
+        if self.config.get("iters") == 0:
+            return "initial"
         return "outcome_only" if self.config["alpha"] == 0 else "effective_reward"
+
+    def final(self) -> dict:
+        """The last evaluation record (an LLM run's carries "pass_at_n" and "correct_counts")."""
+        ev = [r for r in self.records if "accuracy" in r]
+        if not ev:
+            raise ValueError(f"{self.path}: no evaluation record yet")
+        return ev[-1]
 
     def curve(self) -> tuple[np.ndarray, np.ndarray]:
         """(iterations (T,), accuracy (T,)) at the evaluation iterations."""
@@ -75,7 +85,8 @@ def load_rl_runs(paths: Sequence[str]) -> list[RLRun]:
     for p in paths:
         cfg = read_json(p, "config.json")
         if "prover" not in cfg or "alpha" not in cfg:
-            raise ValueError(f"{p}/config.json: not a `pavkit toy rl` run (no 'prover'/'alpha' field)")
+            raise ValueError(f"{p}/config.json: not a `pavkit toy rl` or `pavkit llm rl` run "
+                             "(no 'prover'/'alpha' field)")
         runs.append(RLRun(str(p), cfg, read_records(p)))
     return runs
 
@@ -517,3 +528,181 @@ def fig6a_figure(run: SearchRun, ax=None):
     plot_search_curves(curves, ax=ax, xlabel="N (samples / beam width)", ylabel="Pass@N", log2=True)
     ax.set_title(f"Pass@N over {run.base} ({t['problems']} problems)", fontsize=10)
     return ax.figure
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fig. 7 and 8: online RL on an LLM (directories written by `pavkit llm rl`; --iters 0 runs evaluate SFT / RFT).
+
+
+def _llm_runs(runs: Sequence[RLRun]) -> tuple[dict[str, list[RLRun]], dict[str, RLRun]]:
+    """RL runs by method, and the evaluation-only runs keyed "rft" (the RL runs' initial policy) or "sft".
+
+    All runs must share their held-out problems (config "eval_problems"); ValueError naming them otherwise.
+    """
+    if not runs or any("eval_problems" not in r.config for r in runs):
+        raise ValueError("need `pavkit llm rl` run directories (config.json with 'eval_problems')")
+    problems = {r.config["eval_problems"] for r in runs}
+    if len(problems) != 1:
+        raise ValueError(f"runs evaluate on different problems: {sorted(problems)}")
+    trained = {m: g for m, g in _by_method(runs).items() if m != "initial"}
+    rl_policies = {r.config["policy"] for g in trained.values() for r in g}
+    initial: dict[str, RLRun] = {}
+    for r in runs:
+        if r.method == "initial":
+            key = "rft" if r.config["policy"] in rl_policies else "sft"
+            if key in initial:  # keep the one with more samples per problem (the Pass@256 reference)
+                r = max(initial[key], r, key=lambda x: x.final()["eval_samples"])
+            initial[key] = r
+    return trained, initial
+
+
+def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
+    """The numbers behind Fig. 7 and 8 (and bench/rl.py).
+
+    - per method: final accuracy (mean over seeds, 95 % bootstrap CI), Pass@N at the last iteration;
+    - ``sample_efficiency``: iterations outcome-only RL needs to reach its own final mean accuracy ÷ iterations
+      PAV-RL needs to reach it (mean curves over seeds; a lower bound flag when PAV-RL never does);
+    - ``accuracy_gain``: final PAV-RL − final outcome-only accuracy; ``pass_at_n_gain``: the same at the largest
+      common N;
+    - ``sft`` / ``rft``: accuracy and Pass@N of the evaluation-only runs, when given.
+    """
+    from pavkit.analysis.metrics import reach_ratio
+
+    trained, initial = _llm_runs(runs)
+    out: dict = {}
+    curves = {}
+    for method, group in trained.items():
+        it, acc = _aligned(group)
+        curves[method] = (it, acc.mean(axis=0))
+        final = bootstrap_ci(np.array([r.final()["accuracy"] for r in group]))
+        passes = [r.final().get("pass_at_n") for r in group]
+        entry = {"runs": len(group), "final_accuracy": float(final.mean),
+                 "final_ci": [float(final.low), float(final.high)], "iterations": int(it[-1])}
+        if all(passes):
+            entry["pass_at_n"] = {"n": passes[0]["n"],
+                                  "values": np.mean([p["values"] for p in passes], axis=0).tolist()}
+        out[method] = entry
+    for key, r in initial.items():
+        out[key] = {"accuracy": r.final()["accuracy"], "pass_at_n": r.final().get("pass_at_n"),
+                    "samples": r.final()["eval_samples"]}
+    if {"effective_reward", "outcome_only"} <= set(out):
+        eff, base = out["effective_reward"], out["outcome_only"]
+        level = float(curves["outcome_only"][1][-1])
+        r = reach_ratio(*curves["effective_reward"], *curves["outcome_only"], level)
+        out["reach"] = {"level": level, "pav_iters": r.method_iters, "outcome_iters": r.baseline_iters,
+                        "ratio_is_lower_bound": r.lower_bound}
+        out["sample_efficiency"] = r.ratio
+        out["accuracy_gain"] = eff["final_accuracy"] - base["final_accuracy"]
+        if "pass_at_n" in eff and "pass_at_n" in base:
+            common = sorted(set(eff["pass_at_n"]["n"]) & set(base["pass_at_n"]["n"]))
+            if common:
+                pe = dict(zip(eff["pass_at_n"]["n"], eff["pass_at_n"]["values"], strict=True))
+                pb = dict(zip(base["pass_at_n"]["n"], base["pass_at_n"]["values"], strict=True))
+                out["pass_at_n_gain"] = {"n": common[-1], "gain": pe[common[-1]] - pb[common[-1]]}
+    return out
+
+
+def fig7_figure(runs: Sequence[RLRun], axes=None):
+    """Fig. 7: (a) final test accuracy of SFT, RFT, outcome-only RL and PAV-RL (bars, 95 % CI over seeds);
+    (b) test accuracy vs RL iterations, mean over seeds with bands, the sample-efficiency ratio in the title."""
+    if axes is None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    trained, initial = _llm_runs(runs)
+    keys, mean, low, high = [], [], [], []
+    for key in ("sft", "rft"):
+        if key in initial:
+            keys.append(key)
+            a = initial[key].final()["accuracy"]
+            mean.append(a), low.append(a), high.append(a)
+    for key in ("outcome_only", "effective_reward"):
+        if key in trained:
+            ci = bootstrap_ci(np.array([r.final()["accuracy"] for r in trained[key]]))
+            keys.append(key)
+            mean.append(float(ci.mean)), low.append(float(ci.low)), high.append(float(ci.high))
+    plot_bars_ci(keys, np.array(mean), np.array(low), np.array(high), ax=axes[0])
+    axes[0].set_title("(a) final test accuracy", fontsize=10)
+    curves = {}
+    for method, group in trained.items():
+        it, acc = _aligned(group)
+        ci = bootstrap_ci(acc)
+        curves[method] = (ci.mean, ci.low, ci.high)
+    plot_learning_curves(it, curves, ax=axes[1], ylabel="test accuracy")
+    s = rl_llm_summary(runs)
+    title = "(b) sample efficiency"
+    if s.get("sample_efficiency") is not None:
+        title += (f": PAV-RL reaches outcome-only's final accuracy {s['sample_efficiency']:.1f}× sooner"
+                  f"{' (at least)' if s['reach']['ratio_is_lower_bound'] else ''}; "
+                  f"gain {s['accuracy_gain']:+.3f}")
+    axes[1].set_title(title, fontsize=9)
+    lows = [c[1].min() for c in curves.values()]
+    axes[1].set_ylim(max(0.0, min(lows) - 0.05), min(1.02, max(c[2].max() for c in curves.values()) + 0.05))
+    return axes[0].figure
+
+
+def hard_problem_curves(runs: Sequence[RLRun]) -> dict:
+    """Fig. 8(b): Pass@N of each RL method on the held-out problems the SFT run never solved (0 correct).
+
+    Returns {"n", "hard": number of such problems, "reference_samples", method → {"mean", "low", "high"}}.
+    """
+    from pavkit.estimators import pass_at_k
+
+    trained, initial = _llm_runs(runs)
+    if "sft" not in initial:
+        raise ValueError("Fig. 8(b) needs an evaluation-only run (--iters 0) of the SFT policy")
+    ref = initial["sft"].final()
+    hard = np.asarray(ref["correct_counts"]) == 0
+    out: dict = {"hard": int(hard.sum()), "problems": int(hard.size), "reference_samples": ref["eval_samples"]}
+    for method, group in trained.items():
+        rows = []
+        for r in group:
+            f = r.final()
+            counts, k = np.asarray(f["correct_counts"]), f["eval_samples"]
+            ns = [n for n in f["pass_at_n"]["n"] if n <= k]
+            rows.append([float(np.mean(pass_at_k(k, counts[hard], n))) if hard.any() else 0.0 for n in ns])
+        ci = bootstrap_ci(np.array(rows))
+        out["n"] = ns
+        out[method] = {"mean": np.atleast_1d(ci.mean).tolist(), "low": np.atleast_1d(ci.low).tolist(),
+                       "high": np.atleast_1d(ci.high).tolist()}
+    return out
+
+
+def fig8_figure(runs: Sequence[RLRun], axes=None):
+    """Fig. 8: (a) Pass@N of SFT, RFT, outcome-only RL and PAV-RL; (b) Pass@N on the problems SFT never solved."""
+    if axes is None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    trained, initial = _llm_runs(runs)
+    curves, ns = {}, None
+    for key, r in initial.items():
+        p = r.final().get("pass_at_n")
+        if p:
+            v = np.array(p["values"])
+            curves[key] = (np.array(p["n"]), v, v, v)
+    for method, group in trained.items():
+        ps = [r.final().get("pass_at_n") for r in group]
+        if all(ps):
+            ci = bootstrap_ci(np.array([p["values"] for p in ps]))
+            ns = np.array(ps[0]["n"])
+            curves[method] = (ns, ci.mean, ci.low, ci.high)
+    for key, (n, m, lo, hi) in curves.items():
+        plot_pass_at_n(n, {key: (m, lo, hi)}, ax=axes[0])
+    axes[0].set_title("(a) Pass@N on held-out problems", fontsize=10)
+    if "sft" in initial:
+        h = hard_problem_curves(runs)
+        plot_pass_at_n(np.array(h["n"]), {m: (np.array(h[m]["mean"]), np.array(h[m]["low"]), np.array(h[m]["high"]))
+                                          for m in trained}, ax=axes[1])
+        axes[1].set_title(f"(b) the {h['hard']} of {h['problems']} problems SFT never solved "
+                          f"in {h['reference_samples']} samples", fontsize=10)
+    else:
+        axes[1].set_axis_off()
+        axes[1].text(0.5, 0.5, "(b) needs an SFT run with --iters 0", ha="center")
+    return axes[0].figure

@@ -16,6 +16,9 @@ STYLE = {
     "effective_reward": {"color": "tab:red", "marker": "o", "label": "effective reward Q^π + α·A^μ"},
     "outcome_only": {"color": "tab:blue", "marker": "s", "label": "only Q^π (outcome, α = 0)"},
     "initial": {"color": "tab:gray", "marker": "^", "label": "initial π (SFT on μ_5)"},
+    # online RL on LLMs (paper §5, Fig. 7-8)
+    "sft": {"color": "tab:gray", "marker": "^", "label": "SFT (base π)"},
+    "rft": {"color": "tab:brown", "marker": "v", "label": "RFT (RL initialisation)"},
     # test-time search (paper §4, Fig. 4-6)
     "bon-orm": {"color": "tab:blue", "marker": "s", "label": "ORM best-of-N"},
     "bon-pav": {"color": "tab:cyan", "marker": "v", "label": "PAV-as-ORM best-of-N"},
@@ -133,6 +136,23 @@ def plot_pass_at_n(ns: np.ndarray, curves: dict[str, tuple[np.ndarray, np.ndarra
     ax.set_ylabel("Pass@N")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    return ax
+
+
+def plot_bars_ci(keys: Sequence[str], mean: np.ndarray, low: np.ndarray, high: np.ndarray, ax=None,
+                 ylabel: str = "test accuracy"):
+    """One bar per STYLE key with its CI as an error bar, the value written on top (paper Fig. 7(a))."""
+    ax = _axes(ax)
+    mean, low, high = (np.asarray(a, dtype=float) for a in (mean, low, high))
+    x = np.arange(len(keys))
+    ax.bar(x, mean, 0.6, color=[STYLE[k]["color"] for k in keys], yerr=[mean - low, high - mean], capsize=4)
+    for i, m in enumerate(mean):
+        ax.text(i, high[i] + 0.01, f"{m:.3f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, [STYLE[k]["label"].split(" (")[0] if k in ("sft", "rft") else
+                      {"outcome_only": "outcome-only RL", "effective_reward": "PAV RL"}.get(k, k) for k in keys])
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, min(1.05, float(np.nanmax(high)) + 0.1))
+    ax.grid(alpha=0.3, axis="y")
     return ax
 
 

@@ -37,12 +37,15 @@ class Continuation:
 
     text: the generated text, EOS removed (for `extend`, also the delimiter and anything after it);
     num_tokens: tokens sampled for it, including the token that stopped it (delimiter-bearing token or EOS);
-    finished: True iff generation hit EOS, i.e. the response is over.
+    finished: True iff generation hit EOS, i.e. the response is over;
+    token_ids: the sampled ids (``num_tokens`` of them, the stopping token included), for callers that need the
+    exact tokens (RL's log-probabilities), since re-tokenising ``text`` need not give them back.
     """
 
     text: str
     num_tokens: int
     finished: bool
+    token_ids: tuple[int, ...] = ()
 
 
 @dataclass
@@ -316,7 +319,8 @@ class HFEngine:
             text = self._decode(anchors[r], toks)
             if stop:
                 text, _ = cut_at_delimiter(text, stop)
-            conts.append(Continuation(text=text, num_tokens=int(n_tok), finished=tracker.eos[r]))
+            conts.append(Continuation(text=text, num_tokens=int(n_tok), finished=tracker.eos[r],
+                                      token_ids=tuple(toks.tolist())))
         return [conts[i * m:(i + 1) * m] for i in range(len(ids))]
 
     def _gen_kwargs(self, max_tokens: int) -> dict:
@@ -396,7 +400,7 @@ class VLLMEngine:
         # finish_reason "stop" with stop_reason None means EOS; a str stop_reason is our delimiter.
         eos = o.finish_reason == "stop" and o.stop_reason is None
         text = cut_at_delimiter(o.text, stop)[0] if stop else o.text
-        return Continuation(text=text, num_tokens=len(o.token_ids), finished=eos)
+        return Continuation(text=text, num_tokens=len(o.token_ids), finished=eos, token_ids=tuple(o.token_ids))
 
     def _sample(self, prefixes: list[str], k: int, seed: int, max_tokens: int, stop: str | None):
         self.stats.calls += 1

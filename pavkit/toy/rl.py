@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from pavkit.estimators import bok, effective_reward, pass_at_k
+from pavkit.losses import reinforce_loss
 from pavkit.toy import planted as _planted
 from pavkit.toy.planted import PlantedTask
 from pavkit.toy.policies import MadePolicy, SFTConfig, action_mask, rollout_successes, sft
@@ -223,7 +224,7 @@ def rl_iteration(state: RLState, cfg: RLConfig) -> dict:
     mask = action_mask(task, seqs)  # (B, H)
     weights = effective_reward(v_pi, v_mu, cfg.alpha, mask)  # (B, H): Q^π + α·A^μ, 0 on masked steps
     logp = policy.log_probs(torch.as_tensor(seqs))
-    loss = -(torch.as_tensor(weights, dtype=torch.float32) * logp).sum() / cfg.batch
+    loss = reinforce_loss(logp, weights, mask)  # −(1/B) Σ mask·w·log π
     state.optimizer.zero_grad()
     loss.backward()
     state.optimizer.step()

@@ -1,0 +1,564 @@
+r"""Online RL on an LLM with dense PAV rewards (paper §5, PAPER.md §6); mirrors ``pavkit.toy.rl`` section by section.
+
+Each iteration:
+
+1. sample ``problems_per_iter`` training problems (a pure function of (seed, iteration)) and ``group`` responses
+   to each from the current π_θ at temperature 1 (``HFEngine.complete``, which keeps the sampled token ids);
+2. split every response into steps (the delimiter) and give every token the step it belongs to
+   (``response_steps``); outcome r(y) by Rex (strict: a final "The answer is" line is required);
+   V^μ at every prefix s_1 … s_{H+1} from the fixed verifiers: prover "bok:K" → 1 − (1 − V̂^π)^K with V̂^π the PQV
+   (App. F.4), "model:DIR" → a trained Q^μ verifier of another policy (e.g. a weaker checkpoint);
+3. per-step weight  w_h = Q^π(s_h, a_h) + α·A^μ(s_h, a_h) − b  (Eq. 5), Q^π := r(y), the sampled return (the
+   textbook REINFORCE return; PAPER.md §10.4), b the leave-one-out mean of r over the problem's group;
+   α = 0 is outcome-only RL (the paper's ORM-RL with the true outcome reward);
+4. every token of step h gets w_h (``losses.token_weights``); loss = REINFORCE + β·KL(π_θ ‖ π_init) (k3 per
+   token); one Adam step with linear warm-up then cosine decay, gradients clipped.
+
+Every ``eval_every`` iterations the accuracy of π on held-out problems is measured from ``eval_samples``
+temperature-1 samples per problem, drawn with seeds of their own, so a resumed run is record-for-record identical
+to an uninterrupted one. The last iteration draws ``final_samples`` per problem and records Pass@N and the
+per-problem success counts (Fig. 8). ``iters = 0`` only evaluates the initial policy that way (SFT or RFT rows of
+Fig. 7(a) and 8).
+
+``rft`` is the paper's RL initialisation: rejection fine-tuning of the base on its own correct samples.
+Library code only: ``pavkit.cli`` loads problems and owns the run directory.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from pavkit.estimators import bok, effective_reward, pass_at_k
+from pavkit.llm.data import Problem
+from pavkit.llm.steps import DEFAULT_DELIMITER, split_steps
+from pavkit.losses import kl_penalty, leave_one_out_baseline, reinforce_loss, rewards_to_go, token_weights
+
+ORACLE = "organism-oracle"  # the exact step checker of pavkit.llm.organism, a diagnostic control, never learned
+BASELINES = ("loo", "none")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Configuration.
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """Everything an LLM RL run's records depend on (written as the run's config.json).
+
+    Attributes:
+        policy: folder of the initial policy π_init (e.g. the RFT model); also the KL reference.
+        verifier: the PQV (Q̂^π model: a `pavkit llm train-verifier` run or model folder), or "organism-oracle";
+            "" when α = 0 (outcome-only RL needs no verifier).
+        prover: "bok:K" (V^μ = 1 − (1 − V̂^π)^K from the PQV) or "model:DIR" (a Q^μ verifier).
+        alpha: α of Q^π + α·A^μ (paper: 5 for 2B, 3 for 9B); 0 is outcome-only RL.
+        iters: RL iterations; 0 only evaluates the initial policy.
+        train_problems, eval_problems: problem specs (as `--problems`), recorded for identity; the CLI loads them.
+        problems_per_iter, group: problems per iteration and responses per problem (batch = their product;
+            paper: batch 32). A group of >= 2 allows the leave-one-out baseline.
+        lr, warmup: Adam learning rate, linear warm-up over this fraction of iters then cosine decay to 0
+            (paper: 1e-7 for Gemma, 10 % warm-up).
+        kl_coef: β of the KL penalty to π_init (paper: 0.001).
+        baseline: "loo" (leave-one-out mean outcome of the group) or "none".
+        rewards_to_go: weight step h by Σ_{h'≥h} α·A^μ instead of α·A^μ(s_h, a_h) (PAPER.md §10.5; off = Eq. 5).
+        max_grad_norm: gradient clipping.
+        temperature, max_new_tokens: sampling (paper: max response length 512).
+        eval_every, eval_samples: accuracy every that many iterations from that many samples per eval problem.
+        final_samples, pass_ns: samples per eval problem at the last iteration, and the N of Pass@N (<= it).
+        microbatch: sequences per forward/backward (gradients accumulate; the update is the same).
+        batch_size: rows per generate call.
+        delimiter, prompt_format, strict: step delimiter, prompt format (label.build_prompt), strict grading.
+        symbolic: grade with math-verify when plain comparison does not decide (off for integer answers).
+        seed: problem choice, sampling and evaluation.
+    """
+
+    policy: str
+    verifier: str = ""
+    prover: str = "bok:4"
+    alpha: float = 3.0
+    iters: int = 200
+    train_problems: str = "organism:train:1:20000"
+    eval_problems: str = "organism:test:0:100"
+    problems_per_iter: int = 16
+    group: int = 4
+    lr: float = 1e-4
+    warmup: float = 0.1
+    kl_coef: float = 0.001
+    baseline: str = "loo"
+    rewards_to_go: bool = False
+    max_grad_norm: float = 1.0
+    temperature: float = 1.0
+    max_new_tokens: int = 160
+    eval_every: int = 10
+    eval_samples: int = 2
+    final_samples: int = 32
+    pass_ns: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    microbatch: int = 64
+    batch_size: int = 128
+    delimiter: str = DEFAULT_DELIMITER
+    prompt_format: str = "auto"
+    strict: bool = True
+    symbolic: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from pavkit.llm.search import parse_search_prover
+
+        parse_search_prover(self.prover)
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        if self.alpha > 0 and not self.verifier:
+            raise ValueError("alpha > 0 needs a verifier (the PQV, or organism-oracle)")
+        for name in ("problems_per_iter", "group", "eval_samples", "final_samples", "microbatch", "batch_size",
+                     "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.iters < 0 or self.eval_every < 0:
+            raise ValueError("iters and eval_every must be >= 0")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
+        if not 0 <= self.warmup < 1 or self.lr <= 0 or self.kl_coef < 0 or self.temperature <= 0:
+            raise ValueError("need 0 <= warmup < 1, lr > 0, kl_coef >= 0 and temperature > 0")
+        if not self.pass_ns or max(self.pass_ns) > self.final_samples or min(self.pass_ns) < 1:
+            raise ValueError(f"pass_ns must lie in [1, final_samples={self.final_samples}], got {self.pass_ns}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RLConfig:
+        d = dict(d)
+        if "pass_ns" in d:
+            d["pass_ns"] = tuple(d["pass_ns"])
+        return cls(**d)
+
+
+def iteration_seed(seed: int, iteration: int, stream: int) -> int:
+    """Seed of one iteration's sampling (stream 0: training, 1: evaluation), independent across iterations."""
+    return int(np.random.SeedSequence([int(seed), int(iteration), int(stream)]).generate_state(1)[0])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# State: policy, frozen reference, optimiser and schedule.
+
+
+@dataclass
+class RLState:
+    """The mutable part of a run (what a checkpoint saves) and the frozen reference π_init."""
+
+    policy: Any
+    reference: Any
+    tokenizer: Any
+    optimizer: Any
+    scheduler: Any
+    iteration: int = 0
+
+
+def _lr_lambda(cfg: RLConfig) -> Callable[[int], float]:
+    warm = max(1, round(cfg.warmup * cfg.iters))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, cfg.iters - warm))
+        return 0.5 * (1 + np.cos(np.pi * progress))
+
+    return factor
+
+
+def init_state(cfg: RLConfig, device: str | None = None) -> RLState:
+    """Load π_init from cfg.policy (local files only) twice: the trained policy and the frozen KL reference."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(cfg.policy, local_files_only=True)
+    policy = AutoModelForCausalLM.from_pretrained(cfg.policy, local_files_only=True, dtype=torch.float32).to(device)
+    reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
+    return RLState(policy, reference, tokenizer, optimizer, scheduler)
+
+
+def checkpoint(state: RLState) -> dict:
+    """A deep copy of what a resume needs (state_dict tensors alias the live weights)."""
+    return copy.deepcopy({"iteration": state.iteration, "policy": state.policy.state_dict(),
+                          "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict()})
+
+
+def restore(cfg: RLConfig, ckpt: dict, device: str | None = None) -> RLState:
+    state = init_state(cfg, device)
+    state.policy.load_state_dict(ckpt["policy"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    state.iteration = int(ckpt["iteration"])
+    return state
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Verifiers: V^μ at every prefix.
+
+
+def load_prover_values(cfg: RLConfig, device: str | None = None) -> Callable | None:
+    """``f(prompts, steps) -> list of (H_b+1,) V^μ arrays`` from the fixed verifiers; None when α = 0."""
+    from pavkit.llm.search import parse_search_prover
+    from pavkit.llm.verifier import Verifier
+
+    if cfg.alpha == 0:
+        return None
+    kind, k, path = parse_search_prover(cfg.prover)
+    if kind == "model":
+        qmu = Verifier.from_path(path, delimiter=cfg.delimiter, device=device)
+        return qmu.prefix_values
+    if cfg.verifier == ORACLE:
+        from pavkit.llm.organism import OracleVerifier
+
+        pqv = OracleVerifier(delimiter=cfg.delimiter)
+    else:
+        pqv = Verifier.from_path(cfg.verifier, delimiter=cfg.delimiter, device=device)
+    return lambda prompts, steps: [bok(v, k) for v in pqv.prefix_values(prompts, steps)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Responses → steps → token weights.
+
+
+def response_steps(token_texts: Sequence[str], delimiter: str = DEFAULT_DELIMITER) -> tuple[list[str], np.ndarray]:
+    """The canonical steps of a response and the step each of its tokens belongs to.
+
+    The response text is ``"".join(token_texts)``; its steps are ``split_steps(text)``. A token belongs to the
+    piece (text between delimiters) holding its last character, so a delimiter belongs to the step it ends; a
+    token with no characters (EOS) belongs to the piece before it. Pieces that hold no step (blank lines) give
+    their tokens to the previous step (the next one at the start). A response with no step at all maps every
+    token to 0, a pseudo-step that carries the outcome only.
+
+    Returns:
+        steps (H,) and token_steps (T,) int in [0, max(H, 1)).
+    """
+    lengths = np.array([len(t) for t in token_texts], dtype=int)
+    text = "".join(token_texts)
+    ends, pos = [], text.find(delimiter)
+    while pos >= 0:
+        ends.append(pos + len(delimiter))
+        pos = text.find(delimiter, pos + len(delimiter))
+    last_char = np.cumsum(lengths) - 1  # a 0-length token gets the index of the character before it
+    pieces = text.split(delimiter)
+    canonical, index = [], 0
+    for piece in pieces:  # step index of each piece, -1 for blank ones
+        canonical.append(index if piece.rstrip() else -1)
+        index += bool(piece.rstrip())
+    filled, prev = [], -1
+    for c in canonical:
+        prev = c if c >= 0 else prev
+        filled.append(prev)
+    first = next((c for c in canonical if c >= 0), 0)
+    piece_step = np.array([c if c >= 0 else first for c in filled], dtype=int)
+    token_piece = np.array([bisect.bisect_right(ends, e) for e in last_char], dtype=int)
+    return split_steps(text, delimiter), piece_step[token_piece] if len(token_piece) else np.zeros(0, dtype=int)
+
+
+def step_weights(outcomes: np.ndarray, v_mu: Sequence[np.ndarray] | None, num_steps: Sequence[int], alpha: float,
+                 baseline: np.ndarray, to_go: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per-step weights w_h = r − b + α·A^μ(s_h, a_h) (Eq. 5 with Q^π := r(y)), padded to the longest response.
+
+    Args:
+        outcomes: (N,) r(y) ∈ {0, 1}.
+        v_mu: N arrays (H_b+1,) of V^μ on s_1 … s_{H_b+1}, or None (α = 0).
+        num_steps: (N,) H_b; a response with no step gets one pseudo-step with A^μ = 0.
+        baseline: (N,) b, constant over the response's steps.
+        to_go: use Σ_{h'≥h} α·A^μ (rewards-to-go) instead of the immediate α·A^μ.
+    Returns:
+        weights (N, H) and mask (N, H) bool, with H = max(max(num_steps), 1).
+    """
+    n = len(outcomes)
+    h_max = max(max(num_steps, default=1), 1)
+    v_pi = np.repeat(np.asarray(outcomes, dtype=float)[:, None], h_max + 1, axis=1)
+    v = np.zeros((n, h_max + 1))
+    for b in range(n):
+        if v_mu is not None and len(v_mu[b]):
+            row = np.asarray(v_mu[b], dtype=float)
+            v[b, :len(row)], v[b, len(row):] = row, row[-1]  # padding repeats the last value: A^μ = 0 there
+    mask = np.arange(h_max)[None, :] < np.maximum(np.asarray(num_steps), 1)[:, None]
+    if to_go:
+        w = effective_reward(v_pi, v, 0.0, mask) + alpha * rewards_to_go(np.diff(v, axis=1), mask)
+    else:
+        w = effective_reward(v_pi, v, alpha, mask)
+    return np.where(mask, w - np.asarray(baseline, dtype=float)[:, None], 0.0), mask
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sampling and log-probabilities.
+
+
+def _engine(model: Any, tokenizer: Any, cfg: RLConfig):
+    from pavkit.llm.engines import HFEngine
+
+    return HFEngine(model, tokenizer, delimiter=cfg.delimiter, max_new_tokens=cfg.max_new_tokens,
+                    temperature=cfg.temperature, batch_size=cfg.batch_size)
+
+
+def prompts_of(problems: Sequence[Problem], tokenizer: Any, cfg: RLConfig) -> list[str]:
+    from pavkit.llm.label import build_prompt
+
+    return [build_prompt(p.problem, tokenizer, prompt_format=cfg.prompt_format, delimiter=cfg.delimiter)
+            for p in problems]
+
+
+def grade(texts: Sequence[str], golds: Sequence[str], cfg: RLConfig) -> np.ndarray:
+    """(N,) bool outcomes under Rex."""
+    from pavkit.llm.grading import grade_batch
+
+    return grade_batch(list(texts), list(golds), strict=cfg.strict, symbolic=cfg.symbolic)[0]
+
+
+def token_logprobs(model: Any, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
+                   pad_id: int):
+    """log π(y_t | x, y_<t) of every response token: (logp (N, L) tensor, response mask (N, L) bool tensor).
+
+    Rows are ``prompt + response``, right-padded; position j holds the log-prob of token j (0 on the prompt).
+    """
+    import torch
+
+    rows = [list(p) + list(r) for p, r in zip(prompt_ids, response_ids, strict=True)]
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(rows), width), dtype=torch.long)
+    resp = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, (row, p) in enumerate(zip(rows, prompt_ids, strict=True)):
+        ids[i, :len(row)] = torch.tensor(row)
+        attn[i, :len(row)] = 1
+        resp[i, len(p):len(row)] = True
+    device = next(model.parameters()).device
+    ids, attn, resp = ids.to(device), attn.to(device), resp.to(device)
+    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+    picked = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    logp = torch.cat([torch.zeros_like(picked[:, :1]), picked], dim=1)
+    return logp, resp
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One iteration.
+
+
+def rl_iteration(state: RLState, cfg: RLConfig, problems: Sequence[Problem], prover_values: Callable | None) -> dict:
+    """One REINFORCE update with per-step weights Q^π + α·A^μ − b; returns the iteration's record."""
+    import torch
+
+    tok, it = state.tokenizer, state.iteration
+    rng = np.random.default_rng(iteration_seed(cfg.seed, it, 0))
+    chosen = [problems[i] for i in rng.choice(len(problems), size=min(cfg.problems_per_iter, len(problems)),
+                                              replace=False)]
+    prompts = prompts_of(chosen, tok, cfg)
+    conts = _engine(state.policy, tok, cfg).complete(prompts, cfg.group, iteration_seed(cfg.seed, it, 0))
+    flat = [c for row in conts for c in row]  # problem-major: N = P·G
+    groups = np.repeat(np.arange(len(chosen)), cfg.group)
+    rep_prompts = [prompts[g] for g in groups]
+    outcomes = grade([c.text for c in flat], [chosen[g].answer for g in groups], cfg).astype(float)
+
+    # Steps and the step of every sampled token (texts of single tokens, special tokens dropped).
+    parsed = [response_steps(tok.batch_decode([[t] for t in c.token_ids], skip_special_tokens=True), cfg.delimiter)
+              for c in flat]
+    steps = [s for s, _ in parsed]
+    v_mu = prover_values(rep_prompts, steps) if prover_values is not None and cfg.alpha else None
+    base = leave_one_out_baseline(outcomes, groups) if cfg.baseline == "loo" else np.zeros(len(flat))
+    weights, mask = step_weights(outcomes, v_mu, [len(s) for s in steps], cfg.alpha, base, cfg.rewards_to_go)
+
+    # REINFORCE + KL on the sampled tokens, in micro-batches whose gradients add up to the full-batch gradient.
+    prompt_ids = tok(prompts, add_special_tokens=True)["input_ids"]
+    state.policy.train()
+    state.optimizer.zero_grad(set_to_none=True)
+    n, total_loss, total_kl, tokens = len(flat), 0.0, 0.0, 0
+    for start in range(0, n, cfg.microbatch):
+        idx = range(start, min(start + cfg.microbatch, n))
+        p_ids = [prompt_ids[groups[i]] for i in idx]
+        r_ids = [flat[i].token_ids for i in idx]
+        logp, resp = token_logprobs(state.policy, p_ids, r_ids, int(tok.pad_token_id or 0))
+        tsteps = np.full(tuple(logp.shape), -1)
+        for row, i in enumerate(idx):
+            a = len(p_ids[row])
+            tsteps[row, a:a + len(r_ids[row])] = parsed[i][1]
+        w_tok = token_weights(weights[list(idx)], tsteps)
+        scale = len(idx) / n  # each micro-batch loss is a mean over its rows
+        loss = reinforce_loss(logp, w_tok, resp) * scale
+        if cfg.kl_coef:
+            with torch.no_grad():
+                ref_logp, _ = token_logprobs(state.reference, p_ids, r_ids, int(tok.pad_token_id or 0))
+            kl = kl_penalty(logp, ref_logp, resp) * scale
+            loss = loss + cfg.kl_coef * kl
+            total_kl += float(kl.detach())
+        loss.backward()
+        total_loss += float(loss.detach())
+        tokens += int(resp.sum())
+    torch.nn.utils.clip_grad_norm_(state.policy.parameters(), cfg.max_grad_norm)
+    state.optimizer.step()
+    state.scheduler.step()
+    state.policy.eval()
+    state.iteration += 1
+    adv = [np.abs(np.diff(v)) for v in v_mu] if v_mu is not None else []
+    return {"iteration": state.iteration, "loss": total_loss, "kl": total_kl,
+            "batch_accuracy": float(outcomes.mean()), "mean_weight": float(weights[mask].mean()),
+            "mean_abs_adv_mu": float(np.concatenate(adv).mean()) if any(len(a) for a in adv) else 0.0,
+            "response_tokens": tokens, "mean_steps": float(np.mean([len(s) for s in steps])),
+            "lr": float(state.scheduler.get_last_lr()[0])}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation.
+
+
+def correct_counts(model: Any, tokenizer: Any, problems: Sequence[Problem], samples: int, seed: int,
+                   cfg: RLConfig) -> np.ndarray:
+    """(P,) number of correct responses among ``samples`` temperature-``cfg.temperature`` samples per problem."""
+    outs = _engine(model, tokenizer, cfg).complete(prompts_of(problems, tokenizer, cfg), samples, seed)
+    texts = [c.text for row in outs for c in row]
+    golds = [p.answer for p in problems for _ in range(samples)]
+    return grade(texts, golds, cfg).reshape(len(problems), samples).sum(axis=1)
+
+
+def pass_at_n(counts: np.ndarray, samples: int, ns: Sequence[int]) -> np.ndarray:
+    """Mean over problems of the unbiased Pass@N (Chen et al.) from per-problem counts: (len(ns),)."""
+    counts = np.asarray(counts)
+    return np.array([float(np.mean(pass_at_k(samples, counts, int(n)))) for n in ns])
+
+
+def train(cfg: RLConfig, state: RLState, train_problems: Sequence[Problem], eval_problems: Sequence[Problem],
+          prover_values: Callable | None) -> Iterator[dict]:
+    """Run iterations state.iteration+1 … cfg.iters, yielding one record per iteration.
+
+    Records carry "accuracy" on evaluation iterations (iteration 0, every ``eval_every``, the last). The last
+    record (iteration cfg.iters, which is 0 for an evaluation-only run) uses ``final_samples`` per problem and
+    adds "pass_at_n" ({"n", "values"}) and "correct_counts" (per eval problem, out of "eval_samples").
+    """
+
+    def evaluation(it: int) -> dict:
+        final = it == cfg.iters
+        k = cfg.final_samples if final else cfg.eval_samples
+        counts = correct_counts(state.policy, state.tokenizer, eval_problems, k, iteration_seed(cfg.seed, it, 1), cfg)
+        out = {"accuracy": float(counts.sum() / (k * len(eval_problems))), "eval_samples": k}
+        if final:
+            out["pass_at_n"] = {"n": list(cfg.pass_ns), "values": pass_at_n(counts, k, cfg.pass_ns).tolist()}
+            out["correct_counts"] = counts.tolist()
+        return out
+
+    if state.iteration == 0:
+        t0 = time.perf_counter()
+        yield {"iteration": 0, **evaluation(0), "seconds": time.perf_counter() - t0}
+    while state.iteration < cfg.iters:
+        t0 = time.perf_counter()
+        record = rl_iteration(state, cfg, train_problems, prover_values)
+        it = state.iteration
+        if it == cfg.iters or (cfg.eval_every and it % cfg.eval_every == 0):
+            record.update(evaluation(it))
+        record["seconds"] = time.perf_counter() - t0
+        yield record
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rejection fine-tuning: the RL initialisation.
+
+
+@dataclass(frozen=True)
+class RFTConfig:
+    """Rejection fine-tuning of π on its own correct samples (paper §5: RFT with the SFT hyper-parameters).
+
+    Attributes:
+        policy: the base (SFT) model folder.
+        problems: problem spec the samples are drawn on (recorded; the CLI loads it).
+        samples: samples per problem (temperature 1); the correct ones, de-duplicated per problem, are the data.
+        epochs, batch, lr, warmup: AdamW over the kept responses, linear warm-up (fraction) then cosine to lr/10.
+        max_new_tokens, batch_size, delimiter, prompt_format, strict, symbolic: sampling and grading.
+        seed: sampling and data order.
+    """
+
+    policy: str
+    problems: str = "organism:train:2:1000"
+    samples: int = 4
+    epochs: int = 2
+    batch: int = 32
+    lr: float = 3e-4
+    warmup: float = 0.1
+    max_new_tokens: int = 160
+    batch_size: int = 128
+    delimiter: str = DEFAULT_DELIMITER
+    prompt_format: str = "auto"
+    strict: bool = True
+    symbolic: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("samples", "epochs", "batch", "max_new_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or not 0 <= self.warmup < 1:
+            raise ValueError("need lr > 0 and 0 <= warmup < 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rft_data(model: Any, tokenizer: Any, problems: Sequence[Problem],
+             cfg: RFTConfig) -> tuple[list[tuple[str, str]], int]:
+    """(prompt, response) pairs: the correct samples of π (``cfg.samples`` per problem), without repeating a
+    response within a problem (correct solutions of one problem are often the same text); and how many of the
+    samples were correct before that de-duplication."""
+    rl_like = RLConfig(policy=cfg.policy, alpha=0.0, temperature=1.0, max_new_tokens=cfg.max_new_tokens,
+                       batch_size=cfg.batch_size, delimiter=cfg.delimiter, prompt_format=cfg.prompt_format,
+                       strict=cfg.strict, symbolic=cfg.symbolic, pass_ns=(1,), final_samples=1)
+    prompts = prompts_of(problems, tokenizer, rl_like)
+    outs = _engine(model, tokenizer, rl_like).complete(prompts, cfg.samples, iteration_seed(cfg.seed, 0, 2))
+    texts = [c.text for row in outs for c in row]
+    ok = grade(texts, [p.answer for p in problems for _ in range(cfg.samples)], rl_like)
+    pairs, seen = [], set()
+    for i, (text, good) in enumerate(zip(texts, ok, strict=True)):
+        key = (i // cfg.samples, text)
+        if good and key not in seen:
+            seen.add(key)
+            pairs.append((prompts[i // cfg.samples], text))
+    return pairs, int(ok.sum())
+
+
+def rft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], cfg: RFTConfig) -> Iterator[dict]:
+    """SFT on (prompt, response) pairs, loss on the response and EOS; yields one record per step."""
+    import torch
+
+    eos = tokenizer.eos_token_id
+    rows = []
+    for prompt, response in pairs:
+        p = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        r = tokenizer(response, add_special_tokens=False)["input_ids"] + [eos]
+        rows.append((p + r, [-100] * len(p) + r))
+    steps_per_epoch = -(-len(rows) // cfg.batch)
+    total = steps_per_epoch * cfg.epochs
+    warm = max(1, round(cfg.warmup * total))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+
+    def factor(s: int) -> float:  # linear warm-up, then cosine decay to a tenth
+        return (s + 1) / warm if s < warm else 0.1 + 0.45 * (1 + np.cos(np.pi * (s - warm) / max(1, total - warm)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    rng = np.random.default_rng(cfg.seed)
+    pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos)
+    model.train()
+    step = 0
+    for epoch in range(cfg.epochs):
+        for batch in np.array_split(rng.permutation(len(rows)), steps_per_epoch):
+            width = max(len(rows[i][0]) for i in batch)
+            ids = torch.tensor([rows[i][0] + [pad] * (width - len(rows[i][0])) for i in batch])
+            labels = torch.tensor([rows[i][1] + [-100] * (width - len(rows[i][1])) for i in batch])
+            mask = torch.tensor([[1] * len(rows[i][0]) + [0] * (width - len(rows[i][0])) for i in batch])
+            device = next(model.parameters()).device
+            loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            yield {"step": step, "epoch": epoch, "loss": float(loss.detach())}
+    model.eval()

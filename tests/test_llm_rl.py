@@ -1,0 +1,243 @@
+"""Online RL on an LLM (pavkit.llm.rl, `pavkit llm rl|rft`, Fig. 7/8 analysis) on a tiny organism model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pavkit.analysis.figures import RLRun, hard_problem_curves, rl_llm_summary
+from pavkit.cli import main
+from pavkit.llm.organism import OrganismConfig, init_model, organism_problems, organism_tokenizer
+from pavkit.llm.rl import (
+    RFTConfig,
+    RLConfig,
+    checkpoint,
+    init_state,
+    load_prover_values,
+    response_steps,
+    restore,
+    rft,
+    step_weights,
+    token_logprobs,
+    train,
+)
+
+TINY = {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32}
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    """An untrained tiny organism Llama saved as an HF folder (RL mechanics do not need a good policy)."""
+    path = tmp_path_factory.mktemp("tiny-organism")
+    tok = organism_tokenizer()
+    model = init_model(OrganismConfig(**TINY), tok)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def _cfg(policy: str, **kw) -> RLConfig:
+    base = dict(policy=policy, verifier="organism-oracle", prover="bok:2", alpha=1.0, iters=3, problems_per_iter=2,
+                group=2, eval_problems="organism:test:0:3", eval_every=1, eval_samples=1, final_samples=2,
+                pass_ns=(1, 2), max_new_tokens=24, seed=0)
+    return RLConfig(**{**base, **kw})
+
+
+# -- steps and weights -----------------------------------------------------------------------------------------
+
+
+def test_response_steps_by_hand():
+    steps, idx = response_steps(["a", "\n", "b", "\n", "\n", "c", ""])  # a blank line, then EOS (no characters)
+    assert steps == ["a", "b", "c"] and idx.tolist() == [0, 0, 1, 1, 1, 2, 2]
+    # a token holding text of two steps goes to the step of its last character
+    steps, idx = response_steps(["ab", "c\nd", "e\n", ""])
+    assert steps == ["abc", "de"] and idx.tolist() == [0, 1, 1, 1]
+    steps, idx = response_steps(["\n", "a"])  # a leading blank piece goes to the first step
+    assert steps == ["a"] and idx.tolist() == [0, 0]
+    steps, idx = response_steps([""])  # no step at all: one pseudo-step
+    assert steps == [] and idx.tolist() == [0]
+    steps, idx = response_steps(["x", "|", "|", "y"], delimiter="||")
+    assert steps == ["x", "y"] and idx.tolist() == [0, 0, 0, 1]
+
+
+def test_step_weights_by_hand():
+    v_mu = [np.array([0.5, 0.6, 0.9]), np.array([0.5, 0.2])]
+    w, mask = step_weights(np.array([1.0, 0.0]), v_mu, [2, 1], alpha=2.0, baseline=np.array([0.5, 0.5]))
+    np.testing.assert_allclose(w, [[1 + 0.2 - 0.5, 1 + 0.6 - 0.5], [0 - 0.6 - 0.5, 0.0]])
+    assert mask.tolist() == [[True, True], [True, False]]
+    w, _ = step_weights(np.array([1.0, 0.0]), v_mu, [2, 1], alpha=2.0, baseline=np.array([0.5, 0.5]), to_go=True)
+    np.testing.assert_allclose(w, [[1 + 0.8 - 0.5, 1 + 0.6 - 0.5], [-1.1, 0.0]])
+    w, mask = step_weights(np.array([1.0, 0.0]), None, [0, 3], alpha=0.0, baseline=np.zeros(2))
+    np.testing.assert_allclose(w, [[1, 0, 0], [0, 0, 0]])  # outcome only; no steps → one pseudo-step
+    assert mask.tolist() == [[True, False, False], [True, True, True]]
+
+
+def test_token_logprobs_match_unpadded_rows(tiny_policy):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_policy)
+    prompts, responses = [[1, 10, 11], [1, 12]], [[13, 14, 2], [15]]
+    logp, resp = token_logprobs(model, prompts, responses, pad_id=0)
+    for b, (p, r) in enumerate(zip(prompts, responses, strict=True)):
+        ids = torch.tensor([p + r])
+        full = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+        want = full[torch.arange(len(p) - 1, len(p) + len(r) - 1), torch.tensor(r)]
+        got = logp[b][resp[b]]
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert resp.sum(1).tolist() == [3, 1]
+
+
+# -- the loop ---------------------------------------------------------------------------------------------------
+
+
+def _strip(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_train_records_and_exact_resume(tiny_policy):
+    cfg = _cfg(tiny_policy)
+    train_p, eval_p = organism_problems(50, 1, "train"), organism_problems(3, 0, "test")
+    prover = load_prover_values(cfg)
+    state = init_state(cfg, device="cpu")
+    before = [p.detach().clone() for p in state.policy.parameters()]
+    straight = list(train(cfg, state, train_p, eval_p, prover))
+    assert [r["iteration"] for r in straight] == [0, 1, 2, 3]
+    assert all(np.isfinite(r["loss"]) and r["kl"] >= 0 for r in straight[1:])
+    assert straight[-1]["pass_at_n"]["n"] == [1, 2] and len(straight[-1]["correct_counts"]) == 3
+    assert any(not torch.equal(a, b) for a, b in zip(before, state.policy.parameters(), strict=True))
+
+    state = init_state(cfg, device="cpu")
+    first = []
+    for r in train(cfg, state, train_p, eval_p, prover):
+        first.append(r)
+        if r["iteration"] == 1:
+            break
+    saved = checkpoint(state)
+    resumed = restore(cfg, saved, device="cpu")
+    rest = list(train(cfg, resumed, train_p, eval_p, prover))
+    got, want = _strip(first + rest), _strip(straight)
+    assert [r["iteration"] for r in got] == [0, 1, 2, 3]
+    for g, w in zip(got, want, strict=True):
+        assert g.keys() == w.keys()
+        for k in g:
+            same = g[k] == w[k] if isinstance(g[k], dict | list) else g[k] == pytest.approx(w[k], rel=1e-5, abs=1e-6)
+            assert same, k
+
+
+def test_rft_raises_the_likelihood_of_its_data(tiny_policy):
+    from transformers import AutoModelForCausalLM
+
+    tok = organism_tokenizer()
+    model = AutoModelForCausalLM.from_pretrained(tiny_policy)
+    p = organism_problems(4, 0, "train")
+    pairs = [(q.problem + "\n", "\n".join(q.solution)) for q in p]
+    p_ids = [tok(a)["input_ids"] for a, _ in pairs]
+    r_ids = [tok(b, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for _, b in pairs]
+
+    def mean_logp() -> float:
+        with torch.no_grad():
+            logp, resp = token_logprobs(model, p_ids, r_ids, pad_id=0)
+        return float(logp[resp].mean())
+
+    start = mean_logp()
+    records = list(rft(model, tok, pairs, RFTConfig(policy=tiny_policy, epochs=20, batch=2, lr=3e-3)))
+    assert len(records) == 40 and mean_logp() > start + 0.5
+
+
+# -- CLI --------------------------------------------------------------------------------------------------------
+
+
+def _rl_args(policy: str, out, *extra: str) -> list[str]:
+    return ["llm", "rl", "--policy", policy, "--iters", "2", "--eval-every", "1", "--eval-samples", "1",
+            "--final-samples", "2", "--problems-per-iter", "2", "--group", "2", "--max-new-tokens", "16",
+            "--eval-problems", "organism:test:0:3", "--train-problems", "organism:train:1:40", "--out", str(out),
+            *extra]
+
+
+def test_cli_rl_runs_resumes_refuses_changes_and_plots(tiny_policy, tmp_path):
+    runner = CliRunner()
+    dirs = {"outcome": tmp_path / "outcome", "pav": tmp_path / "pav", "sft": tmp_path / "sft"}
+    r = runner.invoke(main, _rl_args(tiny_policy, dirs["outcome"], "--alpha", "0", "--json"))
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout.strip().splitlines()[-1])
+    assert m["iterations"] == 2 and 0 <= m["final_accuracy"] <= 1
+    lines = (dirs["outcome"] / "train.jsonl").read_text().splitlines()
+    assert [json.loads(x)["iteration"] for x in lines] == [0, 1, 2]
+    assert (dirs["outcome"] / "policy" / "config.json").exists() and (dirs["outcome"] / "checkpoint.pt").exists()
+    again = runner.invoke(main, _rl_args(tiny_policy, dirs["outcome"], "--alpha", "0"))
+    assert again.exit_code == 0 and (dirs["outcome"] / "train.jsonl").read_text().splitlines() == lines
+    changed = runner.invoke(main, _rl_args(tiny_policy, dirs["outcome"], "--alpha", "0", "--lr", "0.01"))
+    assert changed.exit_code == 2 and "lr" in changed.output
+    no_verifier = runner.invoke(main, _rl_args(tiny_policy, tmp_path / "x", "--alpha", "1"))
+    assert no_verifier.exit_code == 2 and "verifier" in no_verifier.output
+    bad = runner.invoke(main, _rl_args(tiny_policy, tmp_path / "y", "--eval-problems", "organism:test:x"))
+    assert bad.exit_code == 2 and "organism:SPLIT:SEED:COUNT" in bad.output
+
+    r = runner.invoke(main, _rl_args(tiny_policy, dirs["pav"], "--alpha", "1", "--verifier", "organism-oracle",
+                                     "--prover", "bok:2"))
+    assert r.exit_code == 0, r.output
+    records = [json.loads(x) for x in (dirs["pav"] / "train.jsonl").read_text().splitlines()]
+    assert records[1]["mean_abs_adv_mu"] >= 0 and "pass_at_n" in records[-1]
+    r = runner.invoke(main, ["llm", "rl", "--policy", tiny_policy, "--alpha", "0", "--iters", "0",
+                             "--final-samples", "4", "--eval-problems", "organism:test:0:3", "--max-new-tokens", "16",
+                             "--out", str(dirs["sft"])])
+    assert r.exit_code == 0, r.output
+    sft = [json.loads(x) for x in (dirs["sft"] / "train.jsonl").read_text().splitlines()]
+    assert len(sft) == 1 and sft[0]["eval_samples"] == 4 and sft[0]["pass_at_n"]["n"] == [1, 2, 4]
+    for fig in ("fig7", "fig8"):
+        png = tmp_path / f"{fig}.png"
+        r = runner.invoke(main, ["plot", fig, *map(str, dirs.values()), "--out", str(png)])
+        assert r.exit_code == 0, r.output
+        assert png.stat().st_size > 1000
+
+
+def test_cli_rft_refuses_when_no_sample_is_correct(tiny_policy, tmp_path):
+    r = CliRunner().invoke(main, ["llm", "rft", "--policy", tiny_policy, "--problems", "organism:train:2:2",
+                                  "--samples", "2", "--max-new-tokens", "8", "--out", str(tmp_path / "rft")])
+    assert r.exit_code == 2 and "none of the 4 samples" in r.output
+
+
+# -- analysis ---------------------------------------------------------------------------------------------------
+
+
+def _run(path: str, alpha: float, curve: list[float], *, iters: int = 30, policy: str = "rft", counts=None,
+         samples: int = 4, pass_values=None) -> RLRun:
+    its = [0, 10, 20, 30] if iters else [0]
+    records = [{"iteration": i, "accuracy": a} for i, a in zip(its, curve, strict=True)]
+    records[-1].update(eval_samples=samples, correct_counts=counts or [0, 0, 0, 0],
+                       pass_at_n={"n": [1, 2, 4], "values": pass_values or [0.0, 0.0, 0.0]})
+    cfg = {"prover": "bok:4", "alpha": alpha, "iters": iters, "eval_problems": "organism:test:0:4", "policy": policy}
+    return RLRun(path, cfg, records)
+
+
+def test_rl_llm_summary_by_hand():
+    runs = [_run("o0", 0.0, [0.5, 0.55, 0.6, 0.7], pass_values=[0.7, 0.8, 0.85]),
+            _run("o1", 0.0, [0.5, 0.55, 0.6, 0.7], pass_values=[0.7, 0.8, 0.85]),
+            _run("p0", 3.0, [0.5, 0.7, 0.75, 0.8], pass_values=[0.8, 0.9, 0.95]),
+            _run("p1", 3.0, [0.5, 0.6, 0.75, 0.8], pass_values=[0.8, 0.9, 0.97]),
+            _run("s", 0.0, [0.4], iters=0, policy="base", samples=8)]
+    s = rl_llm_summary(runs)
+    # outcome-only reaches its final 0.7 at iteration 30; PAV-RL's mean curve (0.65 at 10) at 20
+    assert s["reach"] == {"level": 0.7, "pav_iters": 20, "outcome_iters": 30, "ratio_is_lower_bound": False}
+    assert s["sample_efficiency"] == pytest.approx(1.5)
+    assert s["accuracy_gain"] == pytest.approx(0.1)
+    assert s["pass_at_n_gain"] == {"n": 4, "gain": pytest.approx(0.96 - 0.85)}
+    assert s["sft"]["accuracy"] == 0.4 and "rft" not in s
+    with pytest.raises(ValueError, match="different problems"):
+        rl_llm_summary([*runs, RLRun("z", {**runs[0].config, "eval_problems": "gsm8k"}, runs[0].records)])
+
+
+def test_hard_problem_curves_by_hand():
+    # SFT never solved problems 1 and 3 (of 4); PAV-RL solves 1 of 4 samples on problem 1, none on problem 3
+    runs = [_run("s", 0.0, [0.4], iters=0, policy="base", counts=[3, 0, 5, 0], samples=8),
+            _run("p0", 3.0, [0.5, 0.6, 0.7, 0.8], counts=[4, 1, 4, 0]),
+            _run("o0", 0.0, [0.5, 0.6, 0.7, 0.8], counts=[4, 0, 4, 0])]
+    h = hard_problem_curves(runs)
+    assert h["hard"] == 2 and h["reference_samples"] == 8 and h["n"] == [1, 2, 4]
+    # Pass@N of one success in 4 samples: 1/4, 1/2, 1; averaged with a problem at 0
+    np.testing.assert_allclose(h["effective_reward"]["mean"], [0.125, 0.25, 0.5])
+    np.testing.assert_allclose(h["outcome_only"]["mean"], [0.0, 0.0, 0.0])
