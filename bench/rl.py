@@ -1,7 +1,7 @@
 """Online RL on the model organism (paper §5, Fig. 7-8): PAV-RL vs outcome-only RL over seeds. One JSON line.
 
 Needs an organism pipeline directory (`pavkit llm pipeline --preset organism --out ORG`: the base policy
-ORG/organism/base and the PQV ORG/pqv). Runs, each through the CLI and each resumable:
+ORG/organism/base, or --policy, and the PQV ORG/pqv). Runs, each through the CLI and each resumable:
 
 1. `pavkit llm rft` of the base (the RL initialisation);
 2. evaluation-only runs (`--iters 0`): the SFT base with --sft-samples per held-out problem (the Fig. 8(b)
@@ -49,6 +49,7 @@ def _stage(out: Path, name: str, fn) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--organism", default="runs/organism-cpu", help="organism pipeline directory (base, pqv)")
+    p.add_argument("--policy", default=None, help="the SFT policy to start from (default ORGANISM/organism/base)")
     p.add_argument("--out", default="runs/bench-rl")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--iters", type=int, default=150)
@@ -77,10 +78,11 @@ def main() -> None:
                  "--problems-per-iter", str(a.problems_per_iter), "--group", str(a.group),
                  "--final-samples", str(a.final_samples)]
     rft_policy = str(out / "rft" / "model")
+    sft_policy = a.policy or str(org / "organism" / "base")
 
-    _stage(out, "rft", lambda: _pavkit("llm", "rft", "--policy", str(org / "organism" / "base"),
+    _stage(out, "rft", lambda: _pavkit("llm", "rft", "--policy", sft_policy,
                                        "--out", str(out / "rft"), "--threads", str(a.workers * a.threads)))
-    jobs = [("llm", "rl", "--policy", str(org / "organism" / "base"), "--alpha", "0", "--iters", "0",
+    jobs = [("llm", "rl", "--policy", sft_policy, "--alpha", "0", "--iters", "0",
              "--final-samples", str(a.sft_samples), *common, "--out", str(out / "sft")),
             ("llm", "rl", "--policy", rft_policy, "--alpha", "0", "--iters", "0", "--final-samples",
              str(a.final_samples), *common, "--out", str(out / "rft-eval"))]

@@ -98,8 +98,9 @@ def _strip(records):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
 
-def test_train_records_and_exact_resume(tiny_policy):
-    cfg = _cfg(tiny_policy)
+@pytest.mark.parametrize("baseline", ["loo", "value"])
+def test_train_records_and_exact_resume(tiny_policy, baseline):
+    cfg = _cfg(tiny_policy, baseline=baseline)
     train_p, eval_p = organism_problems(50, 1, "train"), organism_problems(3, 0, "test")
     prover = load_prover_values(cfg)
     state = init_state(cfg, device="cpu")
@@ -109,6 +110,8 @@ def test_train_records_and_exact_resume(tiny_policy):
     assert all(np.isfinite(r["loss"]) and r["kl"] >= 0 for r in straight[1:])
     assert straight[-1]["pass_at_n"]["n"] == [1, 2] and len(straight[-1]["correct_counts"]) == 3
     assert any(not torch.equal(a, b) for a, b in zip(before, state.policy.parameters(), strict=True))
+    if baseline == "value":  # the value model learns (its loss is recorded) from a zero head
+        assert all(r["value_loss"] > 0 for r in straight[1:]) and state.value.score.weight.abs().sum() > 0
 
     state = init_state(cfg, device="cpu")
     first = []

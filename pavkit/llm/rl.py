@@ -9,7 +9,9 @@ Each iteration:
    V^μ at every prefix s_1 … s_{H+1} from the fixed verifiers: prover "bok:K" → 1 − (1 − V̂^π)^K with V̂^π the PQV
    (App. F.4), "model:DIR" → a trained Q^μ verifier of another policy (e.g. a weaker checkpoint);
 3. per-step weight  w_h = Q^π(s_h, a_h) + α·A^μ(s_h, a_h) − b  (Eq. 5), Q^π := r(y), the sampled return (the
-   textbook REINFORCE return; PAPER.md §10.4), b the leave-one-out mean of r over the problem's group;
+   textbook REINFORCE return; PAPER.md §10.4), b the leave-one-out mean of r over the problem's group
+   ("loo"), or the paper's token-level value baseline ("value": a value model initialised from π_init,
+   trained with squared loss to predict each token's weight Q^π + α·A^μ, used only as the baseline);
    α = 0 is outcome-only RL (the paper's ORM-RL with the true outcome reward);
 4. every token of step h gets w_h (``losses.token_weights``); loss = REINFORCE + β·KL(π_θ ‖ π_init) (k3 per
    token); one Adam step with linear warm-up then cosine decay, gradients clipped.
@@ -41,7 +43,7 @@ from pavkit.llm.steps import DEFAULT_DELIMITER, split_steps
 from pavkit.losses import kl_penalty, leave_one_out_baseline, reinforce_loss, rewards_to_go, token_weights
 
 ORACLE = "organism-oracle"  # the exact step checker of pavkit.llm.organism, a diagnostic control, never learned
-BASELINES = ("loo", "none")
+BASELINES = ("loo", "value", "none")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -65,7 +67,8 @@ class RLConfig:
         lr, warmup: Adam learning rate, linear warm-up over this fraction of iters then cosine decay to 0
             (paper: 1e-7 for Gemma, 10 % warm-up).
         kl_coef: β of the KL penalty to π_init (paper: 0.001).
-        baseline: "loo" (leave-one-out mean outcome of the group) or "none".
+        baseline: "loo" (leave-one-out mean outcome of the group), "value" (a learned token-level value model,
+            the paper's; Adam at ``lr``, constant) or "none".
         rewards_to_go: weight step h by Σ_{h'≥h} α·A^μ instead of α·A^μ(s_h, a_h) (PAPER.md §10.5; off = Eq. 5).
         max_grad_norm: gradient clipping.
         temperature, max_new_tokens: sampling (paper: max response length 512).
@@ -158,6 +161,8 @@ class RLState:
     optimizer: Any
     scheduler: Any
     iteration: int = 0
+    value: Any = None  # baseline "value": AutoModelForTokenClassification(num_labels=1) from π_init
+    value_optimizer: Any = None
 
 
 def _lr_lambda(cfg: RLConfig) -> Callable[[int], float]:
@@ -183,13 +188,26 @@ def init_state(cfg: RLConfig, device: str | None = None) -> RLState:
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
-    return RLState(policy, reference, tokenizer, optimizer, scheduler)
+    state = RLState(policy, reference, tokenizer, optimizer, scheduler)
+    if cfg.baseline == "value":
+        from pavkit.llm.verifier import init_verifier
+
+        state.value, _ = init_verifier(cfg.policy, device)  # eval mode: no dropout before the head
+        with torch.no_grad():  # a zero head: the baseline starts at 0 (plain REINFORCE) and is a pure function
+            state.value.score.weight.zero_()  # of the config, not of torch's global RNG
+            if state.value.score.bias is not None:
+                state.value.score.bias.zero_()
+        state.value_optimizer = torch.optim.Adam(state.value.parameters(), lr=cfg.lr)
+    return state
 
 
 def checkpoint(state: RLState) -> dict:
     """A deep copy of what a resume needs (state_dict tensors alias the live weights)."""
-    return copy.deepcopy({"iteration": state.iteration, "policy": state.policy.state_dict(),
-                          "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict()})
+    ckpt = {"iteration": state.iteration, "policy": state.policy.state_dict(),
+            "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict()}
+    if state.value is not None:
+        ckpt.update(value=state.value.state_dict(), value_optimizer=state.value_optimizer.state_dict())
+    return copy.deepcopy(ckpt)
 
 
 def restore(cfg: RLConfig, ckpt: dict, device: str | None = None) -> RLState:
@@ -197,6 +215,9 @@ def restore(cfg: RLConfig, ckpt: dict, device: str | None = None) -> RLState:
     state.policy.load_state_dict(ckpt["policy"])
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.scheduler.load_state_dict(ckpt["scheduler"])
+    if state.value is not None:
+        state.value.load_state_dict(ckpt["value"])
+        state.value_optimizer.load_state_dict(ckpt["value_optimizer"])
     state.iteration = int(ckpt["iteration"])
     return state
 
@@ -317,12 +338,8 @@ def grade(texts: Sequence[str], golds: Sequence[str], cfg: RLConfig) -> np.ndarr
     return grade_batch(list(texts), list(golds), strict=cfg.strict, symbolic=cfg.symbolic)[0]
 
 
-def token_logprobs(model: Any, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
-                   pad_id: int):
-    """log π(y_t | x, y_<t) of every response token: (logp (N, L) tensor, response mask (N, L) bool tensor).
-
-    Rows are ``prompt + response``, right-padded; position j holds the log-prob of token j (0 on the prompt).
-    """
+def _rows(model: Any, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]], pad_id: int):
+    """Right-padded ``prompt + response`` rows on the model's device: (ids, attention mask, response mask)."""
     import torch
 
     rows = [list(p) + list(r) for p, r in zip(prompt_ids, response_ids, strict=True)]
@@ -335,21 +352,63 @@ def token_logprobs(model: Any, prompt_ids: Sequence[Sequence[int]], response_ids
         attn[i, :len(row)] = 1
         resp[i, len(p):len(row)] = True
     device = next(model.parameters()).device
-    ids, attn, resp = ids.to(device), attn.to(device), resp.to(device)
+    return ids.to(device), attn.to(device), resp.to(device)
+
+
+def token_logprobs(model: Any, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
+                   pad_id: int):
+    """log π(y_t | x, y_<t) of every response token: (logp (N, L) tensor, response mask (N, L) bool tensor).
+
+    Rows are ``prompt + response``, right-padded; position j holds the log-prob of token j (0 on the prompt).
+    """
+    import torch
+
+    ids, attn, resp = _rows(model, prompt_ids, response_ids, pad_id)
     logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
     picked = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
     logp = torch.cat([torch.zeros_like(picked[:, :1]), picked], dim=1)
     return logp, resp
 
 
+def token_values(value: Any, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
+                 pad_id: int):
+    """The value model's prediction for every response token, read at the state before the token: (N, L) tensor.
+
+    Position j holds the head's output at token j−1 (the context x, y_<j that token j is chosen in), aligned with
+    :func:`token_logprobs`; 0 at position 0.
+    """
+    import torch
+
+    ids, attn, _ = _rows(value, prompt_ids, response_ids, pad_id)
+    out = value(input_ids=ids, attention_mask=attn).logits[..., 0].float()
+    return torch.cat([torch.zeros_like(out[:, :1]), out[:, :-1]], dim=1)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # One iteration.
 
 
-def rl_iteration(state: RLState, cfg: RLConfig, problems: Sequence[Problem], prover_values: Callable | None) -> dict:
-    """One REINFORCE update with per-step weights Q^π + α·A^μ − b; returns the iteration's record."""
-    import torch
+@dataclass
+class Batch:
+    """One iteration's samples, scored. N = problems × group responses, problem-major; H the most steps.
 
+    prompt_ids: N token-id lists; token_ids: N sampled responses (ids); token_steps: N arrays, the step of each
+    sampled token; outcomes (N,) r(y); weights, mask (N, H) step weights (baseline "loo" already subtracted);
+    v_mu: N arrays (H_b+1,) of V^μ, or None when α = 0; num_steps: N.
+    """
+
+    prompt_ids: list
+    token_ids: list
+    token_steps: list
+    outcomes: np.ndarray
+    weights: np.ndarray
+    mask: np.ndarray
+    v_mu: list | None
+    num_steps: list
+
+
+def sample_batch(state: RLState, cfg: RLConfig, problems: Sequence[Problem], prover_values: Callable | None) -> Batch:
+    """Steps 1–3 of an iteration: choose problems, sample responses, grade them, split steps, weight the steps."""
     tok, it = state.tokenizer, state.iteration
     rng = np.random.default_rng(iteration_seed(cfg.seed, it, 0))
     chosen = [problems[i] for i in rng.choice(len(problems), size=min(cfg.problems_per_iter, len(problems)),
@@ -358,54 +417,80 @@ def rl_iteration(state: RLState, cfg: RLConfig, problems: Sequence[Problem], pro
     conts = _engine(state.policy, tok, cfg).complete(prompts, cfg.group, iteration_seed(cfg.seed, it, 0))
     flat = [c for row in conts for c in row]  # problem-major: N = P·G
     groups = np.repeat(np.arange(len(chosen)), cfg.group)
-    rep_prompts = [prompts[g] for g in groups]
     outcomes = grade([c.text for c in flat], [chosen[g].answer for g in groups], cfg).astype(float)
-
     # Steps and the step of every sampled token (texts of single tokens, special tokens dropped).
     parsed = [response_steps(tok.batch_decode([[t] for t in c.token_ids], skip_special_tokens=True), cfg.delimiter)
               for c in flat]
     steps = [s for s, _ in parsed]
-    v_mu = prover_values(rep_prompts, steps) if prover_values is not None and cfg.alpha else None
+    v_mu = prover_values([prompts[g] for g in groups], steps) if prover_values is not None and cfg.alpha else None
+    # baseline "value" is subtracted per token in `update`: its weights here are Q^π + α·A^μ, the value's targets
     base = leave_one_out_baseline(outcomes, groups) if cfg.baseline == "loo" else np.zeros(len(flat))
     weights, mask = step_weights(outcomes, v_mu, [len(s) for s in steps], cfg.alpha, base, cfg.rewards_to_go)
-
-    # REINFORCE + KL on the sampled tokens, in micro-batches whose gradients add up to the full-batch gradient.
     prompt_ids = tok(prompts, add_special_tokens=True)["input_ids"]
+    return Batch([prompt_ids[g] for g in groups], [c.token_ids for c in flat], [t for _, t in parsed], outcomes,
+                 weights, mask, v_mu, [len(s) for s in steps])
+
+
+def update(state: RLState, cfg: RLConfig, batch: Batch) -> dict:
+    """Step 4: REINFORCE (+ value model) + β·KL on the sampled tokens, in micro-batches whose gradients add up to
+    the full-batch gradient; one optimiser step. Returns the losses and the number of response tokens."""
+    import torch
+
+    pad = int(state.tokenizer.pad_token_id or 0)
     state.policy.train()
     state.optimizer.zero_grad(set_to_none=True)
-    n, total_loss, total_kl, tokens = len(flat), 0.0, 0.0, 0
+    if state.value is not None:
+        state.value_optimizer.zero_grad(set_to_none=True)
+    n, out = len(batch.token_ids), {"loss": 0.0, "kl": 0.0, "value_loss": 0.0, "response_tokens": 0}
     for start in range(0, n, cfg.microbatch):
-        idx = range(start, min(start + cfg.microbatch, n))
-        p_ids = [prompt_ids[groups[i]] for i in idx]
-        r_ids = [flat[i].token_ids for i in idx]
-        logp, resp = token_logprobs(state.policy, p_ids, r_ids, int(tok.pad_token_id or 0))
+        idx = list(range(start, min(start + cfg.microbatch, n)))
+        p_ids, r_ids = [batch.prompt_ids[i] for i in idx], [batch.token_ids[i] for i in idx]
+        logp, resp = token_logprobs(state.policy, p_ids, r_ids, pad)
         tsteps = np.full(tuple(logp.shape), -1)
         for row, i in enumerate(idx):
-            a = len(p_ids[row])
-            tsteps[row, a:a + len(r_ids[row])] = parsed[i][1]
-        w_tok = token_weights(weights[list(idx)], tsteps)
+            tsteps[row, len(p_ids[row]):len(p_ids[row]) + len(r_ids[row])] = batch.token_steps[i]
+        w_tok = token_weights(batch.weights[idx], tsteps)
         scale = len(idx) / n  # each micro-batch loss is a mean over its rows
-        loss = reinforce_loss(logp, w_tok, resp) * scale
+        b_tok = None
+        if state.value is not None:  # squared loss towards each token's weight; only its detached output is b
+            pred = token_values(state.value, p_ids, r_ids, pad)
+            target = torch.as_tensor(w_tok, dtype=pred.dtype, device=pred.device)
+            v_loss = ((pred - target) ** 2 * resp).sum() / resp.sum().clamp(min=1) * scale
+            v_loss.backward()
+            out["value_loss"] += float(v_loss.detach())
+            b_tok = pred.detach()
+        loss = reinforce_loss(logp, w_tok, resp, baseline=b_tok) * scale
         if cfg.kl_coef:
             with torch.no_grad():
-                ref_logp, _ = token_logprobs(state.reference, p_ids, r_ids, int(tok.pad_token_id or 0))
+                ref_logp, _ = token_logprobs(state.reference, p_ids, r_ids, pad)
             kl = kl_penalty(logp, ref_logp, resp) * scale
             loss = loss + cfg.kl_coef * kl
-            total_kl += float(kl.detach())
+            out["kl"] += float(kl.detach())
         loss.backward()
-        total_loss += float(loss.detach())
-        tokens += int(resp.sum())
+        out["loss"] += float(loss.detach())
+        out["response_tokens"] += int(resp.sum())
     torch.nn.utils.clip_grad_norm_(state.policy.parameters(), cfg.max_grad_norm)
     state.optimizer.step()
     state.scheduler.step()
+    if state.value is not None:
+        torch.nn.utils.clip_grad_norm_(state.value.parameters(), cfg.max_grad_norm)
+        state.value_optimizer.step()
+    else:
+        del out["value_loss"]
     state.policy.eval()
+    return out
+
+
+def rl_iteration(state: RLState, cfg: RLConfig, problems: Sequence[Problem], prover_values: Callable | None) -> dict:
+    """One REINFORCE update with per-step weights Q^π + α·A^μ − b; returns the iteration's record."""
+    batch = sample_batch(state, cfg, problems, prover_values)
+    losses = update(state, cfg, batch)
     state.iteration += 1
-    adv = [np.abs(np.diff(v)) for v in v_mu] if v_mu is not None else []
-    return {"iteration": state.iteration, "loss": total_loss, "kl": total_kl,
-            "batch_accuracy": float(outcomes.mean()), "mean_weight": float(weights[mask].mean()),
+    adv = [np.abs(np.diff(v)) for v in batch.v_mu] if batch.v_mu is not None else []
+    return {"iteration": state.iteration, **losses, "batch_accuracy": float(batch.outcomes.mean()),
+            "mean_weight": float(batch.weights[batch.mask].mean()),
             "mean_abs_adv_mu": float(np.concatenate(adv).mean()) if any(len(a) for a in adv) else 0.0,
-            "response_tokens": tokens, "mean_steps": float(np.mean([len(s) for s in steps])),
-            "lr": float(state.scheduler.get_last_lr()[0])}
+            "mean_steps": float(np.mean(batch.num_steps)), "lr": float(state.scheduler.get_last_lr()[0])}
 
 
 # ---------------------------------------------------------------------------------------------------------------
