@@ -131,6 +131,8 @@ def main() -> None:
                       "pass_at_n": gain.get("n"), "minutes": summary["minutes"],
                       "final_accuracy": {k: summary[k]["final_accuracy"] for k in ("outcome_only", "effective_reward")
                                          if k in summary},
+                      "unsolved_by_sft": {k: v if not isinstance(v, dict) else v["mean"][-1]
+                                          for k, v in summary.get("unsolved_by_sft", {}).items()},
                       "control": summary.get("control", {}).get("sample_efficiency"),
                       "control_accuracy_gain": summary.get("control", {}).get("accuracy_gain")}))
 

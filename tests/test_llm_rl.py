@@ -244,3 +244,6 @@ def test_hard_problem_curves_by_hand():
     # Pass@N of one success in 4 samples: 1/4, 1/2, 1; averaged with a problem at 0
     np.testing.assert_allclose(h["effective_reward"]["mean"], [0.125, 0.25, 0.5])
     np.testing.assert_allclose(h["outcome_only"]["mean"], [0.0, 0.0, 0.0])
+    assert rl_llm_summary(runs)["unsolved_by_sft"]["hard"] == 2
+    runs[0].records[-1]["correct_counts"] = [1, 1, 1, 1]  # SFT solved everything: no curves, no error
+    assert hard_problem_curves(runs) == {"hard": 0, "problems": 4, "reference_samples": 8}

@@ -585,6 +585,8 @@ def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
     for key, r in initial.items():
         out[key] = {"accuracy": r.final()["accuracy"], "pass_at_n": r.final().get("pass_at_n"),
                     "samples": r.final()["eval_samples"]}
+    if "sft" in initial and trained:
+        out["unsolved_by_sft"] = hard_problem_curves(runs)
     if {"effective_reward", "outcome_only"} <= set(out):
         eff, base = out["effective_reward"], out["outcome_only"]
         level = float(curves["outcome_only"][1][-1])
@@ -635,8 +637,11 @@ def fig7_figure(runs: Sequence[RLRun], axes=None):
     s = rl_llm_summary(runs)
     title = "(b) sample efficiency"
     if s.get("sample_efficiency") is not None:
-        title += (f": PAV-RL reaches outcome-only's final accuracy {s['sample_efficiency']:.1f}× sooner"
+        title += (f"\nPAV-RL reaches outcome-only's final accuracy {s['sample_efficiency']:.1f}× sooner"
                   f"{' (at least)' if s['reach']['ratio_is_lower_bound'] else ''}; "
+                  f"gain {s['accuracy_gain']:+.3f}")
+    elif "reach" in s:
+        title += (f"\nPAV-RL never reaches outcome-only's final accuracy ({s['reach']['level']:.3f}); "
                   f"gain {s['accuracy_gain']:+.3f}")
     axes[1].set_title(title, fontsize=9)
     lows = [c[1].min() for c in curves.values()]
@@ -647,7 +652,8 @@ def fig7_figure(runs: Sequence[RLRun], axes=None):
 def hard_problem_curves(runs: Sequence[RLRun]) -> dict:
     """Fig. 8(b): Pass@N of each RL method on the held-out problems the SFT run never solved (0 correct).
 
-    Returns {"n", "hard": number of such problems, "reference_samples", method → {"mean", "low", "high"}}.
+    Returns {"n", "hard": number of such problems, "problems", "reference_samples", method → {"mean", "low",
+    "high"}}; without any such problem, no method entries (Pass@N of an empty set is undefined).
     """
     from pavkit.estimators import pass_at_k
 
@@ -657,13 +663,15 @@ def hard_problem_curves(runs: Sequence[RLRun]) -> dict:
     ref = initial["sft"].final()
     hard = np.asarray(ref["correct_counts"]) == 0
     out: dict = {"hard": int(hard.sum()), "problems": int(hard.size), "reference_samples": ref["eval_samples"]}
+    if not hard.any():
+        return out
     for method, group in trained.items():
         rows = []
         for r in group:
             f = r.final()
             counts, k = np.asarray(f["correct_counts"]), f["eval_samples"]
             ns = [n for n in f["pass_at_n"]["n"] if n <= k]
-            rows.append([float(np.mean(pass_at_k(k, counts[hard], n))) if hard.any() else 0.0 for n in ns])
+            rows.append([float(np.mean(pass_at_k(k, counts[hard], n))) for n in ns])
         ci = bootstrap_ci(np.array(rows))
         out["n"] = ns
         out[method] = {"mean": np.atleast_1d(ci.mean).tolist(), "low": np.atleast_1d(ci.low).tolist(),
@@ -696,13 +704,15 @@ def fig8_figure(runs: Sequence[RLRun], axes=None):
     for key, (n, m, lo, hi) in curves.items():
         plot_pass_at_n(n, {key: (m, lo, hi)}, ax=axes[0])
     axes[0].set_title("(a) Pass@N on held-out problems", fontsize=10)
-    if "sft" in initial:
-        h = hard_problem_curves(runs)
+    h = hard_problem_curves(runs) if "sft" in initial else None
+    if h and h["hard"]:
         plot_pass_at_n(np.array(h["n"]), {m: (np.array(h[m]["mean"]), np.array(h[m]["low"]), np.array(h[m]["high"]))
                                           for m in trained}, ax=axes[1])
         axes[1].set_title(f"(b) the {h['hard']} of {h['problems']} problems SFT never solved "
                           f"in {h['reference_samples']} samples", fontsize=10)
     else:
         axes[1].set_axis_off()
-        axes[1].text(0.5, 0.5, "(b) needs an SFT run with --iters 0", ha="center")
+        axes[1].text(0.5, 0.5, "(b) needs an SFT run with --iters 0" if h is None else
+                     f"(b) SFT solved each of the {h['problems']} held-out problems at least once\n"
+                     f"in {h['reference_samples']} samples: there are no unsolved problems", ha="center")
     return axes[0].figure
