@@ -36,7 +36,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from pavkit.llm.organism import organism_problems
-    from pavkit.llm.rl import RLConfig, _engine, grade, load_prover_values, prompts_of, response_steps
+    from pavkit.llm.rl import RLConfig, grade, load_prover_values, prompts_of, response_steps, sampler
     from pavkit.llm.verifier import binary_auc
 
     torch.set_num_threads(a.threads)
@@ -46,7 +46,7 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(a.policy, local_files_only=True)
     problems = organism_problems(a.problems, 0, "test")
     prompts = prompts_of(problems, tok, learned_cfg)
-    outs = _engine(model, tok, learned_cfg).complete(prompts, a.samples, a.seed)
+    outs = sampler(model, tok, learned_cfg).complete(prompts, a.samples, a.seed)
     flat = [c for row in outs for c in row]
     rep = [prompts[i // a.samples] for i in range(len(flat))]
     steps = [response_steps(tok.batch_decode([[t] for t in c.token_ids], skip_special_tokens=True))[0] for c in flat]

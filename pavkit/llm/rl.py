@@ -317,21 +317,26 @@ def step_weights(outcomes: np.ndarray, v_mu: Sequence[np.ndarray] | None, num_st
 # Sampling and log-probabilities.
 
 
-def _engine(model: Any, tokenizer: Any, cfg: RLConfig):
+# The helpers below take an RLConfig or an RFTConfig: they read only the sampling and grading fields (delimiter,
+# max_new_tokens, batch_size, prompt_format, strict, symbolic; temperature, which RFT fixes at 1).
+
+
+def sampler(model: Any, tokenizer: Any, cfg: RLConfig | RFTConfig):
+    """An ``HFEngine`` over ``model`` with the config's sampling settings."""
     from pavkit.llm.engines import HFEngine
 
     return HFEngine(model, tokenizer, delimiter=cfg.delimiter, max_new_tokens=cfg.max_new_tokens,
-                    temperature=cfg.temperature, batch_size=cfg.batch_size)
+                    temperature=getattr(cfg, "temperature", 1.0), batch_size=cfg.batch_size)
 
 
-def prompts_of(problems: Sequence[Problem], tokenizer: Any, cfg: RLConfig) -> list[str]:
+def prompts_of(problems: Sequence[Problem], tokenizer: Any, cfg: RLConfig | RFTConfig) -> list[str]:
     from pavkit.llm.label import build_prompt
 
     return [build_prompt(p.problem, tokenizer, prompt_format=cfg.prompt_format, delimiter=cfg.delimiter)
             for p in problems]
 
 
-def grade(texts: Sequence[str], golds: Sequence[str], cfg: RLConfig) -> np.ndarray:
+def grade(texts: Sequence[str], golds: Sequence[str], cfg: RLConfig | RFTConfig) -> np.ndarray:
     """(N,) bool outcomes under Rex."""
     from pavkit.llm.grading import grade_batch
 
@@ -414,7 +419,7 @@ def sample_batch(state: RLState, cfg: RLConfig, problems: Sequence[Problem], pro
     chosen = [problems[i] for i in rng.choice(len(problems), size=min(cfg.problems_per_iter, len(problems)),
                                               replace=False)]
     prompts = prompts_of(chosen, tok, cfg)
-    conts = _engine(state.policy, tok, cfg).complete(prompts, cfg.group, iteration_seed(cfg.seed, it, 0))
+    conts = sampler(state.policy, tok, cfg).complete(prompts, cfg.group, iteration_seed(cfg.seed, it, 0))
     flat = [c for row in conts for c in row]  # problem-major: N = P·G
     groups = np.repeat(np.arange(len(chosen)), cfg.group)
     outcomes = grade([c.text for c in flat], [chosen[g].answer for g in groups], cfg).astype(float)
@@ -500,7 +505,7 @@ def rl_iteration(state: RLState, cfg: RLConfig, problems: Sequence[Problem], pro
 def correct_counts(model: Any, tokenizer: Any, problems: Sequence[Problem], samples: int, seed: int,
                    cfg: RLConfig) -> np.ndarray:
     """(P,) number of correct responses among ``samples`` temperature-``cfg.temperature`` samples per problem."""
-    outs = _engine(model, tokenizer, cfg).complete(prompts_of(problems, tokenizer, cfg), samples, seed)
+    outs = sampler(model, tokenizer, cfg).complete(prompts_of(problems, tokenizer, cfg), samples, seed)
     texts = [c.text for row in outs for c in row]
     golds = [p.answer for p in problems for _ in range(samples)]
     return grade(texts, golds, cfg).reshape(len(problems), samples).sum(axis=1)
@@ -592,13 +597,10 @@ def rft_data(model: Any, tokenizer: Any, problems: Sequence[Problem],
     """(prompt, response) pairs: the correct samples of π (``cfg.samples`` per problem), without repeating a
     response within a problem (correct solutions of one problem are often the same text); and how many of the
     samples were correct before that de-duplication."""
-    rl_like = RLConfig(policy=cfg.policy, alpha=0.0, temperature=1.0, max_new_tokens=cfg.max_new_tokens,
-                       batch_size=cfg.batch_size, delimiter=cfg.delimiter, prompt_format=cfg.prompt_format,
-                       strict=cfg.strict, symbolic=cfg.symbolic, pass_ns=(1,), final_samples=1)
-    prompts = prompts_of(problems, tokenizer, rl_like)
-    outs = _engine(model, tokenizer, rl_like).complete(prompts, cfg.samples, iteration_seed(cfg.seed, 0, 2))
+    prompts = prompts_of(problems, tokenizer, cfg)
+    outs = sampler(model, tokenizer, cfg).complete(prompts, cfg.samples, iteration_seed(cfg.seed, 0, 2))
     texts = [c.text for row in outs for c in row]
-    ok = grade(texts, [p.answer for p in problems for _ in range(cfg.samples)], rl_like)
+    ok = grade(texts, [p.answer for p in problems for _ in range(cfg.samples)], cfg)
     pairs, seen = [], set()
     for i, (text, good) in enumerate(zip(texts, ok, strict=True)):
         key = (i // cfg.samples, text)
