@@ -45,6 +45,10 @@ def test_iterations_to_reach_and_reach_ratio():
     it = [0, 10, 20, 30]
     assert iterations_to_reach(it, [0.0, 0.5, 0.95, 0.9], 0.9) == 20
     assert iterations_to_reach(it, [0.0, 0.1, 0.2, 0.3], 0.9) is None
+    # sustained: the spike at 10 does not count; a curve ending below the level never reaches it
+    assert iterations_to_reach(it, [0.0, 0.95, 0.5, 0.9], 0.9, sustained=True) == 30
+    assert iterations_to_reach(it, [0.95, 0.95, 0.95, 0.8], 0.9, sustained=True) is None
+    assert iterations_to_reach(it, [0.95, 0.95, 0.95, 0.9], 0.9, sustained=True) == 0
     r = reach_ratio(it, [0, 0.5, 0.95, 1], it, [0, 0.1, 0.2, 0.91], 0.9)
     assert (r.method_iters, r.baseline_iters, r.ratio, r.lower_bound) == (20, 30, 1.5, False)
     r = reach_ratio(it, [0, 0.95, 1, 1], [0, 100, 200], [0, 0, 0], 0.9)

@@ -224,12 +224,15 @@ def test_rl_llm_summary_by_hand():
             _run("p1", 3.0, [0.5, 0.6, 0.75, 0.8], pass_values=[0.8, 0.9, 0.97]),
             _run("s", 0.0, [0.4], iters=0, policy="base", samples=8)]
     s = rl_llm_summary(runs)
-    # outcome-only reaches its final 0.7 at iteration 30; PAV-RL's mean curve (0.65 at 10) at 20
-    assert s["reach"] == {"level": 0.7, "pav_iters": 20, "outcome_iters": 30, "ratio_is_lower_bound": False}
+    # outcome-only reaches its final 0.7 at iteration 30; PAV-RL's mean curve (0.65 at 10) at 20, and stays
+    assert s["reach"] == {"level": 0.7, "sustained": True, "pav_iters": 20, "outcome_iters": 30,
+                          "ratio_is_lower_bound": False}
     assert s["sample_efficiency"] == pytest.approx(1.5)
     assert s["accuracy_gain"] == pytest.approx(0.1)
     assert s["pass_at_n_gain"] == {"n": 4, "gain": pytest.approx(0.96 - 0.85)}
     assert s["sft"]["accuracy"] == 0.4 and "rft" not in s
+    spiky = [runs[0], runs[1], _run("p2", 3.0, [0.5, 0.75, 0.6, 0.65])]  # above 0.7 once, then below: never
+    assert rl_llm_summary(spiky)["sample_efficiency"] is None
     with pytest.raises(ValueError, match="different problems"):
         rl_llm_summary([*runs, RLRun("z", {**runs[0].config, "eval_problems": "gsm8k"}, runs[0].records)])
 

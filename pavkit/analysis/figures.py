@@ -561,7 +561,9 @@ def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
 
     - per method: final accuracy (mean over seeds, 95 % bootstrap CI), Pass@N at the last iteration;
     - ``sample_efficiency``: iterations outcome-only RL needs to reach its own final mean accuracy ÷ iterations
-      PAV-RL needs to reach it (mean curves over seeds; a lower bound flag when PAV-RL never does);
+      PAV-RL needs to reach it (mean curves over seeds). "Reach" is sustained: the first evaluation from which
+      the curve stays at or above the level, so a noise spike of a flat curve does not count; None when PAV-RL
+      ends below the level;
     - ``accuracy_gain``: final PAV-RL − final outcome-only accuracy; ``pass_at_n_gain``: the same at the largest
       common N;
     - ``sft`` / ``rft``: accuracy and Pass@N of the evaluation-only runs, when given.
@@ -590,9 +592,9 @@ def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
     if {"effective_reward", "outcome_only"} <= set(out):
         eff, base = out["effective_reward"], out["outcome_only"]
         level = float(curves["outcome_only"][1][-1])
-        r = reach_ratio(*curves["effective_reward"], *curves["outcome_only"], level)
-        out["reach"] = {"level": level, "pav_iters": r.method_iters, "outcome_iters": r.baseline_iters,
-                        "ratio_is_lower_bound": r.lower_bound}
+        r = reach_ratio(*curves["effective_reward"], *curves["outcome_only"], level, sustained=True)
+        out["reach"] = {"level": level, "sustained": True, "pav_iters": r.method_iters,
+                        "outcome_iters": r.baseline_iters, "ratio_is_lower_bound": r.lower_bound}
         out["sample_efficiency"] = r.ratio
         out["accuracy_gain"] = eff["final_accuracy"] - base["final_accuracy"]
         if "pass_at_n" in eff and "pass_at_n" in base:

@@ -46,8 +46,12 @@ def bootstrap_ci(scores: np.ndarray, confidence: float = 0.95, resamples: int = 
     return Interval(x.mean(axis=0), low, high)
 
 
-def iterations_to_reach(iterations: Sequence[int], curve: Sequence[float], level: float) -> int | None:
+def iterations_to_reach(iterations: Sequence[int], curve: Sequence[float], level: float,
+                        sustained: bool = False) -> int | None:
     """The first iteration at which ``curve`` is >= ``level``, or None if it never is.
+
+    ``sustained``: the first iteration from which the curve stays >= ``level`` to its end (None if it ends
+    below), so a noisy early spike above the level does not count as reaching it.
 
     Args:
         iterations: (T,) increasing.
@@ -56,6 +60,10 @@ def iterations_to_reach(iterations: Sequence[int], curve: Sequence[float], level
     it, c = np.asarray(iterations), np.asarray(curve, dtype=float)
     if it.shape != c.shape:
         raise ValueError(f"iterations {it.shape} and curve {c.shape} must have the same shape")
+    if sustained:
+        below = np.nonzero(c < level)[0]
+        start = below[-1] + 1 if len(below) else 0
+        return int(it[start]) if start < len(it) else None
     hits = np.nonzero(c >= level)[0]
     return int(it[hits[0]]) if len(hits) else None
 
@@ -77,10 +85,11 @@ class ReachRatio:
 
 
 def reach_ratio(iters_method: Sequence[int], curve_method: Sequence[float], iters_baseline: Sequence[int],
-                curve_baseline: Sequence[float], level: float) -> ReachRatio:
-    """Iterations-to-reach ratio between two learning curves (paper: "N× more sample-efficient")."""
-    m = iterations_to_reach(iters_method, curve_method, level)
-    b = iterations_to_reach(iters_baseline, curve_baseline, level)
+                curve_baseline: Sequence[float], level: float, sustained: bool = False) -> ReachRatio:
+    """Iterations-to-reach ratio between two learning curves (paper: "N× more sample-efficient");
+    ``sustained`` as in :func:`iterations_to_reach`."""
+    m = iterations_to_reach(iters_method, curve_method, level, sustained)
+    b = iterations_to_reach(iters_baseline, curve_baseline, level, sustained)
     if m is None:
         return ReachRatio(level, None, b, None, False)
     m = max(m, 1)  # reaching the level at iteration 0 counts as one iteration
