@@ -113,10 +113,13 @@ def test_finished_flags(engine):
         out = engine.complete(PREFIXES, 6, seed=1)
     conts = [c for g in out for c in g]
     assert any(c.finished for c in conts), "the tiny model is trained to emit EOS; some rollout should end"
+    eos = getattr(engine, "eos_ids", None) or {engine.llm.get_tokenizer().eos_token_id}
     for c in conts:
         assert c.num_tokens <= 48 and "</s>" not in c.text
         if not c.finished:
             assert c.num_tokens == 48
+        # the sampled ids (RL takes log-probs on them): one per counted token, EOS last iff finished
+        assert len(c.token_ids) == c.num_tokens and (c.token_ids[-1] in eos) == c.finished
     with configured(engine, max_new_tokens=2):
         short = engine.complete(PREFIXES, 4, seed=1)
     assert all(c.num_tokens == 2 or (c.finished and c.num_tokens <= 2) for g in short for c in g)
