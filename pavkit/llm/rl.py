@@ -134,13 +134,6 @@ class RLConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> RLConfig:
-        d = dict(d)
-        if "pass_ns" in d:
-            d["pass_ns"] = tuple(d["pass_ns"])
-        return cls(**d)
-
 
 def iteration_seed(seed: int, iteration: int, stream: int) -> int:
     """Seed of one iteration's sampling (stream 0: training, 1: evaluation), independent across iterations."""
