@@ -36,14 +36,13 @@ def _pavkit(*args: str) -> None:
 
 def _stage(out: Path, name: str, fn) -> None:
     """Run fn once; its wall time goes to OUT/stages.jsonl (a stage already recorded there is skipped)."""
-    log = out / "stages.jsonl"
-    done = {json.loads(line)["stage"] for line in log.read_text().splitlines()} if log.exists() else set()
-    if name in done:
+    from pavkit import runs
+
+    if name in {r["stage"] for r in runs.read_records(out, "stages.jsonl")}:
         return
     t0 = time.perf_counter()
     fn()
-    with log.open("a") as f:
-        f.write(json.dumps({"stage": name, "seconds": round(time.perf_counter() - t0, 1)}) + "\n")
+    runs.append_record(out, {"stage": name, "seconds": round(time.perf_counter() - t0, 1)}, "stages.jsonl")
 
 
 def main() -> None:
@@ -110,10 +109,11 @@ def main() -> None:
     for fig in ("fig7", "fig8"):
         _pavkit("plot", fig, *dirs, "--out", str(out / "figures" / f"{fig}.png"))
 
+    from pavkit import runs
     from pavkit.analysis.figures import load_rl_runs, rl_llm_summary
 
     summary = rl_llm_summary(load_rl_runs(dirs))
-    seconds = sum(json.loads(line)["seconds"] for line in (out / "stages.jsonl").read_text().splitlines())
+    seconds = sum(r["seconds"] for r in runs.read_records(out, "stages.jsonl"))
     summary["minutes"] = round(seconds / 60, 1)
     if controls:  # the same comparison with the control arm in PAV-RL's place
         control = [str(out / f"control-s{s}") for s in controls]

@@ -27,6 +27,28 @@ def _int_list(text: str, name: str = "--K") -> tuple[int, ...]:
     return values
 
 
+def _open_run(out, config: dict, seed: int | None, ignore=()) -> None:
+    """``runs.open_run`` for a command: a config mismatch (naming the field) or an unreadable config.json is an
+    InputError (one line, exit 2)."""
+    from pavkit import runs
+
+    try:
+        runs.open_run(out, config, seed=seed, ignore=ignore)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def _prepare_run(out, cfg, threads: int | None):
+    """For LLM commands: set torch threads, quiet HF's progress bars (one bar per command: ours), open OUT."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    if threads:
+        torch.set_num_threads(threads)
+    _open_run(out, cfg.to_dict(), cfg.seed)
+
+
 def _emit_json(obj: dict) -> None:
     click.echo(json.dumps(obj))
 
@@ -305,10 +327,7 @@ def _run_rl(cfg, out: str, progress: bool = True, threads: int | None = None) ->
 
     if threads:
         torch.set_num_threads(threads)
-    try:
-        runs.open_run(out, cfg.to_dict(), seed=cfg.seed)
-    except ValueError as e:  # a config mismatch (naming the field) or an unreadable config.json
-        raise InputError(str(e)) from None
+    _open_run(out, cfg.to_dict(), cfg.seed)
     ckpt = runs.load_checkpoint(out)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
     # Records after the checkpoint would be written twice: drop them (all of them on a fresh start).
@@ -811,20 +830,10 @@ def _run_organism(cfg, out, progress: bool = True, threads: int | None = None) -
     import time
     from pathlib import Path
 
-    import torch
-    from transformers.utils import logging as hf_logging
-
     from pavkit import runs
     from pavkit.llm.organism import checkpoint, init_state, pick_roles, restore, train
 
-    hf_logging.disable_progress_bar()  # one bar per command: ours
-
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        runs.open_run(out, cfg.to_dict(), seed=cfg.seed)
-    except ValueError as e:
-        raise InputError(str(e)) from None
+    _prepare_run(out, cfg, threads)
     out = Path(out)
     ckpt = runs.load_checkpoint(out)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
@@ -1130,10 +1139,7 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
     records, file, data = _read_verifier_labels(labels)
     cfg, config = _train_verifier_config(records, file, data, base, kind, delimiter, fields)
     out_dir = Path(out)
-    try:
-        runs.open_run(out_dir, config, seed=cfg.seed)
-    except ValueError as e:  # a config mismatch naming the field, or an unreadable config.json
-        raise InputError(str(e)) from None
+    _open_run(out_dir, config, cfg.seed)
     model_dir = out_dir / MODEL_SUBDIR
     if (model_dir / VERIFIER_JSON).exists() and (out_dir / "metrics.json").exists():
         return runs.read_json(out_dir, "metrics.json")
@@ -1252,16 +1258,24 @@ def _decode_delimiter(delimiter: str) -> str:
     return delimiter
 
 
-ORACLE = "organism-oracle"
-
-
 def _verifier_arg(name: str, value: str | None) -> str | None:
     """A verifier folder that exists, or the exact organism checker; else a usage error naming the option."""
     from pathlib import Path
 
+    from pavkit.llm.verifier import ORACLE
+
     if value is None or value == ORACLE or Path(value).is_dir():
         return value
     raise click.BadParameter(f"{value}: no such verifier folder (or give {ORACLE})", param_hint=name)
+
+
+def _verifier_path(value: str) -> str:
+    """What a run's config records for a verifier: its absolute folder, or the exact checker's name as given."""
+    from pathlib import Path
+
+    from pavkit.llm.verifier import ORACLE
+
+    return value if value == ORACLE else str(Path(value).resolve())
 
 
 def _search_done(out_dir) -> tuple[set, set]:
@@ -1369,10 +1383,8 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
         prover = f"model:{Path(prover_path).resolve()}"
     probs, source = _load_problems(problems)
     try:
-        def where(v: str) -> str:
-            return v if v == ORACLE else str(Path(v).resolve())
-
-        cfg = SearchConfig(policy=str(Path(policy).resolve()), orm=where(orm) if orm else "", pqv=where(pqv),
+        cfg = SearchConfig(policy=str(Path(policy).resolve()), orm=_verifier_path(orm) if orm else "",
+                           pqv=_verifier_path(pqv),
                            problems=source, problems_sha256=problems_digest(probs),
                            prover=prover, methods=method_list, ns=n_list, pool=pool, alpha=alpha, c=c,
                            max_steps=max_steps, seed=seed, delimiter=_decode_delimiter(delimiter),
@@ -1387,10 +1399,7 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
     for name in ("pool.jsonl", "search.jsonl"):
         if (out_dir / name).exists() and not (out_dir / "config.json").exists():
             raise InputError(f"{out_dir / name}: exists without config.json; not a search run directory")
-    try:
-        runs.open_run(out_dir, cfg.to_json(), seed=seed, ignore=NOT_COMPARED)
-    except ValueError as e:  # a config mismatch naming the field, or an unreadable config.json
-        raise InputError(str(e)) from None
+    _open_run(out_dir, cfg.to_json(), seed, ignore=NOT_COMPARED)
     done_pool, done_search = _search_done(out_dir)
     units = pending_units(len(probs), cfg, done_pool, done_search)
     start = time.perf_counter()
@@ -1399,17 +1408,13 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
 
         from pavkit.llm.engines import HFEngine
         from pavkit.llm.search import Verifiers, iter_search
-        from pavkit.llm.verifier import Verifier
+        from pavkit.llm.verifier import load_verifier
 
         torch.set_num_threads(threads)
         engine = HFEngine.from_path(cfg.policy, delimiter=cfg.delimiter, max_step_tokens=max_step_tokens,
                                     max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size)
         def load(path: str):
-            if path == ORACLE:
-                from pavkit.llm.organism import OracleVerifier
-
-                return OracleVerifier(engine.tokenizer, delimiter=cfg.delimiter)
-            return Verifier.from_path(path, delimiter=cfg.delimiter)
+            return load_verifier(path, delimiter=cfg.delimiter, tokenizer=engine.tokenizer)
 
         pqv_v = load(cfg.pqv)
         verifiers = Verifiers(orm=load(cfg.orm) if cfg.orm else pqv_v, pqv=pqv_v,
@@ -1466,22 +1471,6 @@ def _search_summary(out_dir, methods, ns, seed: int, num_problems: int | None = 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Online RL (paper §5): `pavkit llm rft` (the RL initialisation) and `pavkit llm rl`.
-
-
-def _prepare_run(out, cfg, threads: int | None):
-    """Set threads, quiet HF's bars, and open (or check) the run directory OUT for cfg."""
-    import torch
-    from transformers.utils import logging as hf_logging
-
-    from pavkit import runs
-
-    hf_logging.disable_progress_bar()  # one bar per command: ours
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        runs.open_run(out, cfg.to_dict(), seed=cfg.seed)
-    except ValueError as e:  # a config mismatch (naming the field) or an unreadable config.json
-        raise InputError(str(e)) from None
 
 
 def _run_rft(cfg, problems, out, threads: int | None = None, progress: bool = True) -> dict:
@@ -1561,8 +1550,9 @@ def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: 
                    f"RFT policy in {metrics['model']}")
 
 
-def _run_llm_rl(cfg, out, progress: bool = True, threads: int | None = None, save_every: int = 0) -> dict:
-    """Run (or resume) one LLM RL run in OUT; return its metrics. Safe to kill at any time."""
+def _run_llm_rl(cfg, train_problems, eval_problems, out, progress: bool = True, threads: int | None = None) -> dict:
+    """Run (or resume) one LLM RL run in OUT on the loaded problems; return its metrics. Safe to kill at any
+    time."""
     import time
     from pathlib import Path
 
@@ -1570,8 +1560,6 @@ def _run_llm_rl(cfg, out, progress: bool = True, threads: int | None = None, sav
     from pavkit.llm.rl import checkpoint, init_state, load_prover_values, restore, train
 
     _prepare_run(out, cfg, threads)
-    train_problems, _ = _load_problems(cfg.train_problems)
-    eval_problems, _ = _load_problems(cfg.eval_problems)
     ckpt = runs.load_checkpoint(out)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
     runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
@@ -1582,7 +1570,7 @@ def _run_llm_rl(cfg, out, progress: bool = True, threads: int | None = None, sav
                             show_eta=True) if progress else None
     if bar:
         bar.update(state.iteration)
-    every = save_every or cfg.eval_every or cfg.iters
+    every = cfg.eval_every or cfg.iters
     for record in train(cfg, state, train_problems, eval_problems, prover_values):
         runs.append_record(out, record)
         if record["iteration"] > 0 and (record["iteration"] % every == 0 or record["iteration"] == cfg.iters):
@@ -1677,14 +1665,14 @@ def llm_rl(policy: str, verifier: str | None, pass_ns: str | None, out: str, thr
     final = fields["final_samples"]
     ns = (_int_list(pass_ns, "--pass-ns") if pass_ns
           else tuple(2 ** i for i in range(final.bit_length()) if 2 ** i <= final))
-    for spec in (fields["train_problems"], fields["eval_problems"]):
-        _load_problems(spec)  # a bad spec fails here, before any model loads
+    # a bad spec fails here, before the run directory is made or any model loads
+    train_problems, eval_problems = (_load_problems(fields[k])[0] for k in ("train_problems", "eval_problems"))
     try:
-        verifier = "" if not verifier else verifier if verifier == ORACLE else str(Path(verifier).resolve())
-        cfg = RLConfig(policy=str(Path(policy).resolve()), verifier=verifier, pass_ns=ns, **fields)
+        cfg = RLConfig(policy=str(Path(policy).resolve()), verifier=_verifier_path(verifier) if verifier else "",
+                       pass_ns=ns, **fields)
     except ValueError as e:
         raise InputError(f"llm rl: {e}") from None
-    m = _run_llm_rl(cfg, out, threads=threads)
+    m = _run_llm_rl(cfg, train_problems, eval_problems, out, threads=threads)
     if as_json:
         _emit_json({"final_accuracy": m["final_accuracy"], "iterations": m["iterations"], "seconds": m["seconds"]})
     else:
@@ -1727,7 +1715,8 @@ def _write_figure(make, out: str) -> None:
 def _plot_rl(kind: str, run_dirs: tuple[str, ...], out: str) -> None:
     from pavkit.analysis import figures
 
-    draw = {"fig3a": figures.fig3a_figure, "fig3b": figures.fig3b_figure, "fig3c": figures.fig3c_figure}[kind]
+    draw = {"fig3a": figures.fig3a_figure, "fig3b": figures.fig3b_figure, "fig3c": figures.fig3c_figure,
+            "fig7": figures.fig7_figure, "fig8": figures.fig8_figure}[kind]
     _write_figure(lambda: draw(figures.load_rl_runs(_expand_run_dirs(run_dirs))), out)
 
 
@@ -1772,9 +1761,7 @@ def plot_fig7(run_dirs: tuple[str, ...], out: str) -> None:
 
     RUN_DIRS are `pavkit llm rl` run directories or folders of them; --iters 0 runs give the SFT/RFT bars.
     """
-    from pavkit.analysis import figures
-
-    _write_figure(lambda: figures.fig7_figure(figures.load_rl_runs(_expand_run_dirs(run_dirs))), out)
+    _plot_rl("fig7", run_dirs, out)
 
 
 @plot.command("fig8")
@@ -1784,9 +1771,7 @@ def plot_fig8(run_dirs: tuple[str, ...], out: str) -> None:
     """Exploration after RL (paper Fig. 8): (a) Pass@N of SFT, RFT and the RL policies; (b) Pass@N of the RL
     policies on the held-out problems an SFT evaluation-only run (e.g. --iters 0 --final-samples 256) never solved.
     """
-    from pavkit.analysis import figures
-
-    _write_figure(lambda: figures.fig8_figure(figures.load_rl_runs(_expand_run_dirs(run_dirs))), out)
+    _plot_rl("fig8", run_dirs, out)
 
 
 def _plot_search(kind: str, run_dirs: tuple[str, ...], out: str, n: int = 16) -> None:

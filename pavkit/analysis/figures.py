@@ -616,27 +616,20 @@ def fig7_figure(runs: Sequence[RLRun], axes=None):
         import matplotlib.pyplot as plt
 
         _, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    trained, initial = _llm_runs(runs)
-    keys, mean, low, high = [], [], [], []
-    for key in ("sft", "rft"):
-        if key in initial:
-            keys.append(key)
-            a = initial[key].final()["accuracy"]
-            mean.append(a), low.append(a), high.append(a)
-    for key in ("outcome_only", "effective_reward"):
-        if key in trained:
-            ci = bootstrap_ci(np.array([r.final()["accuracy"] for r in trained[key]]))
-            keys.append(key)
-            mean.append(float(ci.mean)), low.append(float(ci.low)), high.append(float(ci.high))
-    plot_bars_ci(keys, np.array(mean), np.array(low), np.array(high), ax=axes[0])
+    s = rl_llm_summary(runs)
+    keys = [k for k in ("sft", "rft", "outcome_only", "effective_reward") if k in s]
+    # SFT / RFT are single evaluation-only runs: no interval
+    mean = np.array([s[k].get("final_accuracy", s[k].get("accuracy")) for k in keys])
+    ci = np.array([s[k].get("final_ci", [s[k].get("accuracy")] * 2) for k in keys])
+    plot_bars_ci(keys, mean, ci[:, 0], ci[:, 1], ax=axes[0])
     axes[0].set_title("(a) final test accuracy", fontsize=10)
+    trained, _ = _llm_runs(runs)
     curves = {}
     for method, group in trained.items():
         it, acc = _aligned(group)
         ci = bootstrap_ci(acc)
         curves[method] = (ci.mean, ci.low, ci.high)
     plot_learning_curves(it, curves, ax=axes[1], ylabel="test accuracy")
-    s = rl_llm_summary(runs)
     title = "(b) sample efficiency"
     if s.get("sample_efficiency") is not None:
         title += (f"\nPAV-RL reaches outcome-only's final accuracy {s['sample_efficiency']:.1f}× sooner"

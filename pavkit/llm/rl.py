@@ -42,7 +42,6 @@ from pavkit.llm.data import Problem
 from pavkit.llm.steps import DEFAULT_DELIMITER, split_steps
 from pavkit.losses import kl_penalty, leave_one_out_baseline, reinforce_loss, rewards_to_go, token_weights
 
-ORACLE = "organism-oracle"  # the exact step checker of pavkit.llm.organism, a diagnostic control, never learned
 BASELINES = ("loo", "value", "none")
 
 
@@ -56,7 +55,8 @@ class RLConfig:
 
     Attributes:
         policy: folder of the initial policy π_init (e.g. the RFT model); also the KL reference.
-        verifier: the PQV (Q̂^π model: a `pavkit llm train-verifier` run or model folder), or "organism-oracle";
+        verifier: the PQV (Q̂^π model: a `pavkit llm train-verifier` run or model folder), or "organism-oracle"
+            (``verifier.ORACLE``);
             "" when α = 0 (outcome-only RL needs no verifier).
         prover: "bok:K" (V^μ = 1 − (1 − V̂^π)^K from the PQV) or "model:DIR" (a Q^μ verifier).
         alpha: α of Q^π + α·A^μ (paper: 5 for 2B, 3 for 9B); 0 is outcome-only RL.
@@ -222,20 +222,14 @@ def restore(cfg: RLConfig, ckpt: dict, device: str | None = None) -> RLState:
 def load_prover_values(cfg: RLConfig, device: str | None = None) -> Callable | None:
     """``f(prompts, steps) -> list of (H_b+1,) V^μ arrays`` from the fixed verifiers; None when α = 0."""
     from pavkit.llm.search import parse_search_prover
-    from pavkit.llm.verifier import Verifier
+    from pavkit.llm.verifier import load_verifier
 
     if cfg.alpha == 0:
         return None
     kind, k, path = parse_search_prover(cfg.prover)
     if kind == "model":
-        qmu = Verifier.from_path(path, delimiter=cfg.delimiter, device=device)
-        return qmu.prefix_values
-    if cfg.verifier == ORACLE:
-        from pavkit.llm.organism import OracleVerifier
-
-        pqv = OracleVerifier(delimiter=cfg.delimiter)
-    else:
-        pqv = Verifier.from_path(cfg.verifier, delimiter=cfg.delimiter, device=device)
+        return load_verifier(path, delimiter=cfg.delimiter, device=device).prefix_values
+    pqv = load_verifier(cfg.verifier, delimiter=cfg.delimiter, device=device)
     return lambda prompts, steps: [bok(v, k) for v in pqv.prefix_values(prompts, steps)]
 
 

@@ -714,3 +714,18 @@ class Verifier:
         Costs the same single forward pass per trajectory as :meth:`prefix_values`.
         """
         return np.array([v[-1] for v in self.prefix_values(prompts, steps)], dtype=float)
+
+
+ORACLE = "organism-oracle"  # names the exact step checker of the model organism wherever a verifier path goes
+
+
+def load_verifier(path: str | Path, *, delimiter: str | None = None, tokenizer: Any = None,
+                  device: str | None = None):
+    """A verifier by path: a saved one (:meth:`Verifier.from_path`), or for ``ORACLE`` the organism's exact step
+    checker (``pavkit.llm.organism.OracleVerifier``, a control, not a learned model; ``tokenizer`` only serves
+    token counting)."""
+    if str(path) == ORACLE:
+        from pavkit.llm.organism import OracleVerifier
+
+        return OracleVerifier(tokenizer, delimiter=delimiter or DEFAULT_DELIMITER)
+    return Verifier.from_path(path, delimiter=delimiter, device=device)
