@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pavkit.analysis.metrics import bootstrap_ci
+from pavkit.analysis.metrics import bootstrap_ci, mean_pass_at_n
 from pavkit.analysis.plots import (
     plot_bars_ci,
     plot_bok_ratio,
@@ -650,8 +650,6 @@ def hard_problem_curves(runs: Sequence[RLRun]) -> dict:
     Returns {"n", "hard": number of such problems, "problems", "reference_samples", method → {"mean", "low",
     "high"}}; without any such problem, no method entries (Pass@N of an empty set is undefined).
     """
-    from pavkit.estimators import pass_at_k
-
     trained, initial = _llm_runs(runs)
     if "sft" not in initial:
         raise ValueError("Fig. 8(b) needs an evaluation-only run (--iters 0) of the SFT policy")
@@ -666,7 +664,7 @@ def hard_problem_curves(runs: Sequence[RLRun]) -> dict:
             f = r.final()
             counts, k = np.asarray(f["correct_counts"]), f["eval_samples"]
             ns = [n for n in f["pass_at_n"]["n"] if n <= k]
-            rows.append([float(np.mean(pass_at_k(k, counts[hard], n))) for n in ns])
+            rows.append(mean_pass_at_n(counts[hard], k, ns))
         ci = bootstrap_ci(np.array(rows))
         out["n"] = ns
         out[method] = {"mean": np.atleast_1d(ci.mean).tolist(), "low": np.atleast_1d(ci.low).tolist(),

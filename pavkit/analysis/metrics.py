@@ -103,6 +103,18 @@ def pass_at_n_curve(samples: int, correct: int, ns: Sequence[int]) -> np.ndarray
     return np.array([float(pass_at_k(samples, correct, int(n))) for n in ns])
 
 
+def mean_pass_at_n(counts: Sequence[int], samples: int, ns: Sequence[int]) -> np.ndarray:
+    """Mean over problems of the unbiased Pass@N from per-problem success counts out of ``samples`` each.
+
+    Args:
+        counts: (P,) successes per problem.
+    Returns:
+        (len(ns),).
+    """
+    counts = np.asarray(counts)
+    return np.array([float(np.mean(pass_at_k(samples, counts, int(n)))) for n in ns])
+
+
 def growth_ratio(ns: Sequence[int], curve_a: Sequence[float], curve_b: Sequence[float]) -> float | None:
     """How much faster curve a grows with N than curve b: (a[-1] − a[0]) / (b[-1] − b[0]) (None if b is flat).
 

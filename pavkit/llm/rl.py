@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from pavkit.estimators import bok, effective_reward, pass_at_k
+from pavkit.analysis.metrics import mean_pass_at_n
+from pavkit.estimators import bok, effective_reward
 from pavkit.llm.data import Problem
 from pavkit.llm.steps import DEFAULT_DELIMITER, split_steps
 from pavkit.losses import kl_penalty, leave_one_out_baseline, reinforce_loss, rewards_to_go, token_weights
@@ -498,12 +499,6 @@ def correct_counts(model: Any, tokenizer: Any, problems: Sequence[Problem], samp
     return grade(texts, golds, cfg).reshape(len(problems), samples).sum(axis=1)
 
 
-def pass_at_n(counts: np.ndarray, samples: int, ns: Sequence[int]) -> np.ndarray:
-    """Mean over problems of the unbiased Pass@N (Chen et al.) from per-problem counts: (len(ns),)."""
-    counts = np.asarray(counts)
-    return np.array([float(np.mean(pass_at_k(samples, counts, int(n)))) for n in ns])
-
-
 def train(cfg: RLConfig, state: RLState, train_problems: Sequence[Problem], eval_problems: Sequence[Problem],
           prover_values: Callable | None) -> Iterator[dict]:
     """Run iterations state.iteration+1 … cfg.iters, yielding one record per iteration.
@@ -519,7 +514,8 @@ def train(cfg: RLConfig, state: RLState, train_problems: Sequence[Problem], eval
         counts = correct_counts(state.policy, state.tokenizer, eval_problems, k, iteration_seed(cfg.seed, it, 1), cfg)
         out = {"accuracy": float(counts.sum() / (k * len(eval_problems))), "eval_samples": k}
         if final:
-            out["pass_at_n"] = {"n": list(cfg.pass_ns), "values": pass_at_n(counts, k, cfg.pass_ns).tolist()}
+            values = mean_pass_at_n(counts, k, cfg.pass_ns).tolist()
+            out["pass_at_n"] = {"n": list(cfg.pass_ns), "values": values}
             out["correct_counts"] = counts.tolist()
         return out
 
