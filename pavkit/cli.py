@@ -936,8 +936,14 @@ def _stage(out_dir, name: str, fn) -> None:
 
 
 def _pipeline_summary(out_dir, preset, seed: int) -> dict:
-    """summary.json: Fig. 4's compute ratio and accuracy gain, the accuracy table, and the stages' wall time."""
+    """summary.json: what ``bench/search.py`` prints (module docstring there) and the tables behind it.
+
+    Fig. 4's compute ratio and accuracy gains (PAV beam vs ORM best-of-N), the verifiers' ranking of a problem's
+    own responses (within-problem AUC on the search pool's held-out test problems, and on train-verifier's
+    held-out label problems), whether ORM best-of-N grows with N, PAV vs Q^π beam search, π-likelihood
+    best-of-N, the Best-of-K sweep, accuracies with bootstrap CIs, and the stages' wall time."""
     from pavkit import runs
+    from pavkit.analysis.figures import best_of_n_growth, fig4_summary, search_table
     from pavkit.llm.search import METHODS
 
     ns = sorted(set(preset.pool_ns) | set(preset.beam_ns))
@@ -948,11 +954,37 @@ def _pipeline_summary(out_dir, preset, seed: int) -> dict:
     stages: dict[str, float] = {}
     for r in runs.read_records(out_dir, "stages.jsonl"):
         stages[r["stage"]] = stages.get(r["stage"], 0.0) + r["seconds"]
-    return {"compute_ratio": s["compute_ratio"], "compute_ratio_is_lower_bound": s["ratio_is_lower_bound"],
-            "accuracy_gain": s["accuracy_gain_at_n"], "accuracy_gain_at_equal_compute": s["accuracy_gain"],
-            "n": s["gain_n"], "orm_n": s["n"], "target": s["target"], "problems": table["problems"],
-            "orm_accuracy_grows_with_n": s["baseline_monotone"],
-            "accuracy_at_n": table["accuracy"], "fig4": s, "stage_seconds": stages,
+    pool = runs.read_records(out_dir / "search", "pool.jsonl")
+    full = search_table(pool, runs.read_records(out_dir / "search", "search.jsonl"), ns, seed=seed)
+    versus_q = fig4_summary(full, baseline="beam-q") if "beam-q" in full else None
+    ranking = table["ranking"]
+    trained = {kind: runs.read_json(out_dir / kind, "metrics.json") for kind in ("orm", "pqv")}
+    sweep = {}
+    for k, folder in [(int(preset.search["prover"].split(":")[1]), out_dir / "search"),
+                      *((k, out_dir / f"search-bok-{k}") for k in preset.bok_sweep)]:
+        t = search_table([], runs.read_records(folder, "search.jsonl"), preset.bok_ns, seed=seed).get("beam-pav")
+        if t:
+            sweep[str(k)] = {str(n): {"mean": t["accuracy"]["mean"][i], "low": t["accuracy"]["low"][i],
+                                      "high": t["accuracy"]["high"][i]} for i, n in enumerate(t["n"])}
+    accuracy_ci = {m: {str(n): {"mean": full[m]["accuracy"]["mean"][i], "low": full[m]["accuracy"]["low"][i],
+                                "high": full[m]["accuracy"]["high"][i]} for i, n in enumerate(full[m]["n"])}
+                   for m in METHODS if m in full}
+    likelihood = full.get("bon-likelihood")
+    return {"within_auc_orm": ranking.get("orm", {}).get("within_auc"),
+            "within_auc_pqv": ranking.get("pqv", {}).get("within_auc"),
+            "within_auc_likelihood": ranking.get("logprob_mean", {}).get("within_auc"),
+            "ranking": ranking,
+            "train_eval_within_auc": {k: m.get("eval_within_auc") for k, m in trained.items()},
+            "orm_accuracy_grows_with_n": best_of_n_growth(pool, "orm", seed=seed)["grows"] if pool else None,
+            "orm_growth": best_of_n_growth(pool, "orm", seed=seed) if pool else None,
+            "compute_ratio": s["compute_ratio"], "compute_ratio_is_lower_bound": s["ratio_is_lower_bound"],
+            "accuracy_gain": s["accuracy_gain"], "accuracy_gain_at_n": s["accuracy_gain_at_n"],
+            "n": s["gain_n"], "orm_n": s["n"], "target": s["target"],
+            "pav_vs_q_beam_ratio": None if versus_q is None else versus_q["compute_ratio"],
+            "pav_vs_q_beam_ratio_is_lower_bound": None if versus_q is None else versus_q["ratio_is_lower_bound"],
+            "bon_likelihood_accuracy": None if likelihood is None else likelihood["accuracy"]["mean"][-1],
+            "bok_sweep": sweep, "problems": table["problems"], "accuracy_at_n": table["accuracy"],
+            "accuracy_ci": accuracy_ci, "fig4": s, "fig4_vs_beam_q": versus_q, "stage_seconds": stages,
             "seconds": round(sum(stages.values()), 1)}
 
 
@@ -972,8 +1004,9 @@ def _pipeline_summary(out_dir, preset, seed: int) -> dict:
 def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: int, as_json: bool) -> None:
     """Run the paper's test-time search experiment end to end with a progress bar per stage (see
     pavkit.llm.pipeline for the stages and presets), then write figures/fig4.png, fig5b.png, fig5c.png,
-    fig6a.png and summary.json (compute_ratio: ORM best-of-N compute at its largest N ÷ PAV beam-search
-    compute to reach the same accuracy; accuracy_gain: PAV beam − ORM best-of-N at the largest N both ran)."""
+    fig6a.png, fig10.png and summary.json (compute_ratio: ORM best-of-N compute at its largest N ÷ PAV
+    beam-search compute to reach the same accuracy; accuracy_gain: PAV beam − ORM best-of-N at the largest
+    compute both cover; within-problem AUC of each verifier; see bench/search.py)."""
     from pathlib import Path
 
     from pavkit.llm.pipeline import PRESETS, gguf_to_folder, packaged_smollm2_gguf
@@ -997,16 +1030,17 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
     else:
         policy = Path(p.policy)
     labels, orm, pqv = out_dir / "labels", out_dir / "orm", out_dir / "pqv"
+    vbase = out_dir / "organism" / p.verifier_base if p.verifier_base else policy  # every verifier's LM
     _stage(out_dir, "labels", lambda: ctx.invoke(llm_label, model=str(policy), problems=p.label_problems,
                                                  out=str(labels), seed=seed, threads=threads, **p.label))
     for kind, folder in (("orm", orm), ("pqv", pqv)):
         _stage(out_dir, kind, lambda kind=kind, folder=folder: ctx.invoke(
-            llm_train_verifier, labels=str(labels), base=str(policy), kind=kind, out=str(folder), seed=seed,
+            llm_train_verifier, labels=str(labels), base=str(vbase), kind=kind, out=str(folder), seed=seed,
             threads=threads, **p.verifier))
     common = {"policy": str(policy), "orm": str(orm), "pqv": str(pqv),
               "problems": p.search_problems, "seed": seed, "threads": threads, **p.search}
     _stage(out_dir, "search-pool", lambda: ctx.invoke(llm_search, out=str(out_dir / "search"),
-                                                      methods="bon-orm,bon-pav,majority,pass",
+                                                      methods="bon-orm,bon-pav,bon-likelihood,majority,pass",
                                                       ns=",".join(map(str, p.pool_ns)), **common))
     _stage(out_dir, "search-beam", lambda: ctx.invoke(llm_search, out=str(out_dir / "search"),
                                                       methods="beam-q,beam-pav",
@@ -1021,7 +1055,7 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
             llm_label, model=str(policy), problems=p.grid_label_problems, out=str(out_dir / f"labels-{role}"),
             seed=seed, threads=threads, **{**p.label, "prover": f"model:{m}"}))
         _stage(out_dir, f"qmu-{role}", lambda role=role: ctx.invoke(
-            llm_train_verifier, labels=str(out_dir / f"labels-{role}"), base=str(policy), kind="qmu",
+            llm_train_verifier, labels=str(out_dir / f"labels-{role}"), base=str(vbase), kind="qmu",
             out=str(out_dir / f"qmu-{role}"), seed=seed, threads=threads, **p.verifier))
         _stage(out_dir, f"search-{role}", lambda role=role: ctx.invoke(
             llm_search, out=str(out_dir / f"search-{role}"), methods="beam-pav", ns=",".join(map(str, p.bok_ns)),
@@ -1031,6 +1065,7 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
     _stage(out_dir, "figures", lambda: (
         ctx.invoke(plot_fig4, run_dirs=(str(out_dir / "search"),), out=str(figures / "fig4.png")),
         ctx.invoke(plot_fig6a, run_dirs=(str(out_dir / "search"),), out=str(figures / "fig6a.png")),
+        ctx.invoke(plot_fig10, run_dirs=(str(out_dir / "search"),), out=str(figures / "fig10.png")),
         p.bok_sweep and ctx.invoke(plot_fig5b, run_dirs=tuple(map(str, [out_dir / "search",
                                                                          *sorted(out_dir.glob("search-bok-*"))])),
                                    out=str(figures / "fig5b.png")),
@@ -1042,8 +1077,9 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
     if as_json:
         _emit_json(summary)
     else:
-        click.echo(f"{out_dir}/summary.json: compute ratio {summary['compute_ratio']}, accuracy gain "
-                   f"{summary['accuracy_gain']} at N = {summary['n']}; {summary['seconds'] / 60:.1f} min", err=True)
+        click.echo(f"{out_dir}/summary.json: within-problem AUC ORM {summary['within_auc_orm']}, PQV "
+                   f"{summary['within_auc_pqv']}; compute ratio {summary['compute_ratio']}, accuracy gain "
+                   f"{summary['accuracy_gain']} at equal compute; {summary['seconds'] / 60:.1f} min", err=True)
 
 
 @llm.command("export-trl")
@@ -1134,7 +1170,7 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
     from transformers.utils import logging as hf_logging
 
     from pavkit import runs
-    from pavkit.llm.verifier import MODEL_SUBDIR, VERIFIER_JSON, VerifierTrainer, init_verifier
+    from pavkit.llm.verifier import MODEL_SUBDIR, VERIFIER_JSON, VerifierTrainer, init_for_arch, save_verifier
 
     records, file, data = _read_verifier_labels(labels)
     cfg, config = _train_verifier_config(records, file, data, base, kind, delimiter, fields)
@@ -1146,7 +1182,7 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
     torch.set_num_threads(threads)
     hf_logging.set_verbosity_error()  # "score.* newly initialised, lm_head unused" is the expected load report
     hf_logging.disable_progress_bar()
-    model, tokenizer = init_verifier(base)
+    model, tokenizer = init_for_arch(cfg.arch, base, seed=cfg.seed)
     trainer = VerifierTrainer(model, tokenizer, records, cfg)
     ckpt = runs.load_checkpoint(out_dir)
     if ckpt is not None:
@@ -1182,11 +1218,8 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
                "model": str(model_dir)}
     tmp = out_dir / (MODEL_SUBDIR + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    info = {"kind": kind, "config": cfg.to_dict(), "base": config["base"], "labels": config["labels"],
-            "metrics": summary}
-    (tmp / VERIFIER_JSON).write_text(json.dumps(info, indent=2) + "\n")
+    save_verifier(model, tokenizer, tmp, {"kind": kind, "config": cfg.to_dict(), "base": config["base"],
+                                          "labels": config["labels"], "metrics": summary})
     shutil.rmtree(model_dir, ignore_errors=True)
     os.replace(tmp, model_dir)
     runs.write_metrics(out_dir, summary)
@@ -1213,6 +1246,12 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
               help="Peak AdamW learning rate: linear warm-up, then cosine decay to 0 (paper: 5e-7 at 9B).")
 @click.option("--warmup", type=click.IntRange(0), default=40, show_default=True,
               help="Linear warm-up steps (at most --iters).")
+@click.option("--arch", type=click.Choice(["lm-features", "token-classification"]), default="lm-features",
+              show_default=True,
+              help="lm-features: --base frozen, a head on its last hidden state and on running statistics of its "
+                   "log-probabilities of the written tokens (min, mean, gap to its first choice, disagreements), "
+                   "trained on cached readings; token-classification: the backbone fine-tuned with a linear head "
+                   "on the hidden state (ranked the organism's responses within a problem at AUC ≈ 0.5).")
 @click.option("--balance", type=click.Choice(["down", "up", "none"]), default="down", show_default=True,
               help="Class-balanced sampling over buckets Q̂ < 0.5 / Q̂ >= 0.5, re-drawn every epoch (App. D): "
                    "down = subsample the larger bucket, up = resample the smaller one, none = all prefixes.")
@@ -1244,7 +1283,8 @@ def llm_train_verifier(labels: str, base: str, kind: str, out: str, delimiter: s
     else:
         click.echo(f"{out}: {kind} verifier, {summary['iters']} steps; held-out BCE {summary.get('eval_bce')} "
                    f"(best constant {summary.get('eval_bce_const')}), MAE {summary.get('eval_mae')}, AUC "
-                   f"{summary.get('eval_auc')}; model in {summary['model']}", err=True)
+                   f"{summary.get('eval_auc')} pooled, {summary.get('eval_within_auc')} within problems; model in "
+                   f"{summary['model']}", err=True)
 
 
 def _decode_delimiter(delimiter: str) -> str:
@@ -1309,9 +1349,10 @@ def _search_done(out_dir) -> tuple[set, set]:
                    "`organism-oracle`.")
 @click.option("--prover", default="bok:4", show_default=True,
               help="μ of beam-pav: bok:K (Q̂^μ = 1-(1-Q̂^π)^K from the PQV) or model:DIR (a --kind qmu verifier).")
-@click.option("--methods", default="bon-orm,bon-pav,majority,pass,beam-q,beam-pav", show_default=True,
-              help="Comma-separated: bon-orm, bon-pav, majority, pass (from one pool of --pool samples), beam-q, "
-                   "beam-pav (one beam search per N).")
+@click.option("--methods", default="bon-orm,bon-pav,bon-likelihood,majority,pass,beam-q,beam-pav",
+              show_default=True,
+              help="Comma-separated: bon-orm, bon-pav, bon-likelihood (π's mean log-probability, no training), "
+                   "majority, pass (all from one pool of --pool samples), beam-q, beam-pav (one beam search per N).")
 @click.option("--n", "ns", default="2,4,8,16", show_default=True,
               help="Comma-separated N: samples of best-of-N / majority / Pass@N, and beam widths.")
 @click.option("--pool", type=click.IntRange(1), default=128, show_default=True,
@@ -1407,7 +1448,7 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
         import torch
 
         from pavkit.llm.engines import HFEngine
-        from pavkit.llm.search import Verifiers, iter_search
+        from pavkit.llm.search import PolicyLikelihood, Verifiers, iter_search
         from pavkit.llm.verifier import load_verifier
 
         torch.set_num_threads(threads)
@@ -1418,7 +1459,8 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
 
         pqv_v = load(cfg.pqv)
         verifiers = Verifiers(orm=load(cfg.orm) if cfg.orm else pqv_v, pqv=pqv_v,
-                              qmu=load(prover.partition(":")[2]) if kind == "model" else None)
+                              qmu=load(prover.partition(":")[2]) if kind == "model" else None,
+                              likelihood=PolicyLikelihood(engine.model, engine.tokenizer, batch_size))
         labels = iter(units)
 
         def show(unit):
@@ -1444,10 +1486,11 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
 
 
 def _search_summary(out_dir, methods, ns, seed: int, num_problems: int | None = None) -> dict:
-    """{"accuracy": {method: {N: mean}}, "compute": {method: {N: mean tokens}}, "problems", "fig4"} of a search
-    run directory, over ``methods`` at ``ns`` (and the first ``num_problems`` problems; default all)."""
+    """{"accuracy": {method: {N: mean}}, "compute": {method: {N: mean tokens}}, "problems", "fig4", "ranking"} of
+    a search run directory, over ``methods`` at ``ns`` (and the first ``num_problems`` problems; default all);
+    "ranking": within-problem and pooled AUC of each pool score (:func:`pavkit.analysis.figures.pool_ranking`)."""
     from pavkit import runs
-    from pavkit.analysis.figures import fig4_summary, search_table
+    from pavkit.analysis.figures import fig4_summary, pool_ranking, search_table
 
     def wanted(r: dict) -> bool:
         return num_problems is None or r["problem_index"] < num_problems
@@ -1462,6 +1505,7 @@ def _search_summary(out_dir, methods, ns, seed: int, num_problems: int | None = 
             out["accuracy"][method] = {str(n): a for n, a in zip(t["n"], t["accuracy"]["mean"], strict=True)}
             out["compute"][method] = {str(n): x for n, x in zip(t["n"], t["compute"], strict=True)}
     out["fig4"] = fig4_summary(table) if "bon-orm" in table and "beam-pav" in table else None
+    out["ranking"] = pool_ranking(pool)
     return out
 
 
@@ -1775,7 +1819,7 @@ def plot_fig8(run_dirs: tuple[str, ...], out: str) -> None:
 
 
 def _plot_search(kind: str, run_dirs: tuple[str, ...], out: str, n: int = 16) -> None:
-    """fig4 / fig6a: one panel per run; fig5b / fig5c: all runs in one panel."""
+    """fig4 / fig6a / fig10: one panel per run; fig5b / fig5c: all runs in one panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1791,7 +1835,7 @@ def _plot_search(kind: str, run_dirs: tuple[str, ...], out: str, n: int = 16) ->
             return figures.fig5c_figure(found, n=n)
         fig, axes = plt.subplots(1, len(found), figsize=(6.5 * len(found), 4.6), constrained_layout=True,
                                  squeeze=False)
-        draw = figures.fig4_figure if kind == "fig4" else figures.fig6a_figure
+        draw = {"fig4": figures.fig4_figure, "fig6a": figures.fig6a_figure, "fig10": figures.fig10_figure}[kind]
         for run, ax in zip(found, axes[0], strict=True):
             draw(run, ax=ax)
         return fig
@@ -1835,6 +1879,16 @@ def plot_fig5c(run_dirs: tuple[str, ...], out: str, n: int) -> None:
 def plot_fig6a(run_dirs: tuple[str, ...], out: str) -> None:
     """Pass@N: i.i.d. sampling vs any final candidate correct in beam search with Q^π and with PAV."""
     _plot_search("fig6a", run_dirs, out)
+
+
+@plot.command("fig10")
+@_RUNS_ARG
+@_OUT_OPT
+def plot_fig10(run_dirs: tuple[str, ...], out: str) -> None:
+    """Error of predicting a response's final outcome at each step, by thresholding the effective reward
+    Q̂^π + α·A^μ (the run's α and bok:K prover) or Q̂^π alone; thresholds tuned per step on half of the problems,
+    error on the other half. Reads the pool's per-prefix PQV values (pool records written since pqv_steps)."""
+    _plot_search("fig10", run_dirs, out)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ def test_pipeline_tiny_runs_every_stage_and_resumes(tmp_path):
     for name in ("organism/base/config.json", "labels/labels.jsonl", "orm/model/config.json",
                  "pqv/model/config.json", "search/pool.jsonl", "search/search.jsonl", "search-bok-2/search.jsonl",
                  "labels-weak/labels.jsonl", "qmu-weak/model/config.json", "search-weak/search.jsonl",
-                 "figures/fig4.png", "figures/fig5b.png", "figures/fig5c.png", "figures/fig6a.png", "summary.json"):
+                 "figures/fig4.png", "figures/fig5b.png", "figures/fig5c.png", "figures/fig6a.png",
+                 "figures/fig10.png", "summary.json"):
         assert (out / name).exists(), name
     stages = [json.loads(line)["stage"] for line in (out / "stages.jsonl").read_text().splitlines()]
     assert stages == ["organism", "labels", "orm", "pqv", "search-pool", "search-beam", "search-bok-2", "labels-weak",
@@ -37,7 +38,13 @@ def test_pipeline_tiny_runs_every_stage_and_resumes(tmp_path):
     (run,) = load_search_runs([str(out / "search")])
     table = run_table(run, ns=[1, 2])
     assert summary["accuracy_at_n"]["beam-pav"]["2"] == table["beam-pav"]["accuracy"]["mean"][1]
-    assert set(summary["accuracy_at_n"]) == {"bon-orm", "bon-pav", "majority", "pass", "beam-q", "beam-pav"}
+    assert set(summary["accuracy_at_n"]) == {"bon-orm", "bon-pav", "bon-likelihood", "majority", "pass", "beam-q",
+                                             "beam-pav"}
+    assert summary["accuracy_ci"]["bon-likelihood"]["2"]["mean"] == summary["accuracy_at_n"]["bon-likelihood"]["2"]
+    for key in ("within_auc_orm", "within_auc_pqv", "pav_vs_q_beam_ratio", "bon_likelihood_accuracy", "bok_sweep",
+                "orm_accuracy_grows_with_n", "train_eval_within_auc"):
+        assert key in summary, key
+    assert set(summary["bok_sweep"]) == {"4", "2"}  # the main run's Bo4 and the sweep's Bo2, at N = 1
     records = {name: (out / name).read_bytes() for name in ("labels/labels.jsonl", "search/search.jsonl")}
     again = CliRunner().invoke(main, args)  # every stage resumes as a no-op: no record is recomputed or added
     assert again.exit_code == 0, again.output

@@ -61,15 +61,15 @@ class TableVerifier:
         return tuple(s.split()[0] for s in steps)
 
     def prefix_values(self, prompts, steps):
-        return [np.array([self.table[self._key(s[:h])] for h in range(len(s) + 1)]) for s in steps]
-
-    def values(self, prompts, steps):
         self.calls += 1
         for p, s in zip(prompts, steps, strict=True):
             assert p == PROMPT
             self.scored.append(self._key(s))
             self.stats.forward_tokens += len(p.split()) + 1 + sum(len(x.split()) for x in s)
             self.stats.trajectories += 1
+        return [np.array([self.table[self._key(s[:h])] for h in range(len(s) + 1)]) for s in steps]
+
+    def values(self, prompts, steps):  # one call of prefix_values, as the real Verifier does
         return np.array([v[-1] for v in self.prefix_values(prompts, steps)])
 
 
@@ -218,6 +218,9 @@ def test_pool_record_by_hand():
     assert rec["correct"] == [True, False, False, True]
     assert rec["extracted"] == ["7", "3", None, "7"] and rec["vote_keys"][0] == rec["vote_keys"][3]
     assert rec["orm"] == [0.9, 0.4, 0.2, 0.3] and rec["pqv"] == pytest.approx([0.1, 0.6, 0.8, 0.7])
+    # every prefix's Q̂^π, from the same single call: s_1 (the prompt) first, the whole response last
+    assert rec["pqv_steps"] == [pytest.approx(v) for v in ([1.0, 0.9, 0.1], [1.0, 0.6], [1.0, 0.8], [1.0, 0.7])]
+    assert "logprob_mean" not in rec  # no likelihood scorer given
     assert rec["num_tokens"] == [6, 4, 3, 2] and rec["generated_tokens"] == 15
     assert rec["prompt_tokens"] == 5 and rec["verifier_tokens"] == [6, 4, 3, 2]
     assert rec["forward_tokens"] == orm.stats.forward_tokens + pqv.stats.forward_tokens

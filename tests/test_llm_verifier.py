@@ -220,7 +220,8 @@ def test_epochs_redraw_the_sample(tiny_model_dir):
 
     model, tok = init_verifier(tiny_model_dir, device="cpu")
     recs = [make_record(i, 0, "Q?\n", ["Step: 1"], [0.3, 0.1 if i < 90 else 0.8], i >= 90) for i in range(100)]
-    trainer = VerifierTrainer(model, tok, recs, VerifierConfig(kind="orm", iters=3, warmup=0, eval_fraction=0))
+    trainer = VerifierTrainer(model, tok, recs, VerifierConfig(kind="orm", iters=3, warmup=0, eval_fraction=0,
+                                                             arch="token-classification"))
     draws = [trainer._draw(e) for e in range(3)]
     assert all(sum(x.sum() for x in d) == 20 for d in draws)  # 10 + 10 every epoch
     assert len({tuple(np.flatnonzero([x[-1] for x in d])) for d in draws}) == 3  # a different sample each time
@@ -331,7 +332,7 @@ def _train(tiny_model_dir, records, **cfg):
     from pavkit.llm.verifier import init_verifier, train_verifier
 
     model, tok = init_verifier(tiny_model_dir, device="cpu")
-    log = list(train_verifier(model, tok, records, VerifierConfig(**cfg)))
+    log = list(train_verifier(model, tok, records, VerifierConfig(arch="token-classification", **cfg)))
     return model, tok, log
 
 
@@ -368,7 +369,8 @@ def test_resume_takes_the_same_steps(tiny_model_dir):
     from pavkit.llm.verifier import VerifierTrainer, init_verifier
 
     records = synthetic_records(12, seeds=2, seed=3)
-    cfg = VerifierConfig(kind="pqv", iters=6, batch_size=4, lr=1e-3, warmup=2, eval_every=3, seed=5)
+    cfg = VerifierConfig(kind="pqv", iters=6, batch_size=4, lr=1e-3, warmup=2, eval_every=3, seed=5,
+                         arch="token-classification")
     model, tok = init_verifier(tiny_model_dir, device="cpu")
     full = [r for r in VerifierTrainer(model, tok, records, cfg).run() if "loss" in r]
     model_a, tok = init_verifier(tiny_model_dir, device="cpu")
@@ -408,7 +410,7 @@ def test_cli_trains_saves_and_loads(tiny_model_dir, tmp_path):
     out = tmp_path / "pqv"
     args = ["llm", "train-verifier", str(labels), "--base", str(tiny_model_dir), "--kind", "pqv", "--out", str(out),
             "--iters", "6", "--batch-size", "4", "--warmup", "2", "--eval-every", "3", "--eval-fraction", "0.25",
-            "--json"]
+            "--arch", "token-classification", "--json"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1])

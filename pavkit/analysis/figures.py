@@ -255,7 +255,8 @@ def fig3_summary(runs: Sequence[RLRun], level: float = 0.9) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # Fig. 4, 5(b), 5(c), 6(a): test-time search runs (directories written by `pavkit llm search`).
 
-POOL_KEYS = ("bon-orm", "bon-pav", "majority", "pass")
+POOL_KEYS = ("bon-orm", "bon-pav", "bon-likelihood", "majority", "pass")
+POOL_SCORES = {"bon-orm": "orm", "bon-pav": "pqv", "bon-likelihood": "logprob_mean"}  # method → pool record key
 BEAM_KEYS = ("beam-q", "beam-pav")
 
 
@@ -327,6 +328,9 @@ def search_table(pool: Sequence[dict], search: Sequence[dict], ns: Sequence[int]
         pool, majority / pass   N·mean(num_tokens)                                       (no verifier)
         beam             generated_tokens + verifier_tokens of the record
 
+    ``bon-likelihood`` (π's mean log-probability) costs like a verifier: π reads the prompt and each response
+    once. It is left out when the pool records carry no ``logprob_mean`` (runs made before it existed).
+
     Returns:
         {"problems": P, "n_pool": M or None, method → {"n": [...], "accuracy": {"mean","low","high"},
          "compute": [...], and for beam methods "any_correct": {...}}}
@@ -355,11 +359,11 @@ def search_table(pool: Sequence[dict], search: Sequence[dict], ns: Sequence[int]
         gen = np.array([r["num_tokens"][:m] for r in rows], dtype=float).mean(axis=1)  # (P,)
         ver = np.array([r["verifier_tokens"][:m] for r in rows], dtype=float).mean(axis=1)
         prompt = np.array([r["prompt_tokens"] for r in rows], dtype=float)
-        per = {"bon-orm": exact_best_of_n(correct, np.array([r["orm"][:m] for r in rows]), pool_ns),
-               "bon-pav": exact_best_of_n(correct, np.array([r["pqv"][:m] for r in rows]), pool_ns),
-               "majority": subsample_majority(correct, _key_codes([r["vote_keys"][:m] for r in rows]), pool_ns,
-                                              resamples=resamples, seed=seed),
-               "pass": pass_at_n_matrix(correct, pool_ns)}
+        per = {method: exact_best_of_n(correct, np.array([r[key][:m] for r in rows]), pool_ns)
+               for method, key in POOL_SCORES.items() if all(key in r for r in rows)}
+        per["majority"] = subsample_majority(correct, _key_codes([r["vote_keys"][:m] for r in rows]), pool_ns,
+                                             resamples=resamples, seed=seed)
+        per["pass"] = pass_at_n_matrix(correct, pool_ns)
         for method, acc in per.items():
             uses_verifier = method.startswith("bon-")
             compute = [float(np.mean(n * gen + (n * ver + prompt if uses_verifier else 0.0))) for n in pool_ns]
@@ -427,8 +431,8 @@ def fig4_figure(run: SearchRun, ax=None, table: dict | None = None):
     from pavkit.analysis.plots import plot_search_curves
 
     table = table or run_table(run)
-    curves = {k: _curve(table[k]) for k in ("bon-orm", "bon-pav", "majority", "beam-q", "beam-pav", "pass")
-              if k in table}
+    curves = {k: _curve(table[k]) for k in ("bon-orm", "bon-pav", "bon-likelihood", "majority", "beam-q",
+                                             "beam-pav", "pass") if k in table}
     if not curves:
         raise ValueError(f"{run.path}: no search records")
     plot_search_curves(curves, ax=ax)
@@ -527,6 +531,112 @@ def fig6a_figure(run: SearchRun, ax=None):
         raise ValueError(f"{run.path}: no pool or beam records")
     plot_search_curves(curves, ax=ax, xlabel="N (samples / beam width)", ylabel="Pass@N", log2=True)
     ax.set_title(f"Pass@N over {run.base} ({t['problems']} problems)", fontsize=10)
+    return ax.figure
+
+
+def pool_ranking(pool: Sequence[dict]) -> dict:
+    """How each pool score ranks the responses of the same problem (the measure that counts) and pooled.
+
+    For ``orm``, ``pqv`` and ``logprob_mean`` (π's likelihood) when every record has it: ``within_auc``,
+    ``within_auc_se`` and ``problems`` from :func:`pavkit.llm.verifier.within_problem_auc` (problems with both
+    correct and wrong responses), and ``pooled_auc`` (:func:`binary_auc` over all responses of all problems,
+    which also rewards knowing which problems are hard). Returns {score key → {...}}.
+    """
+    from pavkit.llm.verifier import binary_auc, within_problem_auc
+
+    out = {}
+    for key in POOL_SCORES.values():
+        if not pool or not all(key in r for r in pool):
+            continue
+        scores = np.concatenate([np.asarray(r[key], dtype=float) for r in pool])
+        correct = np.concatenate([np.asarray(r["correct"], dtype=float) for r in pool])
+        groups = np.concatenate([np.full(len(r["correct"]), int(r["problem_index"])) for r in pool])
+        w = within_problem_auc(scores, correct, groups)
+        out[key] = {"within_auc": w["auc"], "within_auc_se": w["se"], "problems": w["problems"],
+                    "pooled_auc": binary_auc(scores, correct)}
+    return out
+
+
+def best_of_n_growth(pool: Sequence[dict], key: str = "orm", n: int | None = None, seed: int = 0) -> dict:
+    """Does best-of-N by pool score ``key`` get better with N? Best-of-1 vs best-of-``n`` (default: the pool
+    size M) on the same problems, exactly (:func:`exact_best_of_n`), with a paired 95 % bootstrap CI over problems
+    of the difference. ``grows`` is True when that CI lies above 0. Returns {"n", "best_of_1", "best_of_n",
+    "gain", "gain_low", "gain_high", "grows"}."""
+    from pavkit.analysis.metrics import accuracy_ci, exact_best_of_n
+
+    m = min(len(r["correct"]) for r in pool)
+    n = m if n is None else n
+    correct = np.array([r["correct"][:m] for r in pool], dtype=float)
+    acc = exact_best_of_n(correct, np.array([r[key][:m] for r in pool], dtype=float), [1, n])  # (2, P)
+    diff = accuracy_ci((acc[1] - acc[0])[None, :], seed=seed)
+    return {"n": n, "best_of_1": float(acc[0].mean()), "best_of_n": float(acc[1].mean()),
+            "gain": float(diff.mean[0]), "gain_low": float(diff.low[0]), "gain_high": float(diff.high[0]),
+            "grows": bool(diff.low[0] > 0)}
+
+
+def fig10_table(pool: Sequence[dict], alpha: float, k: int, *, valid_fraction: float = 0.5, seed: int = 0) -> dict:
+    r"""Fig. 10: per step h, the error of predicting a response's final outcome by thresholding, at step h,
+
+        Q̂^π(s_h, a_h) = V̂(s_{h+1})                            ("Q^π", the PQV alone)
+        Q̂^π(s_h, a_h) + α·(Q̂^μ(s_{h+1}) − Q̂^μ(s_h)),  Q̂^μ = 1 − (1 − V̂)^K     (the effective reward, Bo-K prover)
+
+    with V̂ the PQV's values of the pool responses' prefixes (``pqv_steps``). The threshold of each step and each
+    score is tuned on a ``valid_fraction`` of the problems (a seeded split) and the error is measured on the
+    others (:func:`pavkit.analysis.metrics.best_threshold`). Responses with fewer than h steps do not count at
+    step h. Returns {"steps": [h...], "q": [...], "effective": [...], "base_rate": [...] (the error of the best
+    constant on the test problems), "responses": [...] (test responses at step h), "alpha", "k",
+    "valid_problems", "test_problems"}.
+    """
+    from pavkit.analysis.metrics import best_threshold, threshold_error
+    from pavkit.estimators import bok
+
+    rows = [r for r in pool if "pqv_steps" in r]
+    if len(rows) < 2:
+        raise ValueError("Fig. 10 needs pool records with pqv_steps from at least two problems")
+    problems = np.array(sorted({int(r["problem_index"]) for r in rows}))
+    perm = np.random.default_rng(np.random.SeedSequence([int(seed), 0xF10])).permutation(problems)
+    n_valid = min(max(1, round(valid_fraction * len(problems))), len(problems) - 1)
+    valid = set(perm[:n_valid].tolist())
+    by_step: dict[int, dict[str, list]] = {}
+    for r in rows:
+        split = "valid" if int(r["problem_index"]) in valid else "test"
+        for v, ok in zip(r["pqv_steps"], r["correct"], strict=True):
+            v = np.asarray(v, dtype=float)
+            q, eff = v[1:], v[1:] + alpha * (bok(v[1:], k) - bok(v[:-1], k))
+            for h in range(1, len(v)):
+                cell = by_step.setdefault(h, {f"{s}_{x}": [] for s in ("valid", "test") for x in "qey"})
+                cell[f"{split}_q"].append(q[h - 1]), cell[f"{split}_e"].append(eff[h - 1])
+                cell[f"{split}_y"].append(float(ok))
+    out: dict = {"steps": [], "q": [], "effective": [], "base_rate": [], "responses": [], "alpha": alpha, "k": k,
+                 "valid_problems": n_valid, "test_problems": len(problems) - n_valid}
+    for h in sorted(by_step):
+        c = by_step[h]
+        if not c["valid_y"] or not c["test_y"]:
+            continue
+        out["steps"].append(h)
+        for key, x in (("q", "q"), ("effective", "e")):
+            tau, _ = best_threshold(c[f"valid_{x}"], c["valid_y"])
+            out[key].append(threshold_error(c[f"test_{x}"], c["test_y"], tau))
+        rate = float(np.mean(c["test_y"]))
+        out["base_rate"].append(min(rate, 1 - rate))
+        out["responses"].append(len(c["test_y"]))
+    return out
+
+
+def fig10_figure(run: SearchRun, ax=None, alpha: float | None = None):
+    """Fig. 10: outcome-prediction error per step, thresholding the effective reward vs Q̂^π (Bo-K prover)."""
+    ax = _new_axes(ax)
+    from pavkit.analysis.plots import plot_step_errors
+
+    kind, _, arg = run.config["prover"].partition(":")
+    if kind != "bok":
+        raise ValueError(f"{run.path}: Fig. 10 needs a bok:K prover, the run has {run.config['prover']!r}")
+    a = float(run.config["alpha"] if alpha is None else alpha)
+    t = fig10_table(run.pool, a, int(arg))
+    plot_step_errors(t["steps"], {"Q^π (PQV)": t["q"], f"effective reward, Bo{arg}, α = {a:g}": t["effective"],
+                                  "best constant": t["base_rate"]}, ax=ax)
+    ax.set_title(f"Predicting the outcome from step h ({run.base}; thresholds tuned on {t['valid_problems']} "
+                 f"problems, error on {t['test_problems']})", fontsize=9)
     return ax.figure
 
 

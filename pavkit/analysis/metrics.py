@@ -315,3 +315,31 @@ def accuracy_at_compute(compute: Sequence[float], acc: Sequence[float], budget: 
     if budget < c[0] or budget > c[-1]:
         return None
     return float(np.interp(np.log(budget), np.log(c), a))
+
+
+def best_threshold(scores: Sequence[float], labels: Sequence[float]) -> tuple[float, float]:
+    """(τ, error): the threshold minimising the error of predicting ``label = 1`` by ``score ≥ τ``, and that error.
+
+    Candidates are every distinct score and +∞ (predict all 0); ties in error go to the smallest τ.
+    scores, labels (N,), labels in {0, 1}, N ≥ 1. Vectorised over the sorted scores: O(N log N).
+    """
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=float) > 0.5
+    if len(s) == 0:
+        raise ValueError("best_threshold: no scores")
+    order = np.argsort(s, kind="stable")
+    s, y = s[order], y[order]
+    cand = np.unique(s)
+    # predicting 1 from the first index with score ≥ τ: errors = negatives at or above + positives below
+    first = np.searchsorted(s, cand, side="left")
+    neg_above = (~y).sum() - np.concatenate([[0], np.cumsum(~y)])[first]
+    pos_below = np.concatenate([[0], np.cumsum(y)])[first]
+    errors = np.append((neg_above + pos_below) / len(s), y.sum() / len(s))  # last: τ = +∞
+    k = int(np.argmin(errors))
+    return (float(cand[k]) if k < len(cand) else math.inf), float(errors[k])
+
+
+def threshold_error(scores: Sequence[float], labels: Sequence[float], tau: float) -> float:
+    """Error of predicting ``label = 1`` by ``score ≥ τ``: mean of (score ≥ τ) ≠ label. scores, labels (N,)."""
+    s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float) > 0.5
+    return float(np.mean((s >= tau) != y))

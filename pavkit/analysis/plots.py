@@ -22,6 +22,7 @@ STYLE = {
     # test-time search (paper §4, Fig. 4-6)
     "bon-orm": {"color": "tab:blue", "marker": "s", "label": "ORM best-of-N"},
     "bon-pav": {"color": "tab:cyan", "marker": "v", "label": "PAV-as-ORM best-of-N"},
+    "bon-likelihood": {"color": "tab:purple", "marker": "P", "label": "π-likelihood best-of-N (no training)"},
     "majority": {"color": "tab:olive", "marker": "D", "label": "majority vote"},
     "pass": {"color": "black", "marker": ".", "label": "Pass@N (i.i.d. samples)", "ls": "--"},
     "beam-q": {"color": "tab:green", "marker": "^", "label": "beam search, Q^π only (PRM)"},
@@ -182,6 +183,22 @@ def plot_search_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarra
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    return ax
+
+
+def plot_step_errors(steps: Sequence[int], errors: dict[str, Sequence[float]], ax=None):
+    """Error vs step (paper Fig. 10): one line per score. steps (S,); errors: label → (S,) error rates."""
+    ax = _axes(ax)
+    for i, (label, err) in enumerate(errors.items()):
+        s = _style(label, i)
+        ls = ":" if label == "best constant" else "-"
+        ax.plot(steps, err, color="gray" if ls == ":" else s["color"], marker=s["marker"], ls=ls, lw=2,
+                label=label)
+    ax.set_xlabel("step h of the response")
+    ax.set_ylabel("error predicting the final outcome")
+    ax.set_xticks(list(steps))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return ax
 
 

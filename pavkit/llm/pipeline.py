@@ -35,6 +35,8 @@ class Preset:
         pool_ns, beam_ns: N of the pool methods (≤ search["pool"]) and beam widths.
         search: other options of ``pavkit llm search`` (alpha, c, pool, limit, ...).
         bok_sweep: K of the Best-of-K prover sweep (beam-pav at ``bok_ns``); empty: no sweep.
+        verifier_base: the organism checkpoint ("strong", "base", ...) whose LM backs every verifier (ORM, PQV,
+            Q^μ models), as the paper's PAVs are Gemma 9B for a 2B base; "" = the policy π itself.
         grid_provers: organism checkpoints ("weak", "strong") used as provers μ through a Q^μ model each (labels
             of π's seeds rolled out by μ on ``grid_label_problems``, a ``qmu`` verifier, beam-pav at ``bok_ns``):
             with the Bo1 (μ = π) and Bo4 runs, the base × prover bars of Fig. 5(c) for the organism's base.
@@ -49,6 +51,7 @@ class Preset:
     beam_ns: tuple[int, ...]
     search: dict
     organism: dict = field(default_factory=dict)
+    verifier_base: str = ""
     bok_sweep: tuple[int, ...] = ()
     bok_ns: tuple[int, ...] = ()
     grid_provers: tuple[str, ...] = ()

@@ -4,6 +4,8 @@ Methods (the names used in records, plots and the CLI):
 
 - ``bon-orm``   best-of-N: N i.i.d. responses, pick the one with the highest ORM value.
 - ``bon-pav``   best-of-N with PAV-as-ORM: pick by the PQV's value Q̂^π of the whole response.
+- ``bon-likelihood``  best-of-N by π's own mean token log-probability of the response: the strongest signal that
+  costs no training, so every learned verifier is also compared with it.
 - ``majority``  majority vote over the N extracted final answers (ties: the answer seen first).
 - ``pass``      Pass@N, the oracle ceiling: is any of the N responses correct.
 - ``beam-q``    beam search of width N, C proposals per unfinished beam, score = Q̂^π(child)        (α = 0).
@@ -46,7 +48,7 @@ from pavkit.llm.steps import DEFAULT_DELIMITER, clean_step, join_steps, prefix_t
 from pavkit.search import beam_search
 from pavkit.types import SearchResult
 
-POOL_METHODS = ("bon-orm", "bon-pav", "majority", "pass")
+POOL_METHODS = ("bon-orm", "bon-pav", "bon-likelihood", "majority", "pass")
 BEAM_METHODS = ("beam-q", "beam-pav")
 METHODS = POOL_METHODS + BEAM_METHODS
 
@@ -203,13 +205,14 @@ class Verifiers:
 
     orm: the ORM (bon-orm); pqv: Q̂^π (bon-pav, beam scores, the final pick of beam search); qmu: the Q̂^μ model
     of a ``model:DIR`` prover, else None; counter: token counts for :func:`verifier_cost` (default: the PQV's
-    tokenizer).
+    tokenizer); likelihood: π itself, scoring pool responses for ``bon-likelihood``.
     """
 
     orm: Any
     pqv: Any
     qmu: Any = None
     counter: TokenCounter | None = None
+    likelihood: PolicyLikelihood | None = None  # π's log-probabilities for bon-likelihood (None: not recorded)
 
     def token_counter(self, delimiter: str) -> TokenCounter:
         if self.counter is None:
@@ -219,6 +222,33 @@ class Verifiers:
     def forward_tokens(self) -> int:
         return sum(int(v.stats.forward_tokens) for v in {id(v): v for v in (self.orm, self.pqv, self.qmu)
                                                          if v is not None}.values())
+
+
+class PolicyLikelihood:
+    """π's log-probabilities of its own sampled responses, read in one forward pass per pool (no training).
+
+    ``model``: the causal LM that sampled the responses; ``tokenizer``: its tokenizer (prompts are encoded the
+    way the engine encodes them, special tokens included); ``batch_size`` rows per forward pass.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32):
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, int(batch_size)
+
+    def mean_logprobs(self, prompt: str, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """(M,) mean over each response's sampled tokens (the stopping token included) of log π(y_t | x, y_<t)."""
+        import torch
+
+        from pavkit.llm.rl import token_logprobs
+
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(token_ids), self.batch_size):
+                part = [list(t) for t in token_ids[s:s + self.batch_size]]
+                logp, resp = token_logprobs(self.model, [prompt_ids] * len(part), part, pad)
+                out += ((logp * resp).sum(1) / resp.sum(1).clamp(min=1)).double().cpu().tolist()
+        return np.asarray(out, dtype=float)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -270,7 +300,9 @@ def pool_problem(problem: Any, index: int, prompt: str, engine: Any, verifiers: 
 
     Returns the ``pool.jsonl`` record: problem_index, problem_id, answer, responses (M,), extracted (M,) final
     answers (None when none), vote_keys (M,) (:func:`vote_key`), correct (M,), num_tokens (M,) policy tokens,
-    orm (M,), pqv (M,), prompt_tokens (the verifier's tokens of the prompt, read once per problem),
+    orm (M,), pqv (M,), pqv_steps (M lists of H_m+1 values: Q̂^π of every prefix, read in the same forward pass;
+    Fig. 10), logprob_mean (M,) (π's mean token log-probability, :class:`PolicyLikelihood`; only with
+    ``verifiers.likelihood``), prompt_tokens (the verifier's tokens of the prompt, read once per problem),
     verifier_tokens (M,) (each response's tokens as the verifier reads them, see :func:`verifier_cost`),
     generated_tokens (Σ num_tokens), forward_tokens (what the two verifiers actually ran), seed.
     """
@@ -283,15 +315,18 @@ def pool_problem(problem: Any, index: int, prompt: str, engine: Any, verifiers: 
     steps = [split_steps(r, d) for r in responses]
     before = verifiers.forward_tokens()
     orm = np.asarray(verifiers.orm.values([prompt] * len(steps), steps), dtype=float)
-    pqv = np.asarray(verifiers.pqv.values([prompt] * len(steps), steps), dtype=float)
+    pqv_steps = verifiers.pqv.prefix_values([prompt] * len(steps), steps)
     counter = verifiers.token_counter(d)
     extracted = [extract_answer(r, strict=cfg.strict) for r in responses]
+    likelihood = {} if verifiers.likelihood is None else {"logprob_mean": [
+        float(x) for x in verifiers.likelihood.mean_logprobs(prompt, [c.token_ids for c in conts])]}
     return {
         "problem_index": index, "problem_id": problem.id, "answer": problem.answer, "responses": responses,
         "extracted": extracted, "vote_keys": [vote_key(a) for a in extracted],
         "correct": _grade(responses, problem.answer, cfg.strict),
         "num_tokens": [int(c.num_tokens) for c in conts], "finished": [bool(c.finished) for c in conts],
-        "orm": [float(x) for x in orm], "pqv": [float(x) for x in pqv],
+        "orm": [float(x) for x in orm], "pqv": [float(v[-1]) for v in pqv_steps],
+        "pqv_steps": [[float(x) for x in v] for v in pqv_steps], **likelihood,
         "prompt_tokens": counter.prompt(prompt), "verifier_tokens": [counter.steps(s) for s in steps],
         "generated_tokens": int(sum(c.num_tokens for c in conts)),
         "forward_tokens": verifiers.forward_tokens() - before, "seed": seed,
@@ -482,6 +517,6 @@ def iter_search(problems: Sequence[Any], engine: Any, verifiers: Verifiers, cfg:
 
 
 __all__ = ["BEAM_METHODS", "METHODS", "NOT_COMPARED", "POOL_METHODS", "BeamOutcome", "BeamScorer", "BeamState",
-           "SearchConfig", "TokenCounter", "Verifiers", "beam_problem", "iter_search", "majority_pick",
-           "parse_search_prover", "pending_units", "pool_problem", "run_beam", "search_prompt", "search_seed",
-           "verifier_cost", "vote_key"]
+           "PolicyLikelihood", "SearchConfig", "TokenCounter", "Verifiers", "beam_problem", "iter_search",
+           "majority_pick", "parse_search_prover", "pending_units", "pool_problem", "run_beam", "search_prompt",
+           "search_seed", "verifier_cost", "vote_key"]

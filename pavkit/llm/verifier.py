@@ -45,9 +45,12 @@ from typing import Any
 
 import numpy as np
 
+from pavkit.llm.lmfeatures import ARCH as LM_FEATURES
 from pavkit.llm.steps import DEFAULT_DELIMITER, check_steps, step_token_spans
 
 KINDS = ("orm", "pqv", "qmu")
+TOKEN_CLASSIFIER = "token-classification"
+ARCHS = (LM_FEATURES, TOKEN_CLASSIFIER)  # pavkit.llm.lmfeatures / AutoModelForTokenClassification fine-tuned
 BALANCE_MODES = ("down", "up", "none")
 VERIFIER_JSON = "verifier.json"
 MODEL_SUBDIR = "model"  # where `pavkit llm train-verifier` saves the checkpoint inside its run directory
@@ -67,6 +70,9 @@ class VerifierConfig:
     """
 
     kind: str                     # "orm" | "pqv" | "qmu" (module docstring)
+    arch: str = LM_FEATURES       # "lm-features": frozen LM + head on its hidden state and token log-prob
+                                  # statistics (pavkit.llm.lmfeatures); "token-classification": the backbone
+                                  # fine-tuned with a linear head on the hidden state (the paper's setup)
     iters: int = 400              # optimiser steps (paper: 20,000)
     batch_size: int = 16          # trajectories per step, each giving up to H+1 labelled positions (paper: 32)
     lr: float = 3e-4              # peak learning rate (paper: 5e-7 on a 9B model)
@@ -86,6 +92,7 @@ class VerifierConfig:
     def __post_init__(self) -> None:
         checks = [
             ("kind", self.kind in KINDS, f"must be one of {', '.join(KINDS)}"),
+            ("arch", self.arch in ARCHS, f"must be one of {', '.join(ARCHS)}"),
             ("iters", isinstance(self.iters, int) and self.iters >= 1, "must be an integer >= 1"),
             ("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 1, "must be an integer >= 1"),
             ("lr", self.lr > 0 and math.isfinite(self.lr), "must be a finite number > 0"),
@@ -332,8 +339,8 @@ def _pad_id(tokenizer: Any) -> int:
     return 0
 
 
-def _forward_logits(model: Any, id_lists: Sequence[Sequence[int]], pad_id: int) -> Any:
-    """Head logits (B, T) of a right-padded batch; T = the longest sequence, mask 0 on padding."""
+def _right_pad(id_lists: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[Any, Any]:
+    """(input_ids, attention_mask) (B, T) of a right-padded batch on ``device``; T = the longest sequence."""
     import torch
 
     width = max(len(ids) for ids in id_lists)
@@ -342,9 +349,28 @@ def _forward_logits(model: Any, id_lists: Sequence[Sequence[int]], pad_id: int) 
     for b, ids in enumerate(id_lists):
         input_ids[b, : len(ids)] = torch.as_tensor(list(ids), dtype=torch.long)
         mask[b, : len(ids)] = 1
-    device = model.device
-    out = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False)
-    return out.logits[..., 0]
+    return input_ids.to(device), mask.to(device)
+
+
+def _forward_logits(model: Any, id_lists: Sequence[Sequence[int]], pad_id: int,
+                    reads: Sequence[np.ndarray] | None = None) -> Any:
+    """Head logits (B, T) of a right-padded batch, mask 0 on padding.
+
+    ``reads``: each row's reading positions (:func:`read_positions`); the ``lm-features`` arch needs them (the
+    response starts after ``reads[b][0]``), the token-classification arch ignores them.
+    """
+    import torch
+
+    input_ids, mask = _right_pad(id_lists, pad_id, model.device)
+    if is_lm_features(model):
+        start = torch.as_tensor([int(r[0]) + 1 for r in reads], device=model.device)
+        return model.logits(input_ids, mask, start)
+    return model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[..., 0]
+
+
+def is_lm_features(model: Any) -> bool:
+    """Is ``model`` an ``lm-features`` verifier (:mod:`pavkit.llm.lmfeatures`) rather than a token classifier?"""
+    return getattr(model, "arch", None) == LM_FEATURES
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -372,6 +398,31 @@ def init_verifier(base_path: str | Path, device: str | None = None, *, dtype: An
         dtype=dtype or torch.float32, **extra)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device), tokenizer
+
+
+def init_for_arch(arch: str, base_path: str | Path, device: str | None = None, *, seed: int = 0) -> tuple[Any, Any]:
+    """(model, tokenizer) of a new verifier of ``arch`` (:data:`ARCHS`) on the causal LM folder ``base_path``."""
+    if arch == LM_FEATURES:
+        from pavkit.llm.lmfeatures import init_lm_feature_verifier
+
+        return init_lm_feature_verifier(base_path, device, seed=seed)
+    if arch != TOKEN_CLASSIFIER:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    return init_verifier(base_path, device)
+
+
+def save_verifier(model: Any, tokenizer: Any, folder: str | Path, info: Mapping[str, Any]) -> None:
+    """Write a trained verifier to ``folder`` (which must not exist yet): the model (a token classifier with
+    ``save_pretrained``, or an lm-features causal LM + ``head.pt``), its tokenizer, and ``verifier.json`` = info
+    with ``"arch"`` set. :meth:`Verifier.from_path` reads it back."""
+    folder = Path(folder)
+    if is_lm_features(model):
+        model.save(folder, tokenizer)
+    else:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    arch = LM_FEATURES if is_lm_features(model) else TOKEN_CLASSIFIER
+    (folder / VERIFIER_JSON).write_text(json.dumps({**info, "arch": arch}, indent=2) + "\n")
 
 
 def init_head(model: Any, mean: float, seed: int) -> None:
@@ -430,46 +481,86 @@ def _encode_rows(tokenizer: Any, rows: Sequence[VerifierRow], delimiter: str, ma
     return out
 
 
-def _batch_tensors(encoded: Sequence[_Encoded], targets: Sequence[np.ndarray], weights: Sequence[np.ndarray]):
-    """Flat (b, t, y, w) arrays of the labelled positions (w > 0) of a batch."""
-    b_idx, t_idx, y, w = [], [], [], []
-    for b, (enc, tgt, wt) in enumerate(zip(encoded, targets, weights, strict=True)):
-        wt = wt * enc.keep
-        (pos,) = np.nonzero(wt > 0)
-        b_idx += [b] * len(pos)
-        t_idx += enc.read[pos].tolist()
-        y += tgt[pos].tolist()
-        w += wt[pos].tolist()
-    return b_idx, t_idx, np.asarray(y, dtype=float), np.asarray(w, dtype=float)
+def _labelled(enc: _Encoded, target: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pos, y, w) of a row's labelled prefixes (weight > 0 and not cut by max_length); pos indexes ``enc.read``."""
+    wt = weight * enc.keep
+    (pos,) = np.nonzero(wt > 0)
+    return pos, target[pos], wt[pos]
 
 
-def evaluate(model: Any, tokenizer: Any, rows: Sequence[VerifierRow], *, delimiter: str = DEFAULT_DELIMITER,
-             max_length: int = 512, batch_size: int = 32, _encoded: Sequence[_Encoded] | None = None) -> dict:
-    """Held-out metrics with the rows' base weights (no balancing):
+def _read_logits(model: Any, encoded: Sequence[tuple[Sequence[int], np.ndarray]], pad_id: int, batch_size: int,
+                 stats: VerifierStats | None = None) -> list[np.ndarray]:
+    """Head logits (H_b+1,) at the reading positions of each (ids, read) trajectory, float64, batched.
 
-    eval_bce (weighted soft BCE), eval_bce_const (the best constant's, :func:`constant_bce`), eval_mae
-    (weighted |V̂ − MC label|), eval_positions, and eval_auc: the AUC (:func:`binary_auc`) of V̂(s_{H+1}) as a
-    predictor of the outcome over rows with a whole-response outcome, when both outcomes occur.
+    Similar lengths share a batch (less padding); values do not depend on the batch (right padding). ``stats``
+    (optional) counts the work done.
     """
     import torch
 
+    out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            ids, reads = [encoded[i][0] for i in chunk], [encoded[i][1] for i in chunk]
+            z = _forward_logits(model, ids, pad_id, reads).float().cpu().numpy().astype(float)
+            for k, i in enumerate(chunk):
+                out[i] = z[k, encoded[i][1]]
+            if stats is not None:
+                stats.forward_tokens += sum(len(x) for x in ids)
+                stats.padded_tokens += len(ids) * max(len(x) for x in ids)
+                stats.trajectories += len(ids)
+                stats.forward_passes += 1
+    return out
+
+
+def within_problem_auc(scores: Sequence[float], labels: Sequence[float], groups: Sequence[Any]) -> dict:
+    """How well scores rank the items of the SAME group (problem): the mean over groups with both classes of
+    the group's :func:`binary_auc`, its standard error (std / √G, ddof 1; None for G < 2), and G.
+
+    A pooled AUC over problems rewards predicting which problems are hard; this one only counts comparisons of
+    a problem's own correct and incorrect responses. scores, labels (N,), groups (N,) any hashable keys.
+    Returns ``{"auc": float | None, "se": float | None, "problems": G}``.
+    """
+    s, y, g = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float), np.asarray(groups)
+    aucs = []
+    for key in dict.fromkeys(g.tolist()):
+        sel = g == key
+        a = binary_auc(s[sel], y[sel])
+        if a is not None:
+            aucs.append(a)
+    if not aucs:
+        return {"auc": None, "se": None, "problems": 0}
+    se = float(np.std(aucs, ddof=1) / math.sqrt(len(aucs))) if len(aucs) > 1 else None
+    return {"auc": float(np.mean(aucs)), "se": se, "problems": len(aucs)}
+
+
+def evaluate(model: Any, tokenizer: Any, rows: Sequence[VerifierRow], *, delimiter: str = DEFAULT_DELIMITER,
+             max_length: int = 512, batch_size: int = 32, _encoded: Sequence[_Encoded] | None = None,
+             _logits: Sequence[np.ndarray] | None = None) -> dict:
+    """Held-out metrics with the rows' base weights (no balancing):
+
+    eval_bce (weighted soft BCE), eval_bce_const (the best constant's, :func:`constant_bce`), eval_mae
+    (weighted |V̂ − MC label|), eval_positions; over rows with a whole-response outcome, V̂(s_{H+1}) as a
+    predictor of the outcome: eval_auc (pooled over problems, :func:`binary_auc`) and eval_within_auc,
+    eval_within_auc_se, eval_within_problems (:func:`within_problem_auc`, the measure that counts), when
+    both outcomes occur. ``_logits``: the rows' logits at their reading positions, if already computed.
+    """
     if not rows:
         raise ValueError("evaluate: no rows")
     encoded = _encoded if _encoded is not None else _encode_rows(tokenizer, rows, delimiter, max_length)
-    pad, was_training = _pad_id(tokenizer), model.training
-    model.eval()
-    logits, ys, ws, final, outcomes = [], [], [], [], []
-    with torch.inference_mode():
-        for start in range(0, len(rows), batch_size):
-            part, enc = rows[start:start + batch_size], encoded[start:start + batch_size]
-            z = _forward_logits(model, [e.ids for e in enc], pad).float().cpu().numpy().astype(float)
-            b, t, y, w = _batch_tensors(enc, [r.targets for r in part], [r.weights for r in part])
-            logits.append(z[b, t]), ys.append(y), ws.append(w)
-            for k, (r, e) in enumerate(zip(part, enc, strict=True)):
-                if r.outcome is not None and e.keep[-1] > 0:
-                    final.append(z[k, e.read[-1]]), outcomes.append(r.outcome)
-    model.train(was_training)
-    z, y, w = np.concatenate(logits), np.concatenate(ys), np.concatenate(ws)
+    if _logits is None:
+        was_training = model.training
+        model.eval()
+        _logits = _read_logits(model, [(e.ids, e.read) for e in encoded], _pad_id(tokenizer), batch_size)
+        model.train(was_training)
+    zs, ys, ws, final, outcomes, groups = [], [], [], [], [], []
+    for r, e, z in zip(rows, encoded, _logits, strict=True):
+        pos, y, w = _labelled(e, r.targets, r.weights)
+        zs.append(z[pos]), ys.append(y), ws.append(w)
+        if r.outcome is not None and e.keep[-1] > 0:
+            final.append(z[-1]), outcomes.append(r.outcome), groups.append(r.problem_index)
+    z, y, w = np.concatenate(zs), np.concatenate(ys), np.concatenate(ws)
     if w.sum() <= 0:
         return {"eval_positions": 0}
     v = 1.0 / (1.0 + np.exp(-z))
@@ -478,6 +569,10 @@ def evaluate(model: Any, tokenizer: Any, rows: Sequence[VerifierRow], *, delimit
     auc = binary_auc(final, outcomes)
     if auc is not None:
         out["eval_auc"] = auc
+    within = within_problem_auc(final, outcomes, groups)
+    if within["auc"] is not None:
+        out.update(eval_within_auc=within["auc"], eval_within_auc_se=within["se"],
+                   eval_within_problems=within["problems"])
     return out
 
 
@@ -501,12 +596,25 @@ class VerifierTrainer:
         import torch
 
         self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
+        if (cfg.arch == LM_FEATURES) != is_lm_features(model):
+            raise ValueError(f"VerifierConfig.arch is {cfg.arch!r} but the model is "
+                             f"{'an lm-features verifier' if is_lm_features(model) else 'a token classifier'}")
         rows = verifier_rows(records, cfg.kind, cfg.delimiter)
         self.train_rows, self.eval_rows = split_by_problem(rows, cfg.eval_fraction, cfg.seed)
         if not self.train_rows:
             raise ValueError("no training rows (no records, or no usable record for this kind)")
         self.train_enc = _encode_rows(tokenizer, self.train_rows, cfg.delimiter, cfg.max_length)
         self.eval_enc = _encode_rows(tokenizer, self.eval_rows, cfg.delimiter, cfg.max_length)
+        # lm-features: the LM is frozen, so its readings (h, f) at every reading token are computed once here
+        # and the head trains on them (pavkit.llm.lmfeatures); None for a fine-tuned token classifier.
+        self.train_cache = self.eval_cache = None
+        if is_lm_features(model):
+            from pavkit.llm.lmfeatures import read_features
+
+            pad = _pad_id(tokenizer)
+            self.train_cache, self.eval_cache = (
+                read_features(model, [e.ids for e in enc], [e.read for e in enc], pad, cfg.eval_batch_size)
+                for enc in (self.train_enc, self.eval_enc))
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.iteration = 0
@@ -547,15 +655,37 @@ class VerifierTrainer:
         """:func:`evaluate` on the held-out problems with ``{"iter"}``; None when nothing is held out."""
         if not self.eval_rows:
             return None
+        logits = None
+        if self.eval_cache is not None:
+            import torch
+
+            with torch.inference_mode():
+                self.model.eval()
+                logits = [self.model.head(h, f).double().cpu().numpy() for h, f in self.eval_cache]
         return {"iter": self.iteration, **evaluate(self.model, self.tokenizer, self.eval_rows,
-                                                   batch_size=self.cfg.eval_batch_size, _encoded=self.eval_enc)}
+                                                   batch_size=self.cfg.eval_batch_size, _encoded=self.eval_enc,
+                                                   _logits=logits)}
+
+    def _batch_logits(self, weights: list[np.ndarray], idx: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, int]:
+        """(z, y, w, tokens run forward) at the labelled prefixes of the rows ``idx`` under this epoch's weights."""
+        import torch
+
+        parts = [(i, *_labelled(self.train_enc[i], self.train_rows[i].targets, weights[i])) for i in idx]
+        y, w = np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts])
+        if self.train_cache is not None:
+            h = torch.cat([self.train_cache[i][0][torch.as_tensor(pos)] for i, pos, _, _ in parts])
+            f = torch.cat([self.train_cache[i][1][torch.as_tensor(pos)] for i, pos, _, _ in parts])
+            return self.model.head(h, f), y, w, 0
+        enc = [self.train_enc[i] for i in idx]
+        z = _forward_logits(self.model, [e.ids for e in enc], _pad_id(self.tokenizer), [e.read for e in enc])
+        b = np.concatenate([np.full(len(p[1]), k) for k, p in enumerate(parts)]).astype(int)
+        t = np.concatenate([e.read[p[1]] for e, p in zip(enc, parts, strict=True)]).astype(int)
+        return z[b, t], y, w, sum(len(e.ids) for e in enc)
 
     def _step(self, weights: list[np.ndarray], idx: np.ndarray) -> dict:
         import torch
 
-        enc = [self.train_enc[i] for i in idx]
-        b, t, y, w = _batch_tensors(enc, [self.train_rows[i].targets for i in idx], [weights[i] for i in idx])
-        z = _forward_logits(self.model, [e.ids for e in enc], _pad_id(self.tokenizer))[b, t]
+        z, y, w, tokens = self._batch_logits(weights, idx)
         y_t = torch.as_tensor(y, dtype=z.dtype, device=z.device)
         w_t = torch.as_tensor(w, dtype=z.dtype, device=z.device)
         per = torch.nn.functional.binary_cross_entropy_with_logits(z, y_t, reduction="none")
@@ -570,7 +700,7 @@ class VerifierTrainer:
         self.optimizer.step()
         self.iteration += 1
         return {"iter": self.iteration, "loss": float(loss.detach()), "lr": lr, "trajectories": len(idx),
-                "positions": len(y), "tokens": sum(len(e.ids) for e in enc)}
+                "positions": len(y), "tokens": tokens}
 
     def run(self) -> Iterator[dict]:
         """Train from ``self.iteration`` to ``cfg.iters``; yields the records described in :func:`train_verifier`."""
@@ -582,7 +712,15 @@ class VerifierTrainer:
                 _, weights, _ = next(self._schedule())
                 w = np.concatenate(weights) * np.concatenate([e.keep for e in self.train_enc])
                 y = np.concatenate([r.targets for r in self.train_rows])
-                init_head(self.model, float((w * y).sum() / max(w.sum(), 1e-12)), cfg.seed)
+                mean = float((w * y).sum() / max(w.sum(), 1e-12))
+                if self.train_cache is not None:
+                    from pavkit.llm.lmfeatures import init_feature_head
+
+                    feats = [f[np.nonzero(wt * e.keep > 0)[0]]
+                             for (_, f), wt, e in zip(self.train_cache, weights, self.train_enc, strict=True)]
+                    init_feature_head(self.model.head, feats, mean, cfg.seed)
+                else:
+                    init_head(self.model, mean, cfg.seed)
             if (rec := self.evaluate()) is not None:
                 yield rec
         start = time.perf_counter()
@@ -649,7 +787,7 @@ class Verifier:
     info: dict = field(default_factory=dict)  # verifier.json of a saved checkpoint (kind, config, metrics)
 
     def __post_init__(self) -> None:
-        if getattr(self.model.config, "num_labels", None) != 1:
+        if not is_lm_features(self.model) and getattr(self.model.config, "num_labels", None) != 1:
             raise ValueError(f"a verifier model needs num_labels=1, got {self.model.config.num_labels}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
@@ -674,35 +812,23 @@ class Verifier:
         info = json.loads((path / VERIFIER_JSON).read_text()) if (path / VERIFIER_JSON).exists() else {}
         if delimiter is None:
             delimiter = info.get("config", {}).get("delimiter", DEFAULT_DELIMITER)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if info.get("arch") == LM_FEATURES:
+            from pavkit.llm.lmfeatures import LMFeatureModel
+
+            model, tokenizer = LMFeatureModel.load(path, dtype=dtype, device=device)
+            return cls(model, tokenizer, delimiter=delimiter, batch_size=batch_size, info=info)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForTokenClassification.from_pretrained(path, local_files_only=True,
                                                                 dtype=dtype or torch.float32)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return cls(model.to(device), tokenizer, delimiter=delimiter, batch_size=batch_size, info=info)
 
     def prefix_logits(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Head logits (H_b+1,) at the reading tokens of s_1 … s_{H_b+1} of each trajectory b (float64)."""
-        import torch
-
         if len(prompts) != len(steps):
             raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
         encoded = [read_positions(self.tokenizer, p, s, self.delimiter) for p, s in zip(prompts, steps, strict=True)]
-        out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
-        # Similar lengths share a batch (less padding); values do not depend on the batch (right padding).
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-        pad = _pad_id(self.tokenizer)
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
-                ids = [encoded[i][0] for i in chunk]
-                z = _forward_logits(self.model, ids, pad).float().cpu().numpy().astype(float)
-                for k, i in enumerate(chunk):
-                    out[i] = z[k, encoded[i][1]]
-                self.stats.forward_tokens += sum(len(x) for x in ids)
-                self.stats.padded_tokens += len(ids) * max(len(x) for x in ids)
-                self.stats.trajectories += len(ids)
-                self.stats.forward_passes += 1
-        return out
+        return _read_logits(self.model, encoded, _pad_id(self.tokenizer), self.batch_size, self.stats)
 
     def prefix_values(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """V̂ (H_b+1,) of the prefixes s_1 … s_{H_b+1} of each trajectory b: sigmoid of :meth:`prefix_logits`."""
