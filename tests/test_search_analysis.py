@@ -13,22 +13,27 @@ import pytest
 from pavkit.analysis.figures import (
     SearchRun,
     base_prover_grid,
+    best_of_n_growth,
     fig4_figure,
     fig4_summary,
     fig5b_figure,
     fig5c_figure,
     fig6a_figure,
+    fig10_table,
     load_search_runs,
+    pool_ranking,
     search_table,
 )
 from pavkit.analysis.metrics import (
     accuracy_at_compute,
     accuracy_ci,
+    best_threshold,
     compute_to_match,
     exact_best_of_n,
     pass_at_n_matrix,
     subsample_best_of_n,
     subsample_majority,
+    threshold_error,
 )
 
 CORRECT = np.array([[1, 0, 0, 1, 0], [0, 1, 1, 0, 0], [0, 0, 0, 0, 1]], dtype=float)
@@ -166,6 +171,9 @@ def _records(p=6, m=8, seed=0, pav_boost=0.3):
         pool.append({"problem_index": i, "problem_id": f"q{i}", "correct": correct,
                      "orm": (np.array(correct) * 0.3 + rng.random(m)).tolist(),
                      "pqv": (np.array(correct) * 0.5 + rng.random(m) * 0.6).tolist(),
+                     "pqv_steps": [[0.5, *(rng.random(j % 3 + 1) * 0.5 + 0.5 * c).tolist()]
+                                   for j, c in enumerate(correct)],
+                     "logprob_mean": (np.array(correct) * 0.1 - rng.random(m)).tolist(),
                      "vote_keys": [f"num:{int(not c) * (j % 3)}" for j, c in enumerate(correct)],
                      "num_tokens": [10] * m, "verifier_tokens": [12] * m, "prompt_tokens": 5})
         for method in ("beam-q", "beam-pav"):
@@ -233,8 +241,9 @@ def _legend(ax):
 def test_fig4_and_fig6a_axes(tmp_path):
     (run,) = load_search_runs([str(_write_run(tmp_path / "r"))])
     ax = fig4_figure(run).axes[0]
-    assert _legend(ax) == ["ORM best-of-N", "PAV-as-ORM best-of-N", "majority vote", "beam search, Q^π only (PRM)",
-                           "beam search, PAV Q^π + α·A^μ", "Pass@N (i.i.d. samples)"]
+    assert _legend(ax) == ["ORM best-of-N", "PAV-as-ORM best-of-N", "π-likelihood best-of-N (no training)",
+                           "majority vote", "beam search, Q^π only (PRM)", "beam search, PAV Q^π + α·A^μ",
+                           "Pass@N (i.i.d. samples)"]
     assert ax.get_xscale() == "log" and "compute" in ax.get_xlabel() and "PAV beam vs ORM best-of-8" in ax.get_title()
     pass_line = ax.get_lines()[-1]
     assert pass_line.get_linestyle() == "--"
@@ -278,7 +287,7 @@ def test_plot_cli_writes_search_figures(tmp_path):
     from pavkit.cli import main
 
     run = _write_run(tmp_path / "r")
-    for kind in ("fig4", "fig5b", "fig5c", "fig6a"):
+    for kind in ("fig4", "fig5b", "fig5c", "fig6a", "fig10"):
         out = tmp_path / f"{kind}.png"
         extra = ["--n", "4"] if kind == "fig5c" else []
         result = CliRunner().invoke(main, ["plot", kind, str(run), "--out", str(out), *extra])
@@ -292,3 +301,71 @@ def test_base_prover_grid_refuses_two_runs_of_one_base_and_prover(tmp_path):
     runs = load_search_runs([str(_write_run(tmp_path / "a")), str(_write_run(tmp_path / "b", pav_boost=0.0))])
     with pytest.raises(ValueError, match="second run"):
         base_prover_grid(runs, n=4)
+
+
+def test_best_threshold_and_threshold_error_by_hand():
+    # scores 0.1 0.4 0.35 0.8 with labels 0 0 1 1: τ = 0.35 misclassifies only 0.4 → error 1/4
+    assert best_threshold([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == (0.35, 0.25)
+    assert threshold_error([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1], 0.35) == 0.25
+    assert best_threshold([0.2, 0.9], [1, 1]) == (0.2, 0.0)  # predict all 1
+    tau, err = best_threshold([0.2, 0.9], [0, 0])
+    assert tau == math.inf and err == 0.0  # predict all 0
+    # against brute force over every candidate threshold
+    rng = np.random.default_rng(3)
+    s, y = rng.random(40).round(1), rng.random(40) < 0.4
+    brute = min(np.mean((s >= t) != y) for t in [*np.unique(s), np.inf])
+    assert best_threshold(s, y)[1] == pytest.approx(brute)
+    with pytest.raises(ValueError):
+        best_threshold([], [])
+
+
+def test_pool_ranking_within_and_pooled():
+    pool, _ = _records()
+    r = pool_ranking(pool)
+    assert set(r) == {"orm", "pqv", "logprob_mean"}
+    from pavkit.llm.verifier import binary_auc
+
+    aucs = [binary_auc(p["orm"], p["correct"]) for p in pool]
+    aucs = [a for a in aucs if a is not None]
+    assert r["orm"]["within_auc"] == pytest.approx(np.mean(aucs)) and r["orm"]["problems"] == len(aucs)
+    flat = [x for p in pool for x in p["orm"]], [x for p in pool for x in p["correct"]]
+    assert r["orm"]["pooled_auc"] == pytest.approx(binary_auc(*flat))
+    assert "logprob_mean" not in pool_ranking([{k: v for k, v in p.items() if k != "logprob_mean"} for p in pool])
+
+
+def test_search_table_has_bon_likelihood_only_when_recorded():
+    pool, search = _records()
+    t = search_table(pool, search, [2, 4])
+    correct = np.array([r["correct"] for r in pool], dtype=float)
+    np.testing.assert_allclose(t["bon-likelihood"]["accuracy"]["mean"],
+                               exact_best_of_n(correct, np.array([r["logprob_mean"] for r in pool]), [2, 4]).mean(1))
+    assert t["bon-likelihood"]["compute"] == t["bon-orm"]["compute"]  # π reads each response once, as a verifier
+    old = [{k: v for k, v in r.items() if k != "logprob_mean"} for r in pool]
+    assert "bon-likelihood" not in search_table(old, search, [2, 4])
+
+
+def test_best_of_n_growth_by_hand():
+    # problem 0: the ORM ranks the one correct response first (best-of-1 = 1/2, best-of-2 = 1); problem 1: it
+    # ranks the wrong one first (best-of-1 = 1/2, best-of-2 = 0)
+    pool = [{"correct": [True, False], "orm": [0.9, 0.1]}, {"correct": [True, False], "orm": [0.1, 0.9]}]
+    g = best_of_n_growth(pool)
+    assert g["n"] == 2 and g["best_of_1"] == 0.5 and g["best_of_n"] == 0.5 and g["gain"] == 0.0
+    assert not g["grows"]
+    good = best_of_n_growth([{"correct": [True, False], "orm": [0.9, 0.1]}] * 5)
+    assert good["gain"] == 0.5 and good["gain_low"] == 0.5 and good["grows"]
+
+
+def test_fig10_table_by_hand():
+    # four problems, one response each; two steps. With K = 1 and α = 1 the effective reward of step h is
+    # V(s_{h+1}) + (V(s_{h+1}) − V(s_h)) = 2 V(s_{h+1}) − V(s_h).
+    pool = [{"problem_index": i, "correct": [c], "pqv_steps": [v]} for i, (c, v) in enumerate([
+        (True, [0.5, 0.6, 0.9]), (False, [0.5, 0.6, 0.2]), (True, [0.5, 0.7, 0.8]), (False, [0.5, 0.4, 0.3])])]
+    t = fig10_table(pool, alpha=1.0, k=1, valid_fraction=0.5, seed=0)
+    assert t["steps"] == [1, 2] and t["valid_problems"] == 2 and t["test_problems"] == 2
+    assert t["responses"] == [2, 2]
+    # at step 2 both scores separate the outcomes on every problem, so any threshold tuned on the valid half
+    # that separates it also separates the test half
+    assert t["q"][1] == 0.0 and t["effective"][1] == 0.0
+    assert all(0.0 <= e <= 1.0 for e in t["q"] + t["effective"] + t["base_rate"])
+    with pytest.raises(ValueError, match="two problems"):
+        fig10_table(pool[:1], alpha=1.0, k=1)

@@ -1,10 +1,14 @@
 r"""Learned verifiers on a language model: ORM, PQV (a model of Q^π) and a Q^μ model (paper §4.2, App. D).
 
-Model. ``AutoModelForTokenClassification(num_labels=1)`` on the base causal LM's folder: the LM's backbone
-(``model.*`` weights, loaded unchanged; ``lm_head`` is dropped) followed by a dropout and a new linear head
-``score`` (hidden → 1). The head's logit at the *reading token* of a prefix is the verifier's logit and
+Models (``VerifierConfig.arch``), both giving a logit at every token, V̂(s) = sigmoid(logit at the reading token of s):
 
-    V̂(s) = sigmoid(logit at the reading token of s).
+- ``lm-features`` (the default): the base causal LM, frozen, and a small head on its last hidden state AND on
+  running statistics of its log-probabilities of the written tokens (:mod:`pavkit.llm.lmfeatures`, where the
+  why is measured). Trains on readings cached once per trajectory: seconds.
+- ``token-classification`` (the paper's setup): ``AutoModelForTokenClassification(num_labels=1)`` on the base
+  LM's folder, the backbone (``model.*`` weights loaded unchanged; ``lm_head`` dropped) fine-tuned with a dropout
+  and a new linear head ``score`` (hidden → 1). On the model organism it learned which problems are hard but
+  ranked a problem's own responses at chance (within-problem AUC ≈ 0.5, README).
 
 Reading tokens (:func:`read_positions`, the convention of :mod:`pavkit.llm.steps`): V̂(s_1) (the prompt alone) is
 read at the last prompt token, V̂(s_{h+1}) at the last token of step h, which is the token holding its
