@@ -283,7 +283,7 @@ def _all_tokens_are_candidates(engine):
     """Turn the candidate filter off: every row's text is decoded at every step (`_StopTracker`'s check)."""
     import torch
 
-    filt = engine._candidates("\n", "cpu")
+    filt = engine._candidates("\n")
     engine._stop_candidates["\n"] = torch.ones_like(filt)
     return filt
 

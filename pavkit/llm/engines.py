@@ -14,10 +14,16 @@ Both return `list[list[Continuation]]` of shape (P, c) / (P, n), grouped by pref
 gives the same outputs (same machine, same batch_size). `stats` counts the tokens the model actually processed,
 for compute accounting.
 
-`HFEngine` (transformers `generate`, left padding, batched) prefills each prefix ONCE and expands its KV cache
-to the n rows that continue it (`DynamicCache.batch_repeat_interleave`), so a prefix of L tokens costs L + n - 1
-prompt-token computations instead of n * L. `VLLMEngine` delegates the same to `vllm.LLM` with prefix caching
-and `SamplingParams(n=...)`.
+`HFEngine` (a transformers causal LM, left padding, batched) prefills each prefix ONCE and expands its KV cache
+to the n rows that continue it (`batch_repeat_interleave`), so a prefix of L tokens costs L + n - 1 prompt-token
+computations instead of n * L. It then decodes with its own loop over the model's forward (`_decode_loop`): the KV
+cache is preallocated and filled in place (no copy of the whole cache per token), rows that stopped leave the
+batch, the step delimiter is decoded only for rows whose new token could contain it, and sampling inverts the CDF
+with one uniform per row. Greedy outputs are those of `generate` (tested); sampled ones follow the same
+distribution, but a seed draws other tokens than `generate` did (different random numbers per step), so outputs
+for a seed differ from pavkit versions before this loop. `use_generate=True` keeps the `generate` path (the
+baseline of `bench/rollouts.py`). `VLLMEngine` delegates the same to `vllm.LLM` with prefix caching and
+`SamplingParams(n=...)`.
 """
 
 from __future__ import annotations
@@ -146,10 +152,13 @@ def _preallocated_layer_class():
     class Layer(DynamicLayer):
         """A DynamicLayer whose keys/values live in buffers of a fixed `capacity` (tokens), filled in place.
 
-        DynamicLayer concatenates the whole cache with every new token (a copy per step: most of the CPU time
-        of sampling from a small model). Here `keys`/`values` are views of the filled part, so attention still
-        spans exactly the tokens seen so far and computes what DynamicLayer computes.
+        DynamicLayer concatenates the whole cache with every new token (a copy per step: a third of the CPU
+        time of sampling from the organism, as much as attention itself). Here `keys`/`values` are views of the
+        filled part, so attention still spans exactly the tokens seen so far and computes what DynamicLayer
+        computes.
         """
+
+        is_croppable = False  # `crop` would cut the views, not `length`; nothing here crops
 
         def __init__(self, capacity: int):
             super().__init__()
@@ -271,11 +280,11 @@ def _sample_tokens(logits, temperature: float):
 
 
 class HFEngine:
-    """Policy over a transformers causal LM: batched `generate` with left padding and prefix-KV reuse.
+    """Policy over a transformers causal LM: batched decoding with left padding and prefix-KV reuse.
 
     model: a causal LM (eval mode is set); tokenizer: its tokenizer (padding side is forced to left);
     delimiter: the step delimiter; max_step_tokens: cap per `extend` step; max_new_tokens: cap per `complete`
-    continuation; temperature: sampling temperature (0 means greedy); batch_size: most rows per `generate` call;
+    continuation; temperature: sampling temperature (0 means greedy); batch_size: most rows decoded together;
     reuse_prefix_cache: prefill each prefix once and copy its KV cache to its rows (False re-prefills every row,
     the baseline that tests and benchmarks compare against); use_generate: sample with transformers `generate`
     and a DynamicCache (the previous implementation, kept as the baseline of `bench/rollouts.py` and as a test
@@ -506,7 +515,7 @@ class HFEngine:
             for b in new.nonzero().flatten().tolist():
                 ends[int(rows[b])] = (t + 1, bool(eos[b]))
             done |= new
-            if len(ends) == n_rows:
+            if len(ends) == n_rows or t + 1 == max_tokens:
                 break
             if int(done.sum()) >= max(1, len(done) // 8):
                 keep = (~done).nonzero().flatten()
@@ -530,12 +539,12 @@ class HFEngine:
         hits = torch.zeros_like(check)
         if not stop:
             return hits
-        for b in (check & self._candidates(stop, tok.device)[tok]).nonzero().flatten().tolist():
+        for b in (check & self._candidates(stop)[tok]).nonzero().flatten().tolist():
             r = int(rows[b])
             hits[b] = stop in self._decode(anchors[r], tokens[r, :t + 1])
         return hits
 
-    def _candidates(self, stop: str, device):
+    def _candidates(self, stop: str):
         """(vocab,) bool, once per delimiter: can this token complete `stop` in a row's text?
 
         True when the token's text, decoded alone or after an anchor token, shares a character with `stop`, or
@@ -557,8 +566,9 @@ class HFEngine:
             flags = [bool(chars & set(a + b)) or "\ufffd" in a + b
                      for a, b in zip(alone, (x[len(head):] if x.startswith(head) else x for x in after), strict=True)]
             vocab = max(n, self.model.config.get_text_config(decoder=True).vocab_size)
-            self._stop_candidates[stop] = torch.tensor(flags + [True] * (vocab - n), dtype=torch.bool)
-        return self._stop_candidates[stop].to(device)
+            self._stop_candidates[stop] = torch.tensor(flags + [True] * (vocab - n), dtype=torch.bool,
+                                                       device=self.model.device)
+        return self._stop_candidates[stop]
 
     def _gen_kwargs(self, max_tokens: int) -> dict:
         """Plain ancestral sampling at `temperature` (greedy at 0), overriding any model-default top-k/top-p."""
