@@ -143,6 +143,7 @@ def bench_organism(args) -> dict:
 
 
 def bench_labels(engines: dict, args) -> dict:
+    from pavkit.llm.grading import grade_outcomes
     from pavkit.llm.label import LabelConfig, label_problem, problems_digest
     from pavkit.llm.organism import organism_problems
 
@@ -150,6 +151,8 @@ def bench_labels(engines: dict, args) -> dict:
     cfg = LabelConfig(model="organism", prover="bok:4", problems="organism-test",
                       problems_sha256=problems_digest(problems), n_cov=4, n_mc=4, max_new_tokens=160, batch_size=64,
                       strict=True, seed=args.seed)
+    # Start math-verify's worker pool (once per process, seconds) before timing, so neither path pays for it.
+    grade_outcomes(["The answer is: 1/2"], ["0.5"])
     best = compare(engines, lambda e: [label_problem(p, i, e, cfg) for i, p in enumerate(problems)], args.repeats)
     rates = {}
     for name, (seconds, results) in best.items():

@@ -191,8 +191,15 @@ def _preallocated_layer_class():
 
         def batch_repeat_interleave(self, repeats: int) -> None:
             if self.is_initialized:
-                self._k, self._v = self._k.repeat_interleave(repeats, 0), self._v.repeat_interleave(repeats, 0)
+                self._k, self._v = self._repeat(self._k, repeats), self._repeat(self._v, repeats)
                 self._views()
+
+        def _repeat(self, buf, repeats: int):
+            b, h, cap, d = buf.shape
+            out = buf.new_empty((b * repeats, h, cap, d))
+            # one copy of the filled part, broadcast over the repeats (no temporary, no unfilled capacity)
+            out.view(b, repeats, h, cap, d)[:, :, :, :self.length] = buf[:, None, :, :self.length]
+            return out
 
         def batch_select_indices(self, indices) -> None:
             if self.is_initialized:
