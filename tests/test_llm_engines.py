@@ -248,3 +248,114 @@ def test_smollm2_chat_steps(smollm2_dir):
         sampled = eng.complete(prefixes[:1], 3, seed=0)
     assert len(set(_texts(sampled)[0])) > 1
     assert eng.stats.generated_tokens == sum(c.num_tokens for g in steps + full + sampled for c in g)
+
+
+# ------------------------------------------------------------------- HFEngine: decoding loop vs `generate`
+
+
+@pytest.fixture(scope="module")
+def hf_generate(hf):
+    """The previous implementation (transformers `generate`, DynamicCache) on the same model: the reference."""
+    return HFEngine(hf.model, hf.tokenizer, max_step_tokens=16, max_new_tokens=32, use_generate=True)
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+@pytest.mark.parametrize("delimiter", ["\n", "\n\n", "=", "Step"])
+def test_decode_loop_equals_generate_greedy(hf, hf_generate, delimiter, reuse):
+    """Greedy: the loop (preallocated cache, rows leaving the batch, GQA heads broadcast by SDPA, delimiter
+    decoded on candidate tokens only) gives exactly what `generate` gives, stops and token ids included.
+
+    The tiny BPE merges the delimiters into longer tokens or splits them ("\\n\\n"), and rows end at different
+    steps, so rows leave the batch while others run on.
+    """
+    attrs = {"temperature": 0.0, "delimiter": delimiter, "max_step_tokens": 32, "max_new_tokens": 32,
+             "reuse_prefix_cache": reuse}
+    with configured(hf, **attrs), configured(hf_generate, **attrs):
+        for method in ("extend", "complete"):
+            new = getattr(hf, method)(PREFIXES, 2, seed=0)
+            assert new == getattr(hf_generate, method)(PREFIXES, 2, seed=0)
+    lengths = {c.num_tokens for g in new for c in g}
+    assert len(lengths) > 1, "rows of different lengths are what exercises rows leaving the batch"
+    assert hf.model.config._attn_implementation == "sdpa"  # restored after sampling
+
+
+def _all_tokens_are_candidates(engine):
+    """Turn the candidate filter off: every row's text is decoded at every step (`_StopTracker`'s check)."""
+    import torch
+
+    filt = engine._candidates("\n")
+    engine._stop_candidates["\n"] = torch.ones_like(filt)
+    return filt
+
+
+def test_candidate_filter_stops_where_the_text_check_does_bpe(hf):
+    """Sampled steps stop at the same tokens with the filter on as with the full per-step text check, on a BPE
+    where "\\n" also sits inside merged tokens ("?\\nStep: ")."""
+    engine = HFEngine(hf.model, hf.tokenizer, max_step_tokens=32, temperature=1.0)
+    filtered = engine.extend(PREFIXES, 8, seed=11)
+    filt = _all_tokens_are_candidates(engine)
+    merged = [i for i in filt.nonzero().flatten().tolist() if engine.tokenizer.decode([i]) != "\n"]
+    assert merged, "the tiny BPE should have tokens that merge the delimiter with other text"
+    assert engine.extend(PREFIXES, 8, seed=11) == filtered
+    assert any(not c.finished and c.num_tokens < 32 for g in filtered for c in g)  # some stopped at a delimiter
+
+
+def test_candidate_filter_is_the_delimiter_token_on_a_character_tokenizer():
+    """On the organism's character tokenizer "\\n" is one token and the only candidate; stops are unchanged."""
+    from pavkit.llm.organism import OrganismConfig, init_model, organism_tokenizer
+
+    tok = organism_tokenizer()
+    engine = HFEngine(init_model(OrganismConfig(hidden=32, layers=1, heads=2, intermediate=64), tok), tok,
+                      max_step_tokens=32, temperature=1.0)
+    prefixes = ["Mia has 23 apples. She gets 7.\n", "Tom has 5 pens.\ngets 2: 5 + 2 = 7\n"]
+    filtered = engine.extend(prefixes, 16, seed=2)
+    filt = _all_tokens_are_candidates(engine)
+    assert filt.nonzero().flatten().tolist() == tok("\n", add_special_tokens=False)["input_ids"]
+    assert engine.extend(prefixes, 16, seed=2) == filtered
+    assert any(not c.finished and c.num_tokens < 32 for g in filtered for c in g)
+
+
+def test_sample_tokens_distribution():
+    """Inverse-CDF sampling draws softmax(logits / T): frequencies within 5 SE, never a -inf token."""
+    import torch
+
+    from pavkit.llm.engines import _sample_tokens
+
+    logits = torch.tensor([0.0, 1.0, -1.0, float("-inf"), 2.0])
+    n = 20000
+    torch.manual_seed(0)
+    for temperature in (1.0, 0.5):
+        draws = _sample_tokens(logits.expand(n, -1), temperature)
+        p = torch.softmax(logits / temperature, -1)
+        freq = torch.bincount(draws, minlength=5).double() / n
+        assert freq[3] == 0
+        assert torch.all((freq - p).abs() <= 5 * (p * (1 - p) / n).sqrt() + 1e-12)
+    assert _sample_tokens(logits.expand(3, -1), 0.0).tolist() == [4, 4, 4]
+
+
+def test_preallocated_cache_matches_dynamic_cache():
+    """Update, repeat rows and select rows: the same keys/values as DynamicCache; over capacity raises."""
+    import torch
+    from transformers import DynamicCache, LlamaConfig
+
+    from pavkit.llm.engines import _preallocated_cache
+
+    config = LlamaConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1)
+    ours, ref = _preallocated_cache(config, capacity=8), DynamicCache(config=config)
+    torch.manual_seed(0)
+    steps = [(torch.randn(2, 1, n, 8), torch.randn(2, 1, n, 8)) for n in (3, 1)]
+    for i, (k, v) in enumerate(steps):
+        if i == 1:
+            for c in (ours, ref):
+                c.batch_repeat_interleave(3)
+            k, v = k.repeat_interleave(3, 0), v.repeat_interleave(3, 0)
+        for layer in range(2):
+            a, b = ours.update(k, v, layer), ref.update(k, v, layer)
+            assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    keep = torch.tensor([0, 2, 5])
+    for c in (ours, ref):
+        c.batch_select_indices(keep)
+    assert ours.get_seq_length() == ref.get_seq_length() == 4
+    assert torch.equal(ours.layers[1].keys, ref.layers[1].keys)
+    with pytest.raises(RuntimeError, match="capacity"):
+        ours.update(torch.randn(3, 1, 5, 8), torch.randn(3, 1, 5, 8), 0)

@@ -14,14 +14,22 @@ Both return `list[list[Continuation]]` of shape (P, c) / (P, n), grouped by pref
 gives the same outputs (same machine, same batch_size). `stats` counts the tokens the model actually processed,
 for compute accounting.
 
-`HFEngine` (transformers `generate`, left padding, batched) prefills each prefix ONCE and expands its KV cache
-to the n rows that continue it (`DynamicCache.batch_repeat_interleave`), so a prefix of L tokens costs L + n - 1
-prompt-token computations instead of n * L. `VLLMEngine` delegates the same to `vllm.LLM` with prefix caching
-and `SamplingParams(n=...)`.
+`HFEngine` (a transformers causal LM, left padding, batched) prefills each prefix ONCE and expands its KV cache
+to the n rows that continue it (`batch_repeat_interleave`), so a prefix of L tokens costs L + n - 1 prompt-token
+computations instead of n * L. It then decodes with its own loop over the model's forward (`_decode_loop`): the KV
+cache is preallocated and filled in place (no copy of the whole cache per token), rows that stopped leave the
+batch, the step delimiter is decoded only for rows whose new token could contain it, and sampling inverts the CDF
+with one uniform per row. Greedy outputs are those of `generate` (tested); sampled ones follow the same
+distribution, but a seed draws other tokens than `generate` did (different random numbers per step), so outputs
+for a seed differ from pavkit versions before this loop. `use_generate=True` keeps the `generate` path (the
+baseline of `bench/rollouts.py`). `VLLMEngine` delegates the same to `vllm.LLM` with prefix caching and
+`SamplingParams(n=...)`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -135,19 +143,164 @@ class _StopTracker:
         return done
 
 
+@functools.cache
+def _preallocated_layer_class():
+    """The KV-cache layer class of `_preallocated_cache` (defined on first use: importing this module must not
+    import transformers)."""
+    from transformers.cache_utils import DynamicLayer
+
+    class Layer(DynamicLayer):
+        """A DynamicLayer whose keys/values live in buffers of a fixed `capacity` (tokens), filled in place.
+
+        DynamicLayer concatenates the whole cache with every new token (a copy per step: a third of the CPU
+        time of sampling from the organism, as much as attention itself). Here `keys`/`values` are views of the
+        filled part, so attention still spans exactly the tokens seen so far and computes what DynamicLayer
+        computes.
+        """
+
+        is_croppable = False  # `crop` would cut the views, not `length`; nothing here crops
+
+        def __init__(self, capacity: int):
+            super().__init__()
+            self.capacity, self.length = capacity, 0
+
+        def lazy_initialization(self, key_states, value_states) -> None:
+            self.dtype, self.device = key_states.dtype, key_states.device
+            b, h = key_states.shape[:2]
+            self._k = key_states.new_empty((b, h, self.capacity, key_states.shape[-1]))
+            self._v = value_states.new_empty((b, h, self.capacity, value_states.shape[-1]))
+            self.is_initialized = True
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            end = self.length + key_states.shape[-2]
+            if end > self.capacity:
+                raise RuntimeError(f"KV cache capacity {self.capacity} exceeded ({end} tokens)")
+            self._k[:, :, self.length:end] = key_states
+            self._v[:, :, self.length:end] = value_states
+            self.length = end
+            self._views()
+            return self.keys, self.values
+
+        def _views(self) -> None:
+            self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
+
+        def get_seq_length(self) -> int:
+            return self.length
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            if self.is_initialized:
+                self._k, self._v = self._repeat(self._k, repeats), self._repeat(self._v, repeats)
+                self._views()
+
+        def _repeat(self, buf, repeats: int):
+            b, h, cap, d = buf.shape
+            out = buf.new_empty((b * repeats, h, cap, d))
+            # one copy of the filled part, broadcast over the repeats (no temporary, no unfilled capacity)
+            out.view(b, repeats, h, cap, d)[:, :, :, :self.length] = buf[:, None, :, :self.length]
+            return out
+
+        def batch_select_indices(self, indices) -> None:
+            if self.is_initialized:
+                self._k, self._v = self._select(self._k, indices), self._select(self._v, indices)
+                self._views()
+
+        def _select(self, buf, indices):
+            out = buf.new_empty((len(indices),) + tuple(buf.shape[1:]))
+            out[:, :, :self.length] = buf[indices, :, :self.length]  # the unfilled capacity is not copied
+            return out
+
+    return Layer
+
+
+def _preallocated_cache(config, capacity: int):
+    """A `Cache` of preallocated layers for `config`'s layers; None for models with non-full-attention layers
+    (sliding windows, linear attention), which keep the DynamicCache path."""
+    from transformers.cache_utils import Cache
+
+    text = config.get_text_config(decoder=True)
+    kinds = getattr(text, "layer_types", None) or ["full_attention"] * text.num_hidden_layers
+    if any(k != "full_attention" for k in kinds):
+        return None
+    layer = _preallocated_layer_class()
+    return Cache(layers=[layer(capacity) for _ in kinds])
+
+
+_GQA_SDPA = "pavkit_sdpa_gqa"
+
+
+def _gqa_sdpa_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
+                        is_causal=None, **kwargs):
+    """transformers' sdpa attention, except that grouped KV heads are broadcast by SDPA (`enable_gqa`).
+
+    transformers copies every KV head `num_key_value_groups` times (`repeat_kv`) whenever there is an attention
+    mask (left padding) on CPU, i.e. a full copy of the cache per layer and token; SDPA's own broadcasting gives
+    the same numbers (the same kernel, equal outputs) without it.
+    """
+    import torch
+
+    groups = getattr(module, "num_key_value_groups", 1)
+    is_causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    is_causal = query.shape[2] > 1 and attention_mask is None and is_causal
+    out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
+                                                           dropout_p=dropout, scale=scaling, is_causal=is_causal,
+                                                           enable_gqa=groups > 1)
+    return out.transpose(1, 2).contiguous(), None
+
+
+@contextlib.contextmanager
+def _broadcast_kv_heads(model):
+    """While sampling, run a "sdpa" model's attention through `_gqa_sdpa_attention`; restored afterwards."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    old = getattr(model.config, "_attn_implementation", None)
+    if old != "sdpa":
+        yield
+        return
+    AttentionInterface.register(_GQA_SDPA, _gqa_sdpa_attention)
+    AttentionMaskInterface.register(_GQA_SDPA, sdpa_mask)
+    model.set_attn_implementation(_GQA_SDPA)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(old)
+
+
+def _sample_tokens(logits, temperature: float):
+    """One token per row: argmax at temperature 0, else a draw from softmax(logits / temperature).
+
+    The draw inverts the CDF with one uniform number per row (float64 cumulative sums): the same distribution
+    as `torch.multinomial`, which on CPU spends one exponential variate per vocabulary entry (~60 ms per step
+    for 48 rows of a 49k vocabulary).
+    """
+    import torch
+
+    if temperature == 0:
+        return logits.argmax(-1)
+    scores = logits.float() if temperature == 1 else logits.float() / temperature
+    cdf = torch.softmax(scores, -1).double().cumsum(-1)
+    u = torch.rand((cdf.shape[0], 1), dtype=torch.float64, device=cdf.device) * cdf[:, -1:]
+    # right=True: the first entry whose CDF exceeds u, so zero-probability tokens are never drawn
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)
+
+
 class HFEngine:
-    """Policy over a transformers causal LM: batched `generate` with left padding and prefix-KV reuse.
+    """Policy over a transformers causal LM: batched decoding with left padding and prefix-KV reuse.
 
     model: a causal LM (eval mode is set); tokenizer: its tokenizer (padding side is forced to left);
     delimiter: the step delimiter; max_step_tokens: cap per `extend` step; max_new_tokens: cap per `complete`
-    continuation; temperature: sampling temperature (0 means greedy); batch_size: most rows per `generate` call;
+    continuation; temperature: sampling temperature (0 means greedy); batch_size: most rows decoded together;
     reuse_prefix_cache: prefill each prefix once and copy its KV cache to its rows (False re-prefills every row,
-    the baseline that tests and benchmarks compare against).
+    the baseline that tests and benchmarks compare against); use_generate: sample with transformers `generate`
+    and a DynamicCache (the previous implementation, kept as the baseline of `bench/rollouts.py` and as a test
+    reference) instead of the engine's own decoding loop (see `_decode_loop`).
     """
 
     def __init__(self, model, tokenizer, *, delimiter: str = DEFAULT_DELIMITER, max_step_tokens: int = 64,
                  max_new_tokens: int = 256, temperature: float = 1.0, batch_size: int = 32,
-                 reuse_prefix_cache: bool = True):
+                 reuse_prefix_cache: bool = True, use_generate: bool = False):
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         if batch_size < 1 or max_step_tokens < 1 or max_new_tokens < 1:
@@ -157,7 +310,8 @@ class HFEngine:
         self.tokenizer.padding_side = "left"
         self.delimiter, self.temperature, self.batch_size = delimiter, float(temperature), int(batch_size)
         self.max_step_tokens, self.max_new_tokens = int(max_step_tokens), int(max_new_tokens)
-        self.reuse_prefix_cache = bool(reuse_prefix_cache)
+        self.reuse_prefix_cache, self.use_generate = bool(reuse_prefix_cache), bool(use_generate)
+        self._stop_candidates: dict[str, Any] = {}  # delimiter -> (vocab,) bool tensor, see `_candidates`
         self.eos_ids = self._eos_ids()
         self.pad_id = self._pad_id()
         self.stats = EngineStats()
@@ -242,7 +396,9 @@ class HFEngine:
             raise ValueError("a prefix tokenises to zero tokens; give it at least one token")
         out: list[list[Continuation]] = [[] for _ in prefixes]
         device = self.model.device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
+        attention = contextlib.nullcontext() if self.use_generate else _broadcast_kv_heads(self.model)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode(), \
+                attention:
             torch.manual_seed(seed)
             for group, counts in self._plan(ids, k):
                 for i, conts in zip(group, self._run_group([ids[i] for i in group], counts, max_tokens, stop),
@@ -279,49 +435,147 @@ class HFEngine:
             mask[r, width - len(x):] = 1
         return input_ids.to(self.model.device), mask.to(self.model.device)
 
-    def _prefill(self, input_ids, mask):
-        """Run all but the last prompt token once; return the DynamicCache (None when there is nothing to run).
+    def _prefill(self, input_ids, mask, cache) -> None:
+        """Run all but the last prompt token once into `cache` (P rows; the caller repeats them).
 
         Position ids follow `generate`'s left-padding rule (cumsum of the mask - 1), so the continued rows see
         exactly the positions a full re-prefill would give them.
         """
-        from transformers import DynamicCache
-
-        if input_ids.shape[1] < 2:
-            return None
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
         self.model(input_ids=input_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1],
                    past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return cache
 
     def _run_group(self, ids: list[list[int]], m: int, max_tokens: int, stop: str | None):
-        """m continuations for each prefix in `ids` with one `generate` call; returns (len(ids), m) Continuations."""
+        """m continuations for each prefix in `ids` in one batch; returns (len(ids), m) Continuations."""
         input_ids, mask = self._left_pad(ids)
         lengths = [len(x) for x in ids]
-        cache = None
         if self.reuse_prefix_cache:
-            cache = self._prefill(input_ids, mask)
-            if cache is not None:
-                cache.batch_repeat_interleave(m)
             self.stats.prompt_tokens += sum(n - 1 for n in lengths) + m * len(ids)
         else:
             self.stats.prompt_tokens += m * sum(lengths)
-        rows_ids, rows_mask = input_ids.repeat_interleave(m, 0), mask.repeat_interleave(m, 0)
         anchors = [x[-4:] for x in ids for _ in range(m)]
-        tracker = _StopTracker(self._decode, input_ids.shape[1], anchors, self.eos_ids, stop)
-        gen = self.model.generate(input_ids=rows_ids, attention_mask=rows_mask, past_key_values=cache,
-                                  stopping_criteria=[tracker], **self._gen_kwargs(max_tokens))
+        cache = None if self.use_generate else _preallocated_cache(self.model.config, input_ids.shape[1] + max_tokens)
+        if cache is None:
+            rows = self._generate(input_ids, mask, m, max_tokens, stop, anchors)
+        else:
+            rows = self._decode_loop(input_ids, mask, m, max_tokens, stop, anchors, cache)
         conts = []
-        for r in range(gen.shape[0]):
-            n_tok = tracker.lengths[r] if tracker.lengths[r] >= 0 else gen.shape[1] - input_ids.shape[1]
-            toks = gen[r, input_ids.shape[1]:input_ids.shape[1] + n_tok]
-            text = self._decode(anchors[r], toks)
+        for anchor, (toks, eos) in zip(anchors, rows, strict=True):
+            text = self._decode(anchor, toks)
             if stop:
                 text, _ = cut_at_delimiter(text, stop)
-            conts.append(Continuation(text=text, num_tokens=int(n_tok), finished=tracker.eos[r],
-                                      token_ids=tuple(toks.tolist())))
+            conts.append(Continuation(text=text, num_tokens=len(toks), finished=eos, token_ids=tuple(toks)))
         return [conts[i * m:(i + 1) * m] for i in range(len(ids))]
+
+    def _generate(self, input_ids, mask, m: int, max_tokens: int, stop: str | None, anchors: list[list[int]]):
+        """`generate` with a DynamicCache and `_StopTracker`: per row, (sampled ids, hit EOS)."""
+        from transformers import DynamicCache
+
+        cache = None
+        if self.reuse_prefix_cache and input_ids.shape[1] > 1:
+            cache = DynamicCache(config=self.model.config)
+            self._prefill(input_ids, mask, cache)
+            cache.batch_repeat_interleave(m)
+        width = input_ids.shape[1]
+        tracker = _StopTracker(self._decode, width, anchors, self.eos_ids, stop)
+        gen = self.model.generate(input_ids=input_ids.repeat_interleave(m, 0),
+                                  attention_mask=mask.repeat_interleave(m, 0), past_key_values=cache,
+                                  stopping_criteria=[tracker], **self._gen_kwargs(max_tokens))
+        rows = []
+        for r in range(gen.shape[0]):
+            n_tok = tracker.lengths[r] if tracker.lengths[r] >= 0 else gen.shape[1] - width
+            rows.append((gen[r, width:width + n_tok].tolist(), tracker.eos[r]))
+        return rows
+
+    def _decode_loop(self, input_ids, mask, m: int, max_tokens: int, stop: str | None, anchors: list[list[int]],
+                     cache):
+        """The model's forward in a loop over a preallocated KV cache: per row, (sampled ids, hit EOS).
+
+        Each step runs the batch's rows one token, samples (`_sample_tokens`) and checks stops (`_stopped`).
+        Rows that stopped leave the batch (and the cache) once they are an eighth of it: `generate` keeps
+        computing them until the last row ends, most of the work when lengths vary (Monte Carlo completions).
+        """
+        import torch
+
+        n_rows, width, device = input_ids.shape[0] * m, input_ids.shape[1], input_ids.device
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        feed, feed_pos = input_ids, pos
+        if self.reuse_prefix_cache and width > 1:
+            self._prefill(input_ids, mask, cache)
+            cache.batch_repeat_interleave(m)
+            feed, feed_pos = input_ids[:, -1:], pos[:, -1:]
+        feed, feed_pos = feed.repeat_interleave(m, 0), feed_pos.repeat_interleave(m, 0)
+        attn = torch.ones((n_rows, width + max_tokens), dtype=mask.dtype, device=device)
+        attn[:, :width] = mask.repeat_interleave(m, 0)
+        eos_ids = torch.tensor(sorted(self.eos_ids), device=device)
+        tokens = torch.empty((n_rows, max_tokens), dtype=torch.long, device=device)
+        rows = torch.arange(n_rows, device=device)  # the row each batch position holds
+        done = torch.zeros(n_rows, dtype=torch.bool, device=device)  # stopped, still in the batch
+        ends: dict[int, tuple[int, bool]] = {}  # row -> (tokens, hit EOS), for rows that stopped
+        for t in range(max_tokens):
+            logits = self.model(input_ids=feed, attention_mask=attn[:, :width + t], position_ids=feed_pos,
+                                past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+            tok = _sample_tokens(logits, self.temperature)
+            tokens[rows, t] = tok
+            eos = torch.isin(tok, eos_ids) & ~done
+            new = eos | self._delimiter_hits(tok, ~done & ~eos, rows, tokens, t, stop, anchors)
+            for b in new.nonzero().flatten().tolist():
+                ends[int(rows[b])] = (t + 1, bool(eos[b]))
+            done |= new
+            if len(ends) == n_rows or t + 1 == max_tokens:
+                break
+            if int(done.sum()) >= max(1, len(done) // 8):
+                keep = (~done).nonzero().flatten()
+                cache.batch_select_indices(keep)
+                rows, attn, tok, feed_pos, done = rows[keep], attn[keep], tok[keep], feed_pos[keep], done[keep]
+            feed, feed_pos = tok[:, None], feed_pos[:, -1:] + 1
+        out = []
+        for r in range(n_rows):
+            n_tok, eos = ends.get(r, (max_tokens, False))
+            out.append((tokens[r, :n_tok].tolist(), eos))
+        return out
+
+    def _delimiter_hits(self, tok, check, rows, tokens, t: int, stop: str | None, anchors: list[list[int]]):
+        """(batch,) bool: rows in `check` whose text (after their anchor) now contains the delimiter.
+
+        The same text test as `_StopTracker`, but decoded only for rows whose new token can complete the
+        delimiter (`_stop_candidates`); any other token leaves the text without it, so no stopping point moves.
+        """
+        import torch
+
+        hits = torch.zeros_like(check)
+        if not stop:
+            return hits
+        for b in (check & self._candidates(stop)[tok]).nonzero().flatten().tolist():
+            r = int(rows[b])
+            hits[b] = stop in self._decode(anchors[r], tokens[r, :t + 1])
+        return hits
+
+    def _candidates(self, stop: str):
+        """(vocab,) bool, once per delimiter: can this token complete `stop` in a row's text?
+
+        True when the token's text, decoded alone or after an anchor token, shares a character with `stop`, or
+        does not decode on its own (U+FFFD: part of a character split over tokens, or an id past the
+        tokenizer). For "\n" on a character-level tokenizer that is the "\n" token only; for a BPE also the
+        tokens that merge "\n" with other text.
+        """
+        import torch
+
+        if stop not in self._stop_candidates:
+            tok = self.tokenizer
+            kw = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
+            n = len(tok)
+            anchor = tok("a", add_special_tokens=False)["input_ids"][:1]
+            head = tok.decode(anchor, **kw)
+            alone = tok.batch_decode([[i] for i in range(n)], **kw)
+            after = tok.batch_decode([anchor + [i] for i in range(n)], **kw)
+            chars = set(stop)
+            flags = [bool(chars & set(a + b)) or "\ufffd" in a + b
+                     for a, b in zip(alone, (x[len(head):] if x.startswith(head) else x for x in after), strict=True)]
+            vocab = max(n, self.model.config.get_text_config(decoder=True).vocab_size)
+            self._stop_candidates[stop] = torch.tensor(flags + [True] * (vocab - n), dtype=torch.bool,
+                                                       device=self.model.device)
+        return self._stop_candidates[stop]
 
     def _gen_kwargs(self, max_tokens: int) -> dict:
         """Plain ancestral sampling at `temperature` (greedy at 0), overriding any model-default top-k/top-p."""
