@@ -978,6 +978,7 @@ def _pipeline_summary(out_dir, preset, seed: int) -> dict:
             "orm_accuracy_grows_with_n": best_of_n_growth(pool, "orm", seed=seed)["grows"] if pool else None,
             "orm_growth": best_of_n_growth(pool, "orm", seed=seed) if pool else None,
             "compute_ratio": s["compute_ratio"], "compute_ratio_is_lower_bound": s["ratio_is_lower_bound"],
+            "compute_ratio_at_width": {str(x["n"]): x["ratio"] for x in s["savings"]},
             "accuracy_gain": s["accuracy_gain"], "accuracy_gain_at_n": s["accuracy_gain_at_n"],
             "n": s["gain_n"], "orm_n": s["n"], "target": s["target"],
             "pav_vs_q_beam_ratio": None if versus_q is None else versus_q["compute_ratio"],

@@ -217,6 +217,9 @@ def test_fig4_summary_divides_the_baseline_spend_at_its_largest_n():
     s = fig4_summary(t)
     assert s["compute_method"] == pytest.approx(200.0) and s["compute_baseline"] == 800
     assert s["compute_ratio"] == pytest.approx(4.0) and not s["ratio_is_lower_bound"] and s["baseline_monotone"]
+    # savings at each PAV point: 0.3 is ORM's N = 4 point (400), 0.5 and 0.6 are never reached by ORM
+    assert [x["baseline_compute_to_reach"] for x in s["savings"]] == [pytest.approx(400.0), None, None]
+    assert s["savings"][0]["ratio"] == pytest.approx(4.0) and s["savings"][1]["ratio"] is None
     # a baseline that gets WORSE with N: the ratio still divides its spend at N = 8, flagged non-monotone
     t["bon-orm"] = curve([2, 4, 8], [0.5, 0.3, 0.2], [200, 400, 800])
     s = fig4_summary(t)

@@ -401,6 +401,9 @@ def fig4_summary(table: dict, baseline: str = "bon-orm", method: str = "beam-pav
     above the target; accuracy_gain = method − baseline accuracy at the largest compute both curves cover
     (log-linear interpolation), and accuracy_gain_at_n at the largest N both have. ``baseline_monotone`` says
     whether the baseline's accuracy grows with N: when it does not, "matching" it says little (see README).
+    ``savings``: at each of the method's points (N), its accuracy and compute, the compute the baseline needs to
+    reach that accuracy (None if it never does) and their ratio: compute-to-match read at every width, which
+    still says something when the method never reaches the baseline's last point.
     """
     from pavkit.analysis.metrics import accuracy_at_compute, compute_to_match
 
@@ -416,13 +419,18 @@ def fig4_summary(table: dict, baseline: str = "bon-orm", method: str = "beam-pav
     gain_n = (acc_a[a["n"].index(common[-1])] - acc_b[b["n"].index(common[-1])]) if common else None
     spent = float(b["compute"][-1])
     ratio = None if match.compute_a is None else spent / match.compute_a
+    savings = []  # at each of the method's points: the baseline compute to reach its accuracy ÷ its compute
+    for n, acc, comp in zip(a["n"], acc_a, a["compute"], strict=True):
+        need = compute_to_match(a["compute"], acc_a, b["compute"], acc_b, acc).compute_b
+        savings.append({"n": n, "accuracy": acc, "compute": comp, "baseline_compute_to_reach": need,
+                        "ratio": None if need is None else need / comp})
     return {"method": method, "baseline": baseline, "n": b["n"][-1], "target": target,
             "compute_method": match.compute_a, "compute_baseline": spent,
             "compute_baseline_to_reach": match.compute_b, "compute_ratio": ratio,
             "ratio_is_lower_bound": ratio is not None and match.lower_bound, "budget": budget,
             "baseline_monotone": bool(np.all(np.diff(acc_b) >= -1e-9)),
             "accuracy_gain": None if at_a is None or at_b is None else at_a - at_b,
-            "gain_n": common[-1] if common else None, "accuracy_gain_at_n": gain_n}
+            "gain_n": common[-1] if common else None, "accuracy_gain_at_n": gain_n, "savings": savings}
 
 
 def fig4_figure(run: SearchRun, ax=None, table: dict | None = None):
