@@ -27,6 +27,27 @@ def _int_list(text: str, name: str = "--K") -> tuple[int, ...]:
     return values
 
 
+def _model_arg(option: str, path: str, kind: str = "lm") -> str:
+    """``path`` when it holds a loadable model of ``kind`` (``pavkit.llm.folders.model_problem``: "lm",
+    "lm-or-gguf", "verifier"; a verifier may also be the organism's exact checker), else an InputError naming
+    the option, the path and what is missing. Every model path of every command comes through here, before any
+    run directory is made or any model loads."""
+    from pavkit.llm.folders import model_problem
+    from pavkit.llm.verifier import ORACLE
+
+    if kind == "verifier" and path == ORACLE:
+        return path
+    problem = model_problem(path, kind)
+    if problem:
+        raise InputError(f"{option}: {path}: {problem}")
+    return path
+
+
+def _model_option(kind: str):
+    """A click callback that runs :func:`_model_arg` on the option's value (an absent option passes)."""
+    return lambda _ctx, param, value: value if value is None else _model_arg(param.opts[0], value, kind)
+
+
 def _open_run(out, config: dict, seed: int | None, ignore=()) -> None:
     """``runs.open_run`` for a command: a config mismatch (naming the field) or an unreadable config.json is an
     InputError (one line, exit 2)."""
@@ -669,6 +690,14 @@ def _load_problems(spec: str):
         raise InputError(str(e)) from None
 
 
+def _vllm_options(engine: str, **options) -> dict:
+    """The --vllm-* options that were given, as vllm.LLM keyword arguments; InputError with --engine hf."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if given and engine != "vllm":
+        raise InputError(f"--vllm-{next(iter(given)).replace('_', '-')}: only with --engine vllm")
+    return given
+
+
 def _resume_labels(out_dir, cfg) -> set:
     """Write or check OUT/config.json; truncate a cut last line of OUT/labels.jsonl; the keys already done."""
     from pavkit import runs
@@ -700,8 +729,9 @@ def _resume_labels(out_dir, cfg) -> set:
 
 
 @llm.command("label")
-@click.option("--model", required=True,
-              help="π: a local HF model folder or a .gguf file (e.g. the packaged SmolLM2 GGUF).")
+@click.option("--model", required=True, callback=_model_option("lm-or-gguf"),
+              help="π: a local HF model folder or a .gguf file (e.g. the packaged SmolLM2 GGUF; `pavkit llm "
+                   "smollm2-path` prints its path).")
 @click.option("--prover", default="bok:4", show_default=True,
               help="μ: bok:K (Best-of-K(π), 1-(1-Q̂^π)^K, no rollouts), pi (μ = π), temp:T (π at temperature "
                    "T, own rollouts) or model:PATH (another checkpoint, own rollouts).")
@@ -730,7 +760,18 @@ def _resume_labels(out_dir, cfg) -> set:
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
               help="Most sequences per generate call (memory bound; changes the samples, so it is in config).")
 @click.option("--engine", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True,
-              help="Generation engine: transformers (hf) or vLLM (needs vllm installed).")
+              help="Generation engine: transformers (hf) or vLLM (needs vllm installed; on CPU pavkit turns "
+                   "vLLM's chunked prefill off, see pavkit.llm.engines.vllm_llm_kwargs).")
+@click.option("--vllm-dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+              help="With --engine vllm: weight dtype [default: vLLM's auto, which runs float32 checkpoints in "
+                   "bfloat16 without saying so; float32 matches --engine hf].")
+@click.option("--vllm-max-model-len", type=click.IntRange(1), default=None,
+              help="With --engine vllm: context length in tokens [default: the model's].")
+@click.option("--vllm-max-num-batched-tokens", type=click.IntRange(1), default=None,
+              help="With --engine vllm: tokens per scheduler step [default: vLLM's, 4096 on CPU]; without chunked "
+                   "prefill (pavkit's CPU default) at least the context length.")
+@click.option("--vllm-enforce-eager/--no-vllm-enforce-eager", default=None,
+              help="With --engine vllm: eager PyTorch, no CUDA graphs or compilation [default: vLLM's].")
 @click.option("--first-pit/--no-first-pit", default=False, show_default=True,
               help="App. D first-pit seeding: cut wrong seeds after their first step with screened Q̂^π <= "
                    "--pit-threshold; only kept prefixes get --n-mc rollouts.")
@@ -746,8 +787,9 @@ def _resume_labels(out_dir, cfg) -> set:
               help="Print one JSON summary (records, rollouts, seconds, rollouts_per_second, labels path).")
 def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out: str, seed: int,
               limit: int | None, delimiter: str, prompt_format: str, temperature: float, max_new_tokens: int,
-              batch_size: int, engine: str, first_pit: bool, pit_screen: int, pit_threshold: float, strict: bool,
-              threads: int | None, as_json: bool) -> None:
+              batch_size: int, engine: str, vllm_dtype: str | None, vllm_max_model_len: int | None,
+              vllm_max_num_batched_tokens: int | None, vllm_enforce_eager: bool | None, first_pit: bool,
+              pit_screen: int, pit_threshold: float, strict: bool, threads: int | None, as_json: bool) -> None:
     """Monte Carlo progress labels: Q̂^π and Q̂^μ of every step prefix of n_cov seed rollouts per problem.
 
     Writes OUT/config.json and appends one JSON line per seed trajectory to OUT/labels.jsonl (flushed as
@@ -771,9 +813,8 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
         raise InputError(f"--delimiter: {delimiter!r}: bad escape ({e.reason})") from None
     if not delimiter:
         raise InputError("--delimiter: must not be empty")
-    for name, path in (("--model", model), ("--prover", spec.path)):
-        if path is not None and not Path(path).exists():
-            raise InputError(f"{name}: {path}: no such model folder or .gguf file")
+    if spec.path is not None:
+        _model_arg("--prover", spec.path, "lm-or-gguf")
     if spec.kind == "model":
         prover = f"model:{Path(spec.path).resolve()}"
     probs, source = _load_problems(problems)
@@ -781,7 +822,10 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
                       problems_sha256=problems_digest(probs), n_cov=n_cov, n_mc=n_mc, seed=seed,
                       delimiter=delimiter, prompt_format=prompt_format, temperature=temperature,
                       max_new_tokens=max_new_tokens, batch_size=batch_size, engine=engine, first_pit=first_pit,
-                      pit_screen=pit_screen, pit_threshold=pit_threshold, strict=strict)
+                      pit_screen=pit_screen, pit_threshold=pit_threshold, strict=strict,
+                      vllm_options=_vllm_options(engine, dtype=vllm_dtype, max_model_len=vllm_max_model_len,
+                                                 max_num_batched_tokens=vllm_max_num_batched_tokens,
+                                                 enforce_eager=vllm_enforce_eager))
     probs = probs[:limit] if limit else probs
     out_dir = Path(out)
     done = _resume_labels(out_dir, cfg)
@@ -793,7 +837,10 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
             import torch
 
             torch.set_num_threads(threads)
-        pi_engine, mu_engine = load_engines(cfg)
+        try:
+            pi_engine, mu_engine = load_engines(cfg)
+        except ValueError as e:  # e.g. vllm_llm_kwargs: a step budget below the context length
+            raise InputError(f"--engine {engine}: {e}") from None
         start = time.perf_counter()
 
         def show(_):
@@ -1134,7 +1181,8 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
     from transformers.utils import logging as hf_logging
 
     from pavkit import runs
-    from pavkit.llm.verifier import MODEL_SUBDIR, VERIFIER_JSON, VerifierTrainer, init_verifier
+    from pavkit.llm.folders import MODEL_SUBDIR
+    from pavkit.llm.verifier import VERIFIER_JSON, VerifierTrainer, init_verifier
 
     records, file, data = _read_verifier_labels(labels)
     cfg, config = _train_verifier_config(records, file, data, base, kind, delimiter, fields)
@@ -1196,7 +1244,7 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
 
 @llm.command("train-verifier", short_help="Train an ORM, a PQV (Q^π) or a Q^μ verifier on Monte Carlo labels.")
 @click.argument("labels", type=click.Path(exists=True))
-@click.option("--base", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--base", required=True, callback=_model_option("lm"),
               help="Base causal LM folder (HF save_pretrained) whose backbone the verifier fine-tunes, e.g. π.")
 @click.option("--kind", required=True, type=click.Choice(["orm", "pqv", "qmu"]),
               help="orm: the seed's outcome at its final prefix; pqv: Q̂^π (v_pi) at every prefix; qmu: Q̂^μ "
@@ -1258,17 +1306,6 @@ def _decode_delimiter(delimiter: str) -> str:
     return delimiter
 
 
-def _verifier_arg(name: str, value: str | None) -> str | None:
-    """A verifier folder that exists, or the exact organism checker; else a usage error naming the option."""
-    from pathlib import Path
-
-    from pavkit.llm.verifier import ORACLE
-
-    if value is None or value == ORACLE or Path(value).is_dir():
-        return value
-    raise click.BadParameter(f"{value}: no such verifier folder (or give {ORACLE})", param_hint=name)
-
-
 def _verifier_path(value: str) -> str:
     """What a run's config records for a verifier: its absolute folder, or the exact checker's name as given."""
     from pathlib import Path
@@ -1299,12 +1336,12 @@ def _search_done(out_dir) -> tuple[set, set]:
 
 @llm.command("search", short_help="Test-time search: best-of-N (ORM, PAV-as-ORM), majority, Pass@N, beam search "
                                   "with Q^π and with PAV.")
-@click.option("--policy", required=True, type=click.Path(exists=True),
+@click.option("--policy", required=True, callback=_model_option("lm-or-gguf"),
               help="π: a local HF causal LM folder (or .gguf file) that samples responses and next steps.")
-@click.option("--orm", default=None, callback=lambda _c, _p, v: _verifier_arg("--orm", v),
+@click.option("--orm", default=None, callback=_model_option("verifier"),
               help="ORM verifier folder (`pavkit llm train-verifier --kind orm`); needed by the pool methods. "
                    "`organism-oracle`: exact step checking on organism problems (a ceiling, not a model).")
-@click.option("--pqv", required=True, callback=lambda _c, _p, v: _verifier_arg("--pqv", v),
+@click.option("--pqv", required=True, callback=_model_option("verifier"),
               help="PQV verifier folder (--kind pqv): Q̂^π, the beam score and the final pick (Q^π as ORM); or "
                    "`organism-oracle`.")
 @click.option("--prover", default="bok:4", show_default=True,
@@ -1378,9 +1415,7 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
     except ValueError as e:
         raise InputError(f"--prover: {e}") from None
     if kind == "model":
-        if not Path(prover_path).is_dir():
-            raise InputError(f"--prover: {prover_path}: no such verifier folder")
-        prover = f"model:{Path(prover_path).resolve()}"
+        prover = f"model:{Path(_model_arg('--prover', prover_path, 'verifier')).resolve()}"
     probs, source = _load_problems(problems)
     try:
         cfg = SearchConfig(policy=str(Path(policy).resolve()), orm=_verifier_path(orm) if orm else "",
@@ -1516,7 +1551,7 @@ def _run_rft(cfg, problems, out, threads: int | None = None, progress: bool = Tr
 
 
 @llm.command("rft", short_help="Rejection fine-tuning: the RL initialisation (SFT on the policy's correct samples).")
-@click.option("--policy", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--policy", required=True, callback=_model_option("lm"),
               help="The base (SFT) policy: a local HF causal LM folder.")
 @click.option("--problems", default="organism:train:2:1000", show_default=True,
               help="Problems to sample on: gsm8k, a problems JSONL file, or organism:SPLIT:SEED:COUNT.")
@@ -1596,10 +1631,10 @@ def _run_llm_rl(cfg, train_problems, eval_problems, out, progress: bool = True, 
 
 
 @llm.command("rl", short_help="Online RL: REINFORCE with per-step weights Q^π + α·A^μ (α = 0: outcome only).")
-@click.option("--policy", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--policy", required=True, callback=_model_option("lm"),
               help="Initial policy π_init (an HF causal LM folder, e.g. OUT/model of `pavkit llm rft`); also the "
                    "reference of the KL penalty.")
-@click.option("--verifier", default=None, callback=lambda _c, _p, v: _verifier_arg("--verifier", v),
+@click.option("--verifier", default=None, callback=_model_option("verifier"),
               help="The fixed PQV (`pavkit llm train-verifier --kind pqv` run or model folder) behind bok:K provers, "
                    "or organism-oracle (exact step checking, a control). Not needed with --alpha 0.")
 @click.option("--prover", default="bok:4", show_default=True,
@@ -1672,6 +1707,8 @@ def llm_rl(policy: str, verifier: str | None, pass_ns: str | None, out: str, thr
                        pass_ns=ns, **fields)
     except ValueError as e:
         raise InputError(f"llm rl: {e}") from None
+    if cfg.prover.startswith("model:"):
+        _model_arg("--prover", cfg.prover.partition(":")[2], "verifier")
     m = _run_llm_rl(cfg, train_problems, eval_problems, out, threads=threads)
     if as_json:
         _emit_json({"final_accuracy": m["final_accuracy"], "iterations": m["iterations"], "seconds": m["seconds"]})

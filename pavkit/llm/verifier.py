@@ -45,12 +45,12 @@ from typing import Any
 
 import numpy as np
 
+from pavkit.llm.folders import verifier_dir
 from pavkit.llm.steps import DEFAULT_DELIMITER, check_steps, step_token_spans
 
 KINDS = ("orm", "pqv", "qmu")
 BALANCE_MODES = ("down", "up", "none")
 VERIFIER_JSON = "verifier.json"
-MODEL_SUBDIR = "model"  # where `pavkit llm train-verifier` saves the checkpoint inside its run directory
 _LABEL_KEY = {"pqv": "v_pi", "qmu": "v_mu"}
 
 
@@ -667,10 +667,7 @@ class Verifier:
         import torch
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-        path = Path(path)
-        weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-        if not any((path / w).exists() for w in weights) and (path / MODEL_SUBDIR / "config.json").exists():
-            path = path / MODEL_SUBDIR  # a train-verifier run directory
+        path = verifier_dir(path)  # a train-verifier run directory → its model/
         info = json.loads((path / VERIFIER_JSON).read_text()) if (path / VERIFIER_JSON).exists() else {}
         if delimiter is None:
             delimiter = info.get("config", {}).get("delimiter", DEFAULT_DELIMITER)
