@@ -30,4 +30,4 @@ python -m pip install -q numpy scipy click matplotlib pytest tokenizers
 export HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 TOKENIZERS_PARALLELISM=false
 # Fail (rather than skip) if vllm cannot be used here: this script exists to test it.
 export PAVKIT_REQUIRE_VLLM=1
-python -m pytest -q -p no:cacheprovider tests/test_llm_engines.py -k vllm "$@"
+python -m pytest -q -p no:cacheprovider tests/test_llm_engines.py tests/test_packaging.py -k vllm "$@"
