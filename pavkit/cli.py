@@ -600,7 +600,8 @@ def llm() -> None:
 
 
 def _read_grade_file(path: str) -> tuple[list[str], list[str]]:
-    """Lines {"response": str, "answer": str} of a JSONL file (blank lines skipped); bad lines → InputError."""
+    """Lines {"response": str, "answer": str} of a JSONL file (blank lines skipped); bad lines or no line at all →
+    InputError."""
     responses, answers = [], []
     try:
         lines = open(path, encoding="utf-8").read().splitlines()
@@ -623,6 +624,9 @@ def _read_grade_file(path: str) -> tuple[list[str], list[str]]:
                 problem = "missing" if name not in record else f"must be a string, got {type(value).__name__}"
                 raise InputError(f"{path}:{n}: {name}: {problem}")
             out.append(value)
+    if not responses:
+        raise InputError(f"{path}: no records to grade (the file is empty or blank; give one JSON line "
+                         '{"response": ..., "answer": ...} per response)')
     return responses, answers
 
 
