@@ -48,33 +48,67 @@ def _model_option(kind: str):
     return lambda _ctx, param, value: value if value is None else _model_arg(param.opts[0], value, kind)
 
 
-def _open_run(out, config: dict, seed: int | None, ignore=()) -> None:
-    """``runs.open_run`` for a command: a config mismatch (naming the field) or an unreadable config.json is an
-    InputError (one line, exit 2)."""
+def _open_run(out, config: dict, seed: int | None, ignore=(), note: bool = True) -> dict | None:
+    """``runs.open_run`` for a command; returns the run's checkpoint when it resumes one (else None).
+
+    A resumed run says so on stderr ("resuming OUT from iteration N", or "resuming OUT" for a run without a
+    checkpoint: labels, search) unless ``note`` is False (runs in a sweep's worker processes). A config mismatch
+    (naming the field) or an unreadable config.json is an InputError (one line, exit 2).
+    """
     from pavkit import runs
 
     try:
-        runs.open_run(out, config, seed=seed, ignore=ignore)
+        resumed = runs.open_run(out, config, seed=seed, ignore=ignore)
     except ValueError as e:
         raise InputError(str(e)) from None
+    ckpt = runs.load_checkpoint(out) if resumed else None
+    if resumed and note:
+        at = ckpt.get("iteration", ckpt.get("iter")) if ckpt else None
+        click.echo(f"resuming {out}" + (f" from iteration {at}" if at is not None else ""), err=True)
+    return ckpt
 
 
-def _prepare_run(out, cfg, threads: int | None):
-    """For LLM commands: set torch threads, quiet HF's progress bars (one bar per command: ours), open OUT."""
+def _prepare_run(out, cfg, threads: int | None) -> dict | None:
+    """For LLM commands: set torch threads, quiet HF's progress bars (one bar per command: ours), open OUT;
+    returns the checkpoint of a resumed run (:func:`_open_run`)."""
     import torch
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     if threads:
         torch.set_num_threads(threads)
-    _open_run(out, cfg.to_dict(), cfg.seed)
+    return _open_run(out, cfg.to_dict(), cfg.seed)
 
 
 def _emit_json(obj: dict) -> None:
     click.echo(json.dumps(obj))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def _short_help(cmd: click.Command) -> str:
+    """A command's short_help, else the whole first paragraph of its docstring (click's own stops at 45
+    characters or at the first ". ", as in "paper Fig. 7")."""
+    import inspect
+
+    return cmd.short_help or " ".join(inspect.cleandoc(cmd.help or "").split("\n\n")[0].split())
+
+
+class _Group(click.Group):
+    """A command group whose --help lists each command with :func:`_short_help`; its subgroups are _Groups too."""
+
+    group_class = type
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, _short_help(cmd)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="pavkit")
 def main() -> None:
     """pavkit: process advantage verifiers (Setlur et al., "Rewarding Progress", arXiv 2410.08146).
@@ -333,8 +367,8 @@ def _rl_config(prover: str, alpha: float, seed: int, *, planted: str, sft_gamma:
     try:
         return RLConfig(prover=prover, alpha=alpha, seed=seed, planted=tokens, sft=SFTConfig(gamma=sft_gamma),
                         **fields)
-    except ValueError as e:
-        raise InputError(f"--prover/--planted/--n-mc: {e}") from None
+    except ValueError as e:  # RLConfig's messages start with the field: "n_mc must be >= 0, ..."
+        raise InputError(f"--{str(e).split(' ', 1)[0].replace('_', '-')}: {e}") from None
 
 
 def _run_rl(cfg, out: str, progress: bool = True, threads: int | None = None) -> dict:
@@ -348,8 +382,7 @@ def _run_rl(cfg, out: str, progress: bool = True, threads: int | None = None) ->
 
     if threads:
         torch.set_num_threads(threads)
-    _open_run(out, cfg.to_dict(), cfg.seed)
-    ckpt = runs.load_checkpoint(out)
+    ckpt = _open_run(out, cfg.to_dict(), cfg.seed, note=progress)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
     # Records after the checkpoint would be written twice: drop them (all of them on a fresh start).
     runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
@@ -687,7 +720,8 @@ def _load_problems(spec: str):
                              f"integers SEED >= 0 and COUNT >= 1; got {spec!r}")
         return organism_problems(int(parts[3]), int(parts[2]), parts[1]), spec
     if not Path(spec).is_file():
-        raise InputError(f"--problems: {spec}: no such file (give a problems JSONL file or the name gsm8k)")
+        raise InputError(f"--problems: {spec}: no such file (give a problems JSONL file, gsm8k, or "
+                         "organism:SPLIT:SEED:COUNT)")
     try:
         return data.load_problems(spec), str(Path(spec).resolve())
     except ValueError as e:  # DataError / SpecError name file, line and field
@@ -714,9 +748,9 @@ def _resume_labels(out_dir, cfg) -> set:
     try:
         if config_path.exists():
             saved_version = runs.read_json(out_dir, "config.json").get("pavkit_version")
-        runs.open_run(out_dir, cfg.to_json(), seed=cfg.seed, ignore=NOT_COMPARED)
-    except ValueError as e:  # a config mismatch (naming the field) or an unreadable config.json
+    except ValueError as e:  # an unreadable config.json
         raise InputError(str(e)) from None
+    _open_run(out_dir, cfg.to_json(), cfg.seed, ignore=NOT_COMPARED)
     if saved_version not in (None, cfg.pavkit_version):
         click.echo(f"note: {config_path} was written by pavkit {saved_version}", err=True)
     if not labels_path.exists():
@@ -884,9 +918,8 @@ def _run_organism(cfg, out, progress: bool = True, threads: int | None = None) -
     from pavkit import runs
     from pavkit.llm.organism import checkpoint, init_state, pick_roles, restore, train
 
-    _prepare_run(out, cfg, threads)
+    ckpt = _prepare_run(out, cfg, threads)
     out = Path(out)
-    ckpt = runs.load_checkpoint(out)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
     runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
     t0 = time.perf_counter()
@@ -1112,9 +1145,14 @@ def llm_export_trl(labels: str, out: str, value: str, prompt_field: str) -> None
 
     data = open(labels, "rb").read()
     try:
-        records, valid = scan_labels(data, labels)
+        records, valid = scan_labels(data, labels)  # its errors name file:line
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    try:
         examples = list(to_trl(records, value=value, prompt_field=prompt_field))
-    except (ValueError, KeyError) as e:
+    except KeyError as e:
+        raise InputError(f"{labels}: a record has no field {e}") from None
+    except ValueError as e:
         raise InputError(f"{labels}: {e}") from None
     if valid < len(data):
         click.echo(f"note: ignored a truncated last line of {labels}", err=True)
@@ -1191,7 +1229,7 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
     records, file, data = _read_verifier_labels(labels)
     cfg, config = _train_verifier_config(records, file, data, base, kind, delimiter, fields)
     out_dir = Path(out)
-    _open_run(out_dir, config, cfg.seed)
+    ckpt = _open_run(out_dir, config, cfg.seed, note=progress)
     model_dir = out_dir / MODEL_SUBDIR
     if (model_dir / VERIFIER_JSON).exists() and (out_dir / "metrics.json").exists():
         return runs.read_json(out_dir, "metrics.json")
@@ -1200,7 +1238,6 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
     hf_logging.disable_progress_bar()
     model, tokenizer = init_verifier(base)
     trainer = VerifierTrainer(model, tokenizer, records, cfg)
-    ckpt = runs.load_checkpoint(out_dir)
     if ckpt is not None:
         trainer.load_state_dict(ckpt)
     # Records after the checkpoint would be written twice: drop them (all of them on a fresh start).
@@ -1598,8 +1635,7 @@ def _run_llm_rl(cfg, train_problems, eval_problems, out, progress: bool = True, 
     from pavkit import runs
     from pavkit.llm.rl import checkpoint, init_state, load_prover_values, restore, train
 
-    _prepare_run(out, cfg, threads)
-    ckpt = runs.load_checkpoint(out)
+    ckpt = _prepare_run(out, cfg, threads)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
     runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
     prover_values = load_prover_values(cfg)

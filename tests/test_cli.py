@@ -144,3 +144,22 @@ def test_import_is_light_and_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "pavkit", "toy", "table", "--json"], capture_output=True,
                          text=True, check=True)
     assert json.loads(out.stdout)["kept_q_only"] == ["a13", "a11"]
+
+
+@pytest.mark.parametrize("group", [[], ["toy"], ["llm"], ["plot"]])
+def test_help_lists_whole_descriptions(group):
+    """Click cuts a command's description at 45 characters or at "Fig." (as in "paper Fig. 7"); pavkit's groups
+    list each command's whole first paragraph."""
+    import re
+
+    from pavkit.cli import _short_help
+
+    cmd = main
+    for name in group:
+        cmd = cmd.commands[name]
+    out = run(*group, "--help").output
+    listing = re.sub(r"\s", "", out[out.index("Commands:"):])
+    for sub in cmd.commands.values():
+        assert re.sub(r"\s", "", _short_help(sub)) in listing, sub.name
+    if group == ["plot"]:
+        assert "(b)testaccuracyvsiterations" in listing and "neversolved" in listing
