@@ -202,6 +202,23 @@ def test_eos_of_tokenizer_and_generation_config(eos_mismatch_engine):
     assert eng.eos_ids == {1, 2}
 
 
+def test_vllm_options_of_a_label_run_reach_vllm(tiny_model_dir):
+    """`pavkit llm label --engine vllm --vllm-dtype float32 ...` → LabelConfig.vllm_options → vllm.LLM; on CPU
+    chunked prefill is off (vllm_llm_kwargs)."""
+    from pavkit.llm.label import LabelConfig, load_engines
+
+    if not _vllm_available():
+        _make_engine("vllm", tiny_model_dir)  # fails or skips the same way as the engine fixture
+    cfg = LabelConfig(model=str(tiny_model_dir), prover="bok:4", problems="p", problems_sha256="0", n_cov=1, n_mc=1,
+                      engine="vllm", vllm_options={"dtype": "float32", "max_model_len": 256, "enforce_eager": True})
+    engine, prover_engine = load_engines(cfg)
+    vllm_config = engine.llm.llm_engine.vllm_config
+    assert prover_engine is None and str(vllm_config.model_config.dtype) == "torch.float32"
+    assert vllm_config.model_config.max_model_len == 256
+    assert not vllm_config.scheduler_config.enable_chunked_prefill
+    assert len(engine.complete(PREFIXES[:1], 2, seed=0)[0]) == 2
+
+
 def test_stats_count_tokens(engine):
     engine.stats.reset()
     out = engine.complete(PREFIXES, 3, seed=0)
