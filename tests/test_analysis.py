@@ -114,3 +114,15 @@ def test_fig3_tables_and_figures_from_hand_written_runs():
         assert ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() is not None
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
         assert any("effective reward" in t for t in labels)
+
+
+def test_fig3_titles_count_seeds_and_arms_and_mark_identical_curves():
+    runs_ = [_fake_run("gamma:10", 1.0, [0, 0.5, 0.95], s) for s in (0, 1)]
+    runs_ += [_fake_run("gamma:10", 0.0, [0, 0.0, 0.0], s, (0.0, 0.0)) for s in (0, 1)]
+    assert "(prover gamma:10; 2 seeds × 2 arms)" in fig3a_figure(runs_).axes[0].get_title()
+    uneven = fig3a_figure([*runs_, _fake_run("gamma:10", 1.0, [0, 0.5, 0.9], 2)]).axes[0].get_title()
+    assert "effective reward: 3 seeds, outcome only: 2 seeds" in uneven
+    # only-Q^π's Pass@N is 0 at every N, as is the initial π's: one of them says it hides the other
+    ax = fig3c_figure(runs_).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sum("(identical to " in t for t in labels) == 1

@@ -12,7 +12,17 @@ from contextlib import contextmanager
 
 import pytest
 
-from pavkit.llm.engines import Continuation, EngineStats, HFEngine, Policy, VLLMEngine, cut_at_delimiter
+from pavkit.llm.engines import (
+    Continuation,
+    EngineStats,
+    HFEngine,
+    Policy,
+    VLLMEngine,
+    cut_at_delimiter,
+    eos_token_ids,
+    vllm_continuation,
+    vllm_llm_kwargs,
+)
 
 PREFIXES = [  # different lengths, so batches are left-padded; the first two end with the "\n" delimiter
     "Q: What is 3+4*5?\n",
@@ -32,6 +42,8 @@ def _make_engine(kind, model_dir):
         if os.environ.get("PAVKIT_REQUIRE_VLLM"):
             pytest.fail("PAVKIT_REQUIRE_VLLM is set but vllm is not importable")
         pytest.skip("vllm not installed (ci/test-vllm.sh tests VLLMEngine in .venv-vllm)")
+    # vLLM's own defaults otherwise (in particular max_num_batched_tokens, the step budget of
+    # test_prefill_above_the_step_budget)
     return VLLMEngine.from_path(model_dir, max_step_tokens=16, max_new_tokens=32, dtype="bfloat16",
                                 max_model_len=512, enforce_eager=True, seed=0)
 
@@ -149,6 +161,64 @@ def test_batched_equals_alone_greedy(engine):
         assert g[0] == g[1] == a
 
 
+VLLM_CPU_STEP_BUDGET = 4096  # vLLM's default max_num_batched_tokens on CPU
+
+
+def test_prefill_above_the_step_budget(engine):
+    """One call whose prompts × n exceed vLLM's default 4096-token step budget, so vLLM would split a prefill
+    over scheduler steps; with per-request seeds that crashed vLLM on CPU ("CPU Generator does not use
+    offset"). Every continuation comes back, and the same seed gives the same outputs."""
+    from pavkit.llm.label import engine_tokenizer
+
+    prefixes = [f"Q: What is {i}+{i % 7}*{i % 5}?\nStep: " + "x " * 40 for i in range(16)]
+    n = 16
+    prompt_tokens = sum(len(x) for x in engine_tokenizer(engine)(prefixes)["input_ids"])
+    assert prompt_tokens * n > VLLM_CPU_STEP_BUDGET
+    with configured(engine, temperature=1.0, max_new_tokens=4):
+        out = engine.complete(prefixes, n, seed=0)
+        again = engine.complete(prefixes[:2], n, seed=0)
+    assert [len(g) for g in out] == [n] * len(prefixes)
+    assert all(1 <= c.num_tokens <= 4 for g in out for c in g)
+    assert len(again) == 2 and all(len(g) == n for g in again)
+
+
+@pytest.fixture(scope="module", params=["hf", "vllm"])
+def eos_mismatch_engine(request, eos_mismatch_dir):
+    return _make_engine(request.param, eos_mismatch_dir)
+
+
+def test_eos_of_tokenizer_and_generation_config(eos_mismatch_engine):
+    """Tokenizer eos = BOS (1), generation-config eos = "</s>" (2), as in SmolLM2 converted from GGUF: both ids
+    end a response in both engines, and a response that ends with "</s>" is finished (vLLM reported it as
+    stop_reason 2 and pavkit counted it unfinished: 0 of 48 finished on SmolLM2 where HF said 10-11)."""
+    eng = eos_mismatch_engine
+    with configured(eng, temperature=1.0, max_new_tokens=48):
+        out = eng.complete(PREFIXES, 6, seed=1)
+    conts = [c for g in out for c in g]
+    assert any(c.token_ids[-1] == 2 for c in conts), "the tiny model is trained to emit </s>"
+    for c in conts:
+        assert c.finished == (c.token_ids[-1] in {1, 2})
+        assert c.finished or c.num_tokens == 48
+    assert eng.eos_ids == {1, 2}
+
+
+def test_vllm_options_of_a_label_run_reach_vllm(tiny_model_dir):
+    """`pavkit llm label --engine vllm --vllm-dtype float32 ...` → LabelConfig.vllm_options → vllm.LLM; on CPU
+    chunked prefill is off (vllm_llm_kwargs)."""
+    from pavkit.llm.label import LabelConfig, load_engines
+
+    if not _vllm_available():
+        _make_engine("vllm", tiny_model_dir)  # fails or skips the same way as the engine fixture
+    cfg = LabelConfig(model=str(tiny_model_dir), prover="bok:4", problems="p", problems_sha256="0", n_cov=1, n_mc=1,
+                      engine="vllm", vllm_options={"dtype": "float32", "max_model_len": 256, "enforce_eager": True})
+    engine, prover_engine = load_engines(cfg)
+    vllm_config = engine.llm.llm_engine.vllm_config
+    assert prover_engine is None and str(vllm_config.model_config.dtype) == "torch.float32"
+    assert vllm_config.model_config.max_model_len == 256
+    assert not vllm_config.scheduler_config.enable_chunked_prefill
+    assert len(engine.complete(PREFIXES[:1], 2, seed=0)[0]) == 2
+
+
 def test_stats_count_tokens(engine):
     engine.stats.reset()
     out = engine.complete(PREFIXES, 3, seed=0)
@@ -222,6 +292,44 @@ def test_cut_at_delimiter():
     assert cut_at_delimiter("abc", "\n") == ("abc", False)
     assert cut_at_delimiter("\n\nx", "\n\n") == ("", True)
     assert cut_at_delimiter("abc", "") == ("abc", False)
+
+
+def test_eos_token_ids_is_the_union():
+    from types import SimpleNamespace
+
+    assert eos_token_ids(SimpleNamespace(eos_token_id=2), SimpleNamespace(eos_token_id=1)) == {1, 2}
+    assert eos_token_ids({"eos_token_id": [2, 7]}, SimpleNamespace(eos_token_id=None), None) == {2, 7}
+    with pytest.raises(ValueError):
+        eos_token_ids({"pad_token_id": 0}, SimpleNamespace(eos_token_id=None))
+
+
+def test_vllm_continuation_finished():
+    """vLLM's stop_reason: None = its own EOS; an int = a stop token id (EOS when in the set); a str = a stop
+    string (the delimiter)."""
+    from types import SimpleNamespace
+
+    def out(finish, reason, ids=(5, 2)):
+        return SimpleNamespace(finish_reason=finish, stop_reason=reason, text="a\nb", token_ids=list(ids))
+
+    eos = {1, 2}
+    assert vllm_continuation(out("stop", None), None, eos).finished
+    assert vllm_continuation(out("stop", 2), None, eos).finished
+    assert not vllm_continuation(out("stop", 9), None, eos).finished
+    step = vllm_continuation(out("stop", "\n", (5, 6)), "\n", eos)
+    assert not step.finished and step.text == "a" and step.token_ids == (5, 6) and step.num_tokens == 2
+    assert not vllm_continuation(out("length", None), None, eos).finished
+
+
+def test_vllm_llm_kwargs():
+    """Prefix caching on; on CPU chunked prefill off (split prefills crash seeded requests there) unless asked."""
+    assert vllm_llm_kwargs({}, on_cpu=True) == {"enable_prefix_caching": True, "enable_chunked_prefill": False}
+    assert vllm_llm_kwargs({"dtype": "float32"}, on_cpu=False) == {"enable_prefix_caching": True,
+                                                                   "dtype": "float32"}
+    assert vllm_llm_kwargs({"enable_chunked_prefill": True}, on_cpu=True)["enable_chunked_prefill"] is True
+    assert vllm_llm_kwargs({"max_num_batched_tokens": 8192, "max_model_len": 4096}, on_cpu=True)[
+        "max_num_batched_tokens"] == 8192
+    with pytest.raises(ValueError, match="max_num_batched_tokens"):
+        vllm_llm_kwargs({"max_num_batched_tokens": 1024, "max_model_len": 4096}, on_cpu=True)
 
 
 def test_from_path_errors(tmp_path):

@@ -186,6 +186,15 @@ def test_cli_grade_bad_lines(tmp_path, lines, message):
     assert f"{path}{message}" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("text", ["", "\n  \n"])
+def test_cli_grade_empty_file(tmp_path, text):
+    path = tmp_path / "empty.jsonl"
+    path.write_text(text)
+    result = CliRunner().invoke(main, ["llm", "grade", str(path), "--json"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"{path}: no records to grade" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
 def test_cli_grade_missing_file(tmp_path):
     result = CliRunner().invoke(main, ["llm", "grade", str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 2 and "nope.jsonl" in result.output

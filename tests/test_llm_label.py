@@ -205,17 +205,44 @@ def test_trl_export_labels_are_step_values():
         trl_example({**r, "v_pi": [0.5]})
 
 
+def test_vllm_options_need_the_vllm_engine():
+    assert "vllm_options" not in config().to_json()  # config.json of runs without them is unchanged
+    opts = {"dtype": "float32", "max_num_batched_tokens": 8192}
+    assert config(engine="vllm", vllm_options=opts).to_json()["vllm_options"] == opts
+    with pytest.raises(ValueError, match="engine 'vllm'"):
+        config(vllm_options=opts)
+
+
 def test_cli_bad_input_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "problem": "x", "answer": "1"}\n{"id": "b", "problem": "y"}\n')
-    base = ["llm", "label", "--model", str(tmp_path), "--out", str(tmp_path / "o")]
+    model = tmp_path / "model"  # files only: these errors come before anything loads
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    (model / "tokenizer.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"")
+    base = ["llm", "label", "--model", str(model), "--out", str(tmp_path / "o")]
     for args, needle in ((["--problems", str(bad)], f"{bad}:2: answer"),
                          (["--problems", "gsm8k", "--prover", "bok:0"], "--prover"),
                          (["--problems", "gsm8k", "--prover", "model:/no/such"], "--prover"),
-                         (["--problems", str(tmp_path / "none.jsonl")], "--problems")):
+                         (["--problems", str(tmp_path / "none.jsonl")], "or organism:SPLIT:SEED:COUNT"),
+                         (["--problems", "gsm8k", "--vllm-dtype", "float32"], "--vllm-dtype: only with --engine vllm"),
+                         (["--problems", "gsm8k", "--no-vllm-enforce-eager"], "--vllm-enforce-eager: only with")):
         result = CliRunner().invoke(main, base + args)
         assert result.exit_code == 2 and needle in result.output and len(result.output.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"a": 1}\n', ":1: problem_index/seed_index: not a labels record"),
+    ('{"problem_index": 0, "seed_index": 0}\n', ": a record has no field 'steps'"),
+])
+def test_export_trl_errors_name_the_file_once(tmp_path, text, message):
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(text)
+    result = CliRunner().invoke(main, ["llm", "export-trl", str(labels), "--out", str(tmp_path / "trl.jsonl")])
+    assert result.exit_code == 2 and result.stderr.strip() == f"Error: {labels}{message}", result.output
+    assert not (tmp_path / "trl.jsonl").exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -294,6 +321,7 @@ def test_label_tiny_model_cli_end_to_end(tiny_model_dir, tiny_problems, tmp_path
     before = (out / "labels.jsonl").read_bytes()
     again = CliRunner().invoke(main, label_args(tiny_model_dir, tiny_problems, out, "--prover", "bok:2", "--json"))
     assert again.exit_code == 0 and json.loads(again.stdout)["new_records"] == 0
+    assert "resuming" not in result.stderr and f"resuming {out}\n" in again.stderr
     assert (out / "labels.jsonl").read_bytes() == before
     # a different setting on the same --out is an error naming the field
     bad = CliRunner().invoke(main, label_args(tiny_model_dir, tiny_problems, out, "--prover", "bok:2", "--n-mc", "5"))

@@ -150,6 +150,9 @@ def test_cli_lm_features_saves_loads_and_resumes(tiny_model_dir, tmp_path):
     assert type(AutoModelForCausalLM.from_pretrained(out / "model", local_files_only=True)).__name__ == \
         "LlamaForCausalLM"  # the LM folder loads with plain transformers
     prompts, steps = _random_trajectories(random.Random(3), 4)
+    from pavkit.llm.folders import model_problem
+
+    assert model_problem(out, "verifier") is None and model_problem(out / "model", "verifier") is None
     v = Verifier.from_path(out, device="cpu")
     assert v.info["arch"] == "lm-features"
     vals = v.prefix_values(prompts, steps)

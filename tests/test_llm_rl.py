@@ -237,6 +237,19 @@ def test_rl_llm_summary_by_hand():
         rl_llm_summary([*runs, RLRun("z", {**runs[0].config, "eval_problems": "gsm8k"}, runs[0].records)])
 
 
+def test_fig7_names_the_exact_advantage_control():
+    from pavkit.analysis.figures import fig7_figure
+
+    runs = [_run("o0", 0.0, [0.5, 0.55, 0.6, 0.7]), _run("p0", 1.0, [0.5, 0.7, 0.75, 0.8])]
+    a, b = fig7_figure(runs).axes
+    assert [t.get_text() for t in a.get_xticklabels()] == ["outcome-only RL", "PAV RL"]
+    runs[1].config["verifier"] = "organism-oracle"
+    a, b = fig7_figure(runs).axes
+    assert [t.get_text() for t in a.get_xticklabels()] == ["outcome-only RL", "exact-advantage control"]
+    assert "exact-advantage control" in [t.get_text() for t in b.get_legend().get_texts()]
+    assert "exact-advantage control reaches" in b.get_title() and "1 seed × 2 arms" in b.get_title()
+
+
 def test_hard_problem_curves_by_hand():
     # SFT never solved problems 1 and 3 (of 4); PAV-RL solves 1 of 4 samples on problem 1, none on problem 3
     runs = [_run("s", 0.0, [0.4], iters=0, policy="base", counts=[3, 0, 5, 0], samples=8),

@@ -15,6 +15,7 @@ from pavkit.analysis.figures import (
     base_prover_grid,
     best_of_n_growth,
     fig4_figure,
+    fig4_headline,
     fig4_summary,
     fig5b_figure,
     fig5c_figure,
@@ -31,10 +32,12 @@ from pavkit.analysis.metrics import (
     compute_to_match,
     exact_best_of_n,
     pass_at_n_matrix,
+    relative_gain_ci,
     subsample_best_of_n,
     subsample_majority,
     threshold_error,
 )
+from pavkit.analysis.plots import STYLE, coincident, plot_search_curves, styles
 
 CORRECT = np.array([[1, 0, 0, 1, 0], [0, 1, 1, 0, 0], [0, 0, 0, 0, 1]], dtype=float)
 SCORES = np.array([[0.9, 0.8, 0.1, 0.3, 0.5], [0.2, 0.6, 0.1, 0.7, 0.4], [0.5, 0.4, 0.3, 0.2, 0.1]])
@@ -217,13 +220,17 @@ def test_fig4_summary_divides_the_baseline_spend_at_its_largest_n():
     s = fig4_summary(t)
     assert s["compute_method"] == pytest.approx(200.0) and s["compute_baseline"] == 800
     assert s["compute_ratio"] == pytest.approx(4.0) and not s["ratio_is_lower_bound"] and s["baseline_monotone"]
-    # savings at each PAV point: 0.3 is ORM's N = 4 point (400), 0.5 and 0.6 are never reached by ORM
-    assert [x["baseline_compute_to_reach"] for x in s["savings"]] == [pytest.approx(400.0), None, None]
-    assert s["savings"][0]["ratio"] == pytest.approx(4.0) and s["savings"][1]["ratio"] is None
+    # against best-of-2 (0.2 at 200) and best-of-4 (0.3 at 400) PAV beam's first point (0.3 at 100) is enough
+    assert s["compute_ratio_by_n"] == {2: pytest.approx(2.0), 4: pytest.approx(4.0), 8: pytest.approx(4.0)}
+    assert fig4_headline(s) == ("PAV beam vs ORM best-of-8: 4.0× less compute to match it; accuracy +0.300 at N = 4, "
+                                f"{s['accuracy_gain']:+.3f} at equal compute")
     # a baseline that gets WORSE with N: the ratio still divides its spend at N = 8, flagged non-monotone
     t["bon-orm"] = curve([2, 4, 8], [0.5, 0.3, 0.2], [200, 400, 800])
     s = fig4_summary(t)
     assert s["compute_ratio"] == pytest.approx(8.0) and s["ratio_is_lower_bound"] and not s["baseline_monotone"]
+    assert fig4_headline(s).startswith("PAV beam vs ORM best-of-8: ≥ 8.0× less compute to match it")
+    t["beam-pav"] = curve([1, 2, 4], [0.1, 0.15, 0.19], [100, 400, 1600])
+    assert fig4_headline(fig4_summary(t)).startswith("PAV beam vs ORM best-of-8: never reaches its accuracy (0.200)")
 
 
 def _write_run(path, prover="bok:4", policy="/models/base-a", pav_boost=0.3, seed=0):
@@ -244,15 +251,18 @@ def _legend(ax):
 def test_fig4_and_fig6a_axes(tmp_path):
     (run,) = load_search_runs([str(_write_run(tmp_path / "r"))])
     ax = fig4_figure(run).axes[0]
-    assert _legend(ax) == ["ORM best-of-N", "PAV-as-ORM best-of-N", "π-likelihood best-of-N (no training)",
-                           "majority vote", "beam search, Q^π only (PRM)", "beam search, PAV Q^π + α·A^μ",
-                           "Pass@N (i.i.d. samples)"]
-    assert ax.get_xscale() == "log" and "compute" in ax.get_xlabel() and "PAV beam vs ORM best-of-8" in ax.get_title()
+    assert _legend(ax) == [STYLE[k]["label"] for k in ("bon-orm", "bon-pav", "bon-likelihood", "majority",
+                                                           "beam-q", "beam-pav", "pass")]
+    assert STYLE["beam-pav"]["label"] == r"beam search, PAV $Q^\pi + \alpha A^\mu$"  # mathtext, not "Q^π"
+    assert ax.get_xscale() == "log" and "compute" in ax.get_xlabel()
+    # the title words the same summary that summary.json holds and the README quotes
+    headline = fig4_headline(fig4_summary(search_table(run.pool, run.search, [2, 4, 8])), sep=";\n")
+    assert ax.get_title().endswith(headline) and "PAV beam vs ORM best-of-8" in headline
     pass_line = ax.get_lines()[-1]
     assert pass_line.get_linestyle() == "--"
     np.testing.assert_allclose(pass_line.get_xdata(), [20, 40, 80])
     ax6 = fig6a_figure(run).axes[0]
-    assert _legend(ax6) == ["Pass@N (i.i.d. samples)", "beam search, Q^π only (PRM)", "beam search, PAV Q^π + α·A^μ"]
+    assert _legend(ax6) == [STYLE[k]["label"] for k in ("pass", "beam-q", "beam-pav")]
     assert ax6.get_ylabel() == "Pass@N" and list(ax6.get_lines()[1].get_xdata()) == [2, 4, 8]
     t = search_table(run.pool, run.search, [2, 4, 8])
     np.testing.assert_allclose(ax6.get_lines()[2].get_ydata(), t["beam-pav"]["any_correct"]["mean"])
@@ -265,16 +275,47 @@ def test_fig5b_and_fig5c_axes(tmp_path):
     ax = fig5b_figure(runs).axes[0]
     assert _legend(ax) == ["PAV, Bo2(π) prover", "PAV, Bo4(π) prover", "PAV, Bo16(π) prover", "ORM best-of-N"]
     assert list(ax.get_lines()[0].get_xdata()) == [2, 4, 8]
+    colours = [line.get_color() for line in ax.get_lines()]
+    assert len(set(colours)) == 4 and colours[-1] == STYLE["bon-orm"]["color"]  # no prover in ORM's blue
     grid = base_prover_grid(runs, n=8)
-    assert grid["bases"] == ["base-a", "base-b"] and grid["provers"] == ["Bo16(π)", "Bo2(π)", "Bo4(π)", "strong"]
-    values = np.array(grid["values"])
+    assert grid["bases"] == ["base-a", "base-b"] and grid["provers"] == ["Bo2(π)", "Bo4(π)", "Bo16(π)", "strong"]
+    values, low, high = (np.array(grid[k]) for k in ("values", "low", "high"))
+    ok = ~np.isnan(values)
+    assert ((low[ok] <= values[ok]) & (values[ok] <= high[ok])).all() and (low[ok] < high[ok]).any()
     assert np.isnan(values[1, :3]).all() and np.isnan(values[0, 3])  # only the runs that exist
     t_a = search_table(runs[1].pool, runs[1].search, [8])
     orm_a = search_table(runs[0].pool, runs[0].search, [8])["bon-orm"]["accuracy"]["mean"][0]  # first base-a run
-    assert values[0, 1] == pytest.approx(100 * (t_a["beam-pav"]["accuracy"]["mean"][0] - orm_a) / orm_a)
+    assert values[0, 0] == pytest.approx(100 * (t_a["beam-pav"]["accuracy"]["mean"][0] - orm_a) / orm_a)
     ax_c = fig5c_figure(runs, n=8).axes[0]
     assert _legend(ax_c) == grid["provers"] and [t.get_text() for t in ax_c.get_xticklabels()] == grid["bases"]
-    assert len(ax_c.patches) == 2 * 4
+    bars = [c for c in ax_c.containers if hasattr(c, "patches")]
+    assert len(ax_c.patches) == 2 * 4 and len(bars) == 4 and all(c.errorbar is not None for c in bars)  # CIs
+
+
+def test_relative_gain_ci_by_hand():
+    ci = relative_gain_ci(np.array([1.0, 1.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0, 1.0]))
+    assert ci.mean == pytest.approx(50.0) and ci.low <= 50.0 <= ci.high and ci.low < ci.high
+    same = relative_gain_ci(np.array([0.5, 0.5]), np.array([0.5, 0.5]))
+    assert same.mean == same.low == same.high == 0.0
+    assert np.isnan(relative_gain_ci(np.ones(3), np.zeros(3)).mean)
+    with pytest.raises(ValueError):
+        relative_gain_ci(np.ones(3), np.ones(2))
+
+
+def test_curves_that_hide_each_other_are_marked():
+    """Identical curves: dashed, "identical to" in the legend; a shared point: a larger hollow ring."""
+    x = np.array([1.0, 2.0, 4.0])
+    a, b = np.array([0.5, 0.6, 0.7]), np.array([0.1, 0.6, 0.2])
+    curves = {"bon-orm": (x, a, a, a), "bon-pav": (x, a.copy(), a, a), "beam-q": (x, b, b, b),
+              "PAV, Bo1(π) prover": (x[1:2], b[1:2], b[1:2], b[1:2])}
+    assert coincident(curves) == {"bon-orm": (0, None), "bon-pav": (1, "bon-orm"), "beam-q": (2, None),
+                                  "PAV, Bo1(π) prover": (3, None)}
+    ax = plot_search_curves(curves)
+    lines = ax.get_lines()
+    assert _legend(ax)[1] == "PAV-as-ORM best-of-N (identical to ORM best-of-N)" and lines[1].get_linestyle() == "--"
+    assert lines[0].get_markerfacecolor() != "none" and lines[2].get_markerfacecolor() == "none"
+    assert lines[3].get_markersize() > lines[2].get_markersize() > lines[0].get_markersize()
+    assert styles(["bon-orm", "X"])["X"]["color"] != STYLE["bon-orm"]["color"]
 
 
 def test_load_search_runs_rejects_other_runs(tmp_path):

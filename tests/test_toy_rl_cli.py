@@ -42,25 +42,29 @@ def test_toy_rl_json_and_run_directory(tmp_path):
 
 def test_toy_rl_rerun_is_a_noop_and_a_changed_option_is_an_error(tmp_path):
     out = tmp_path / "run"
-    assert run("toy", "rl", "--out", out, *FAST).exit_code == 0
+    first = run("toy", "rl", "--out", out, *FAST)
+    assert first.exit_code == 0 and "resuming" not in first.stderr
     before = (out / "train.jsonl").read_text()
-    assert run("toy", "rl", "--out", out, *FAST).exit_code == 0
+    again = run("toy", "rl", "--out", out, *FAST)
+    assert again.exit_code == 0 and f"resuming {out} from iteration 6\n" in again.stderr
     assert (out / "train.jsonl").read_text() == before
     r = run("toy", "rl", "--out", out, "--alpha", "0.5", *FAST)
     assert r.exit_code == 2 and "field 'alpha'" in r.output and "config.json" in r.output
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--prover", "gamma"], "prover must be"),
-    (["--prover", "bok:0"], "prover must be"),
-    (["--planted", "3,x"], "--planted"),
-    (["--planted", "3,14"], "planted tokens"),
-    (["--prover", "bok:4", "--n-mc", "0"], "n_mc"),
+    (["--prover", "gamma"], "--prover: prover must be"),
+    (["--prover", "bok:0"], "--prover: prover must be"),
+    (["--planted", "3,x"], "--planted: expected"),
+    (["--planted", "3,14"], "--planted: planted tokens"),
+    (["--planted", "1,2,3,4,5,6,7,8,9,10,11"], "--planted: planted has length"),
+    (["--prover", "bok:4", "--n-mc", "0"], "--n-mc: n_mc"),
 ])
 def test_toy_rl_bad_input_exits_2(tmp_path, args, needle):
+    """One line naming the one option that is wrong."""
     r = run("toy", "rl", "--out", tmp_path / "r", *FAST, *args)
-    assert r.exit_code == 2 and needle in r.output, r.output
-    assert "Traceback" not in r.output
+    assert r.exit_code == 2 and r.output.startswith(f"Error: {needle}"), r.output
+    assert len(r.output.splitlines()) == 1 and not (tmp_path / "r").exists()
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):

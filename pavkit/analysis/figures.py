@@ -34,7 +34,7 @@ def verify_bound_figure(records: Sequence[dict], summary: dict):
     rem = summary["remark_3_1"]
     plot_bok_ratio(rem["K"], {"distinguishability": rem["distinguishability_ratio"],
                               "alignment": rem["alignment_ratio"]}, ax=right)
-    right.set_title(f"Best-of-K(π) provers (median max Q^π = {summary['median_max_q']:.3f})", fontsize=10)
+    right.set_title(rf"Best-of-K($\pi$) provers (median max $Q^\pi$ = {summary['median_max_q']:.3f})", fontsize=10)
     return fig
 
 
@@ -118,8 +118,22 @@ def fig3a_figure(runs: Sequence[RLRun], ax=None):
         curves[method] = (ci.mean, ci.low, ci.high)
     plot_learning_curves(it, curves, ax=ax)
     provers = sorted({r.config["prover"] for r in runs if r.method == "effective_reward"})
-    ax.set_title(f"RL with different rewards (prover {', '.join(provers)}; {len(runs)} runs)", fontsize=10)
+    ax.set_title(f"RL with different rewards (prover {', '.join(provers)}; {run_count(runs)})", fontsize=10)
     return ax.figure
+
+
+def run_count(runs: Sequence[RLRun]) -> str:
+    """How many runs a figure shows, as "3 seeds × 2 arms" (or "α = 0: 2 seeds, effective reward: 3 seeds" when
+    the arms have different numbers of seeds)."""
+    groups = _by_method(runs)
+    sizes = {len(g) for g in groups.values()}
+
+    def seeds(k: int) -> str:
+        return f"{k} seed{'s' if k != 1 else ''}"
+
+    if len(sizes) == 1:
+        return f"{seeds(sizes.pop())} × {len(groups)} arm{'s' if len(groups) != 1 else ''}"
+    return ", ".join(f"{m.replace('_', ' ')}: {seeds(len(g))}" for m, g in groups.items())
 
 
 def _strength(prover: str) -> tuple[str, float]:
@@ -332,8 +346,9 @@ def search_table(pool: Sequence[dict], search: Sequence[dict], ns: Sequence[int]
     once. It is left out when the pool records carry no ``logprob_mean`` (runs made before it existed).
 
     Returns:
-        {"problems": P, "n_pool": M or None, method → {"n": [...], "accuracy": {"mean","low","high"},
-         "compute": [...], and for beam methods "any_correct": {...}}}
+        {"problems": P, "n_pool": M or None, "problem_indices": the P problems, method → {"n": [...],
+         "accuracy": {"mean","low","high"}, "compute": [...], "per_problem": (T, P) accuracies, and for beam
+         methods "any_correct": {...}}}
     """
     from pavkit.analysis.metrics import exact_best_of_n, pass_at_n_matrix, subsample_majority
 
@@ -347,7 +362,7 @@ def search_table(pool: Sequence[dict], search: Sequence[dict], ns: Sequence[int]
     for recs in beams.values():
         keep = set(recs) if keep is None else keep & set(recs)
     keep = sorted(keep or ())
-    out: dict = {"problems": len(keep), "n_pool": None}
+    out: dict = {"problems": len(keep), "n_pool": None, "problem_indices": keep}
     if not keep:
         return out
     if pool_by:
@@ -367,7 +382,8 @@ def search_table(pool: Sequence[dict], search: Sequence[dict], ns: Sequence[int]
         for method, acc in per.items():
             uses_verifier = method.startswith("bon-")
             compute = [float(np.mean(n * gen + (n * ver + prompt if uses_verifier else 0.0))) for n in pool_ns]
-            out[method] = {"n": pool_ns, "accuracy": _interval_dict(acc, seed), "compute": compute}
+            out[method] = {"n": pool_ns, "accuracy": _interval_dict(acc, seed), "compute": compute,
+                           "per_problem": np.asarray(acc).tolist()}
     for method in BEAM_KEYS:
         widths = sorted(n for (m_, n) in beams if m_ == method)
         if not widths:
@@ -377,7 +393,7 @@ def search_table(pool: Sequence[dict], search: Sequence[dict], ns: Sequence[int]
         anyc = np.array([[float(r["any_correct"]) for r in row] for row in recs])
         compute = [float(np.mean([r["generated_tokens"] + r["verifier_tokens"] for r in row])) for row in recs]
         out[method] = {"n": widths, "accuracy": _interval_dict(acc, seed), "compute": compute,
-                       "any_correct": _interval_dict(anyc, seed)}
+                       "any_correct": _interval_dict(anyc, seed), "per_problem": acc.tolist()}
     return out
 
 
@@ -398,12 +414,10 @@ def fig4_summary(table: dict, baseline: str = "bon-orm", method: str = "beam-pav
     target = the baseline's accuracy at its largest N; compute_ratio = the compute the baseline spends at its
     largest N ÷ the compute the method needs to reach that accuracy (:func:`compute_to_match`; the paper's
     "compute PAV search needs to match ORM best-of-128"), a lower bound when the method's first point is already
-    above the target; accuracy_gain = method − baseline accuracy at the largest compute both curves cover
-    (log-linear interpolation), and accuracy_gain_at_n at the largest N both have. ``baseline_monotone`` says
-    whether the baseline's accuracy grows with N: when it does not, "matching" it says little (see README).
-    ``savings``: at each of the method's points (N), its accuracy and compute, the compute the baseline needs to
-    reach that accuracy (None if it never does) and their ratio: compute-to-match read at every width, which
-    still says something when the method never reaches the baseline's last point.
+    above the target; ``compute_ratio_by_n`` the same against the baseline at each of its N; accuracy_gain =
+    method − baseline accuracy at the largest compute both curves cover (log-linear interpolation), and
+    accuracy_gain_at_n at the largest N both have. ``baseline_monotone`` says whether the baseline's accuracy grows
+    with N: when it does not, "matching" it says little (see README). :func:`fig4_headline` words it.
     """
     from pavkit.analysis.metrics import accuracy_at_compute, compute_to_match
 
@@ -419,18 +433,18 @@ def fig4_summary(table: dict, baseline: str = "bon-orm", method: str = "beam-pav
     gain_n = (acc_a[a["n"].index(common[-1])] - acc_b[b["n"].index(common[-1])]) if common else None
     spent = float(b["compute"][-1])
     ratio = None if match.compute_a is None else spent / match.compute_a
-    savings = []  # at each of the method's points: the baseline compute to reach its accuracy ÷ its compute
-    for n, acc, comp in zip(a["n"], acc_a, a["compute"], strict=True):
-        need = compute_to_match(a["compute"], acc_a, b["compute"], acc_b, acc).compute_b
-        savings.append({"n": n, "accuracy": acc, "compute": comp, "baseline_compute_to_reach": need,
-                        "ratio": None if need is None else need / comp})
+    by_n = {}
+    for n, c, acc in zip(b["n"], b["compute"], acc_b, strict=True):  # the same ratio against best-of-n, each n
+        m = compute_to_match(a["compute"], acc_a, b["compute"], acc_b, acc)
+        by_n[n] = None if m.compute_a is None else float(c) / m.compute_a
     return {"method": method, "baseline": baseline, "n": b["n"][-1], "target": target,
+            "compute_ratio_by_n": by_n,
             "compute_method": match.compute_a, "compute_baseline": spent,
             "compute_baseline_to_reach": match.compute_b, "compute_ratio": ratio,
             "ratio_is_lower_bound": ratio is not None and match.lower_bound, "budget": budget,
             "baseline_monotone": bool(np.all(np.diff(acc_b) >= -1e-9)),
             "accuracy_gain": None if at_a is None or at_b is None else at_a - at_b,
-            "gain_n": common[-1] if common else None, "accuracy_gain_at_n": gain_n, "savings": savings}
+            "gain_n": common[-1] if common else None, "accuracy_gain_at_n": gain_n}
 
 
 def fig4_figure(run: SearchRun, ax=None, table: dict | None = None):
@@ -446,14 +460,28 @@ def fig4_figure(run: SearchRun, ax=None, table: dict | None = None):
     plot_search_curves(curves, ax=ax)
     title = f"{run.base}: {table['problems']} problems, prover {run.config['prover']}, α = {run.config['alpha']:g}"
     if "bon-orm" in table and "beam-pav" in table:
-        s = fig4_summary(table)
-        r = s["compute_ratio"]
-        ratio = "never matches its accuracy" if r is None else (
-            f"{'≥ ' if s['ratio_is_lower_bound'] else ''}{r:.2g}× {'less' if r >= 1 else 'the'} compute to match it")
-        gain = "n/a" if s["accuracy_gain"] is None else f"{s['accuracy_gain']:+.3f}"
-        title += f"\nPAV beam vs ORM best-of-{s['n']}: {ratio};\naccuracy {gain} at equal compute"
+        title += "\n" + fig4_headline(fig4_summary(table), sep=";\n")
     ax.set_title(title, fontsize=9)
     return ax.figure
+
+
+def fig4_headline(s: dict, sep: str = "; ") -> str:
+    """Fig. 4's finding in words, from :func:`fig4_summary`: the figure's title, what `pavkit llm pipeline`
+    prints, and what the README quotes, e.g. "PAV beam vs ORM best-of-32: ≥ 11.9× less compute to match it;
+    accuracy +0.065 at N = 8, +0.083 at equal compute"."""
+    r = s["compute_ratio"]
+    if r is None:
+        match = f"never reaches its accuracy ({s['target']:.3f})"
+    elif r >= 1:
+        match = f"{'≥ ' if s['ratio_is_lower_bound'] else ''}{r:.1f}× less compute to match it"
+    else:
+        match = f"{1 / r:.1f}× more compute to match it"
+    gains = []
+    if s["accuracy_gain_at_n"] is not None:
+        gains.append(f"{s['accuracy_gain_at_n']:+.3f} at N = {s['gain_n']}")
+    if s["accuracy_gain"] is not None:
+        gains.append(f"{s['accuracy_gain']:+.3f} at equal compute")
+    return f"PAV beam vs ORM best-of-{s['n']}: {match}" + (f"{sep}accuracy {', '.join(gains)}" if gains else "")
 
 
 def fig5b_figure(runs: Sequence[SearchRun], ax=None):
@@ -481,35 +509,53 @@ def fig5b_figure(runs: Sequence[SearchRun], ax=None):
 
 
 def base_prover_grid(runs: Sequence[SearchRun], n: int = 16) -> dict:
-    """% improvement of PAV beam search over ORM best-of-N at N = ``n`` for every (base, prover) run.
+    """% improvement of PAV beam search over ORM best-of-N at N = ``n`` for every (base, prover) run, with a 95 %
+    bootstrap interval over problems.
 
-    improvement = 100·(acc_beam-pav − acc_bon-orm) / acc_bon-orm, with bon-orm from any run of the same base
-    that has a pool (NaN when that accuracy is 0 or missing).
+    improvement = 100·(acc_beam-pav − acc_bon-orm) / acc_bon-orm on the problems both have, with bon-orm from the
+    first run of the same base that has a pool (NaN when that accuracy is 0 or missing); the interval resamples
+    those problems (:func:`relative_gain_ci`). Provers are ordered Bo1, Bo2, Bo4, …, then named checkpoints.
 
-    Returns {"bases": [...], "provers": [...], "values": (B, K) list, "n": n}.
+    Returns {"bases": [...], "provers": [...], "values", "low", "high": (B, K) lists, "n": n}.
     """
-    orm: dict[str, float] = {}
-    pav: dict[tuple[str, str], float] = {}
+    from pavkit.analysis.metrics import relative_gain_ci
+
+    def per_problem(t: dict, method: str) -> dict[int, float]:
+        return dict(zip(t["problem_indices"], t[method]["per_problem"][0], strict=True))
+
+    orm: dict[str, dict[int, float]] = {}
+    pav: dict[tuple[str, str], dict[int, float]] = {}
     where: dict[tuple[str, str], str] = {}
     for r in runs:
         t = run_table(r, ns=[n])
         if "bon-orm" in t and n in t["bon-orm"]["n"]:
-            orm.setdefault(r.base, t["bon-orm"]["accuracy"]["mean"][0])
+            orm.setdefault(r.base, per_problem(t, "bon-orm"))
         if "beam-pav" in t and n in t["beam-pav"]["n"]:
             key = (r.base, r.prover_label)
             if key in pav:  # e.g. the same base and prover searched with other verifiers: ambiguous, refuse
                 raise ValueError(f"{r.path}: a second run of base {key[0]!r} with prover {key[1]!r} "
                                  f"(also in {where[key]}); give one run per (base, prover)")
-            pav[key], where[key] = t["beam-pav"]["accuracy"]["mean"][0], r.path
+            pav[key], where[key] = per_problem(t, "beam-pav"), r.path
     if not pav:
         raise ValueError(f"no beam-pav results at N = {n} in these runs")
     bases = sorted({b for b, _ in pav})
-    provers = sorted({p for _, p in pav})
-    values = np.full((len(bases), len(provers)), np.nan)
-    for (b, p), acc in pav.items():
-        if orm.get(b):
-            values[bases.index(b), provers.index(p)] = 100.0 * (acc - orm[b]) / orm[b]
-    return {"bases": bases, "provers": provers, "values": values.tolist(), "n": n}
+    provers = sorted({p for _, p in pav}, key=_prover_order)
+    grid = {k: np.full((len(bases), len(provers)), np.nan) for k in ("values", "low", "high")}
+    for (b, p), accs in pav.items():
+        common = sorted(set(accs) & set(orm.get(b, {})))
+        if common:
+            ci = relative_gain_ci(np.array([accs[i] for i in common]), np.array([orm[b][i] for i in common]))
+            for k, v in (("values", ci.mean), ("low", ci.low), ("high", ci.high)):
+                grid[k][bases.index(b), provers.index(p)] = v
+    return {"bases": bases, "provers": provers, **{k: v.tolist() for k, v in grid.items()}, "n": n}
+
+
+def _prover_order(label: str) -> tuple:
+    """Sort key of prover labels: Best-of-K provers by K ("Bo2(π)" before "Bo16(π)"), then the others by name."""
+    import re
+
+    m = re.fullmatch(r"Bo(\d+)\(π\)", label)
+    return (0, int(m.group(1)), "") if m else (1, 0, label)
 
 
 def fig5c_figure(runs: Sequence[SearchRun], n: int = 16, ax=None):
@@ -518,8 +564,9 @@ def fig5c_figure(runs: Sequence[SearchRun], n: int = 16, ax=None):
     from pavkit.analysis.plots import plot_grouped_bars
 
     g = base_prover_grid(runs, n)
-    plot_grouped_bars(g["bases"], g["provers"], np.array(g["values"]), ax=ax)
-    ax.set_title(f"Base × prover: PAV beam search vs ORM best-of-N at N = {n}", fontsize=10)
+    plot_grouped_bars(g["bases"], g["provers"], np.array(g["values"]), ax=ax, low=np.array(g["low"]),
+                      high=np.array(g["high"]))
+    ax.set_title(f"Base × prover: PAV beam search vs ORM best-of-N at N = {n} (95 % CI over problems)", fontsize=10)
     return ax.figure
 
 
@@ -641,8 +688,9 @@ def fig10_figure(run: SearchRun, ax=None, alpha: float | None = None):
         raise ValueError(f"{run.path}: Fig. 10 needs a bok:K prover, the run has {run.config['prover']!r}")
     a = float(run.config["alpha"] if alpha is None else alpha)
     t = fig10_table(run.pool, a, int(arg))
-    plot_step_errors(t["steps"], {"Q^π (PQV)": t["q"], f"effective reward, Bo{arg}, α = {a:g}": t["effective"],
-                                  "best constant": t["base_rate"]}, ax=ax)
+    plot_step_errors(t["steps"], {r"$\hat Q^\pi$ (PQV)": t["q"],
+                                  rf"effective reward $\hat Q^\pi + \alpha \hat A^\mu$, Bo{arg}, $\alpha$ = {a:g}":
+                                  t["effective"]}, baseline=t["base_rate"], ax=ax)
     ax.set_title(f"Predicting the outcome from step h ({run.base}; thresholds tuned on {t['valid_problems']} "
                  f"problems, error on {t['test_problems']})", fontsize=9)
     return ax.figure
@@ -735,11 +783,12 @@ def fig7_figure(runs: Sequence[RLRun], axes=None):
 
         _, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     s = rl_llm_summary(runs)
+    labels = rl_arm_labels(runs)
     keys = [k for k in ("sft", "rft", "outcome_only", "effective_reward") if k in s]
     # SFT / RFT are single evaluation-only runs: no interval
     mean = np.array([s[k].get("final_accuracy", s[k].get("accuracy")) for k in keys])
     ci = np.array([s[k].get("final_ci", [s[k].get("accuracy")] * 2) for k in keys])
-    plot_bars_ci(keys, mean, ci[:, 0], ci[:, 1], ax=axes[0])
+    plot_bars_ci(keys, mean, ci[:, 0], ci[:, 1], ax=axes[0], labels=labels)
     axes[0].set_title("(a) final test accuracy", fontsize=10)
     trained, _ = _llm_runs(runs)
     curves = {}
@@ -747,19 +796,31 @@ def fig7_figure(runs: Sequence[RLRun], axes=None):
         it, acc = _aligned(group)
         ci = bootstrap_ci(acc)
         curves[method] = (ci.mean, ci.low, ci.high)
-    plot_learning_curves(it, curves, ax=axes[1], ylabel="test accuracy")
-    title = "(b) sample efficiency"
+    plot_learning_curves(it, curves, ax=axes[1], ylabel="test accuracy", labels=labels)
+    title = f"(b) sample efficiency ({run_count([r for g in trained.values() for r in g])})"
+    name = labels.get("effective_reward", "PAV-RL")
     if s.get("sample_efficiency") is not None:
-        title += (f"\nPAV-RL reaches outcome-only's final accuracy {s['sample_efficiency']:.1f}× sooner"
+        title += (f"\n{name} reaches outcome-only's final accuracy {s['sample_efficiency']:.1f}× sooner"
                   f"{' (at least)' if s['reach']['ratio_is_lower_bound'] else ''}; "
                   f"gain {s['accuracy_gain']:+.3f}")
     elif "reach" in s:
-        title += (f"\nPAV-RL never reaches outcome-only's final accuracy ({s['reach']['level']:.3f}); "
+        title += (f"\n{name} never reaches outcome-only's final accuracy ({s['reach']['level']:.3f}); "
                   f"gain {s['accuracy_gain']:+.3f}")
     axes[1].set_title(title, fontsize=9)
     lows = [c[1].min() for c in curves.values()]
     axes[1].set_ylim(max(0.0, min(lows) - 0.05), min(1.02, max(c[2].max() for c in curves.values()) + 0.05))
     return axes[0].figure
+
+
+def rl_arm_labels(runs: Sequence[RLRun]) -> dict[str, str]:
+    """Names that replace the default ones of the RL arms: PAV-RL whose advantages all come from the organism's
+    exact step checker (``--verifier organism-oracle``) is the "exact-advantage control", not a PAV."""
+    from pavkit.llm.verifier import ORACLE
+
+    pav = [r for r in runs if r.method == "effective_reward"]
+    if pav and all(r.config.get("verifier") == ORACLE for r in pav):
+        return {"effective_reward": "exact-advantage control"}
+    return {}
 
 
 def hard_problem_curves(runs: Sequence[RLRun]) -> dict:
@@ -812,13 +873,14 @@ def fig8_figure(runs: Sequence[RLRun], axes=None):
             ci = bootstrap_ci(np.array([p["values"] for p in ps]))
             ns = np.array(ps[0]["n"])
             curves[method] = (ns, ci.mean, ci.low, ci.high)
+    labels = rl_arm_labels(runs)
     for key, (n, m, lo, hi) in curves.items():
-        plot_pass_at_n(n, {key: (m, lo, hi)}, ax=axes[0])
+        plot_pass_at_n(n, {key: (m, lo, hi)}, ax=axes[0], labels=labels)
     axes[0].set_title("(a) Pass@N on held-out problems", fontsize=10)
     h = hard_problem_curves(runs) if "sft" in initial else None
     if h and h["hard"]:
         plot_pass_at_n(np.array(h["n"]), {m: (np.array(h[m]["mean"]), np.array(h[m]["low"]), np.array(h[m]["high"]))
-                                          for m in trained}, ax=axes[1])
+                                          for m in trained}, ax=axes[1], labels=labels)
         axes[1].set_title(f"(b) the {h['hard']} of {h['problems']} problems SFT never solved "
                           f"in {h['reference_samples']} samples", fontsize=10)
     else:

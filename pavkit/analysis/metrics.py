@@ -247,6 +247,31 @@ def accuracy_ci(per_problem: np.ndarray, confidence: float = 0.95, resamples: in
     return bootstrap_ci(x.T, confidence=confidence, resamples=resamples, seed=seed)
 
 
+def relative_gain_ci(method: np.ndarray, baseline: np.ndarray, confidence: float = 0.95, resamples: int = 2000,
+                     seed: int = 0) -> Interval:
+    """100·(mean(method) − mean(baseline)) / mean(baseline) over paired per-problem values, with a percentile
+    bootstrap CI that resamples problems (both arrays with the same draw). NaN when the baseline's mean is 0;
+    resamples whose baseline mean is 0 are left out of the interval.
+
+    Args:
+        method, baseline: (P,) per-problem accuracies of the same P problems.
+    """
+    a, b = np.asarray(method, dtype=float), np.asarray(baseline, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(f"method and baseline need the same shape (P,) with P >= 1, got {a.shape}, {b.shape}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(resamples, len(a)))
+    ma, mb = a[idx].mean(axis=1), b[idx].mean(axis=1)
+    ok = mb > 0
+    gains = 100.0 * (ma[ok] - mb[ok]) / mb[ok]
+    point = 100.0 * (a.mean() - b.mean()) / b.mean() if b.mean() > 0 else float("nan")
+    if not len(gains):
+        return Interval(np.float64(point), np.float64("nan"), np.float64("nan"))
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(gains, [tail, 100 - tail])
+    return Interval(np.float64(point), low, high)
+
+
 def _log_interp_reach(compute: np.ndarray, acc: np.ndarray, target: float) -> tuple[float | None, bool]:
     """(compute where ``acc`` first reaches ``target``, log-linear between points; whether that is only an upper
     bound because the curve starts above the target)."""

@@ -6,16 +6,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# method → how it looks, shared by every plot so a method keeps its colour across figures
+# method → how it looks, shared by every plot so a method keeps its colour across figures; math in labels is
+# mathtext ($...$), so Q^π renders as a superscript
 STYLE = {
-    "bound_plus": {"color": "tab:blue", "marker": "o", "label": "η·α·(dist + align)  (main text)"},
-    "bound_minus": {"color": "tab:orange", "marker": "s", "label": "η·α·(dist − align)  (appendix)"},
+    "bound_plus": {"color": "tab:blue", "marker": "o", "label": r"$\eta\alpha\,$(dist + align)  (main text)"},
+    "bound_minus": {"color": "tab:orange", "marker": "s", "label": r"$\eta\alpha\,$(dist − align)  (appendix)"},
     "first_order": {"color": "tab:gray", "marker": ".", "label": "exact first-order term"},
     "distinguishability": {"color": "tab:green", "marker": "o", "label": "distinguishability ratio"},
     "alignment": {"color": "tab:purple", "marker": "s", "label": "alignment ratio"},
-    "effective_reward": {"color": "tab:red", "marker": "o", "label": "effective reward Q^π + α·A^μ"},
-    "outcome_only": {"color": "tab:blue", "marker": "s", "label": "only Q^π (outcome, α = 0)"},
-    "initial": {"color": "tab:gray", "marker": "^", "label": "initial π (SFT on μ_5)"},
+    "effective_reward": {"color": "tab:red", "marker": "o", "label": r"effective reward $Q^\pi + \alpha A^\mu$"},
+    "outcome_only": {"color": "tab:blue", "marker": "s", "label": r"only $Q^\pi$ (outcome, $\alpha = 0$)"},
+    "initial": {"color": "tab:gray", "marker": "^", "label": r"initial $\pi$ (SFT on $\mu_5$)"},
     # online RL on LLMs (paper §5, Fig. 7-8)
     "sft": {"color": "tab:gray", "marker": "^", "label": "SFT (base π)"},
     "rft": {"color": "tab:brown", "marker": "v", "label": "RFT (RL initialisation)"},
@@ -25,9 +26,72 @@ STYLE = {
     "bon-likelihood": {"color": "tab:purple", "marker": "P", "label": "π-likelihood best-of-N (no training)"},
     "majority": {"color": "tab:olive", "marker": "D", "label": "majority vote"},
     "pass": {"color": "black", "marker": ".", "label": "Pass@N (i.i.d. samples)", "ls": "--"},
-    "beam-q": {"color": "tab:green", "marker": "^", "label": "beam search, Q^π only (PRM)"},
-    "beam-pav": {"color": "tab:red", "marker": "o", "label": "beam search, PAV Q^π + α·A^μ"},
+    "beam-q": {"color": "tab:green", "marker": "^", "label": r"beam search, $Q^\pi$ only (PRM)"},
+    "beam-pav": {"color": "tab:red", "marker": "o", "label": r"beam search, PAV $Q^\pi + \alpha A^\mu$"},
 }
+TAB10 = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
+         "tab:olive", "tab:cyan")
+MARKERS = "os^vD<>ph*"
+
+
+def coincident(curves: dict[str, tuple]) -> dict[str, tuple[int, str | None]]:
+    """Which curves would hide each other: key → (how many earlier curves share a point with it, the first
+    earlier key it is identical to, or None). A point is shared when x and the mean agree within 1e-9.
+
+    curves: key → (x, mean, ...) in drawing order.
+    """
+    out: dict[str, tuple[int, str | None]] = {}
+    seen: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for key, (x, mean, *_rest) in curves.items():
+        x, mean = np.asarray(x, dtype=float), np.asarray(mean, dtype=float)
+        shared, same = 0, None
+        for other, ox, om in seen:
+            hit = np.isclose(x[:, None], ox[None, :], rtol=0, atol=1e-9) & np.isclose(
+                mean[:, None], om[None, :], rtol=0, atol=1e-9)
+            if hit.any():
+                shared += 1
+                if same is None and x.shape == ox.shape and hit.diagonal().all():
+                    same = other
+        seen.append((key, x, mean))
+        out[key] = (shared, same)
+    return out
+
+
+def styles(keys: Sequence[str], labels: dict[str, str] | None = None) -> dict[str, dict]:
+    """How each key looks: STYLE for methods (label overridden by ``labels``), else its own name with a colour
+    and marker that no STYLE key of the same plot uses (so a Best-of-1 line is not ORM's blue)."""
+    taken = {STYLE[k]["color"] for k in keys if k in STYLE}
+    free = iter([c for c in TAB10 if c not in taken] or TAB10)
+    out = {}
+    for i, key in enumerate(keys):
+        s = dict(STYLE[key]) if key in STYLE else {"color": next(free, TAB10[i % 10]), "marker": MARKERS[i % 10],
+                                                    "label": key}
+        if labels and key in labels:
+            s["label"] = labels[key]
+        out[key] = s
+    return out
+
+
+def _draw(ax, curves: dict[str, tuple], labels: dict[str, str] | None = None, markers: bool = True,
+          band_alpha: float = 0.2):
+    """Lines with CI bands. A curve identical to an earlier one is dashed and its label says so; with markers,
+    points shared with earlier curves are drawn as larger hollow rings, so none hides another.
+
+    curves: key → (x, mean, low, high).
+    """
+    look = styles(list(curves), labels)
+    for key, (shared, same) in coincident(curves).items():
+        x, mean, low, high = curves[key]
+        s = look[key]
+        label = s["label"] if same is None else f"{s['label']} (identical to {look[same]['label']})"
+        kw = {"color": s["color"], "label": label, "lw": 2, "ls": "--" if same else s.get("ls", "-")}
+        if markers:
+            kw.update(marker=s["marker"])
+            if shared:
+                kw.update(markerfacecolor="none", markersize=6 + 4 * shared, markeredgewidth=1.5)
+        ax.plot(x, mean, **kw)
+        ax.fill_between(x, low, high, color=s["color"], alpha=band_alpha, lw=0)
+    return ax
 
 
 def _axes(ax):
@@ -53,7 +117,7 @@ def plot_bound_scatter(improvement: np.ndarray, bounds: dict[str, np.ndarray], a
         ax.scatter(b, improvement, s=10, alpha=0.5, color=s["color"], marker=s["marker"], label=s["label"])
     ax.plot([lo, hi], [lo, hi], color="black", lw=1, ls="--", label="improvement = bound")
     ax.set_xlabel("bound (one NPG step)")
-    ax.set_ylabel("exact improvement  V^π'(root) − V^π(root)")
+    ax.set_ylabel(r"exact improvement  $V^{\pi'}(\mathrm{root}) - V^{\pi}(\mathrm{root})$")
     ax.legend(fontsize=8)
     return ax
 
@@ -65,7 +129,7 @@ def plot_bok_ratio(ks: Sequence[int], ratios: dict[str, Sequence[float]], ax=Non
     for key, r in ratios.items():
         s = STYLE[key]
         ax.plot(ks, r, color=s["color"], marker=s["marker"], label=s["label"] + " (median)")
-    ax.plot(ks, ks**2, color="black", ls=":", lw=1, label="K²  (Remark 3.1, Q^π = O(1/K))")
+    ax.plot(ks, ks**2, color="black", ls=":", lw=1, label=r"$K^2$  (Remark 3.1, $Q^\pi = O(1/K)$)")
     ax.plot(ks, ks, color="black", ls="--", lw=1, label="K")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -76,18 +140,16 @@ def plot_bok_ratio(ks: Sequence[int], ratios: dict[str, Sequence[float]], ax=Non
 
 
 def plot_learning_curves(iterations: np.ndarray, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-                         ax=None, ylabel: str = "accuracy"):
+                         ax=None, ylabel: str = "accuracy", labels: dict[str, str] | None = None):
     """Mean learning curve with a shaded CI band per method (paper Fig. 3(a)).
 
     Args:
         iterations: (T,).
         curves: STYLE key → (mean, low, high), each (T,).
+        labels: legend labels replacing STYLE's (e.g. a control arm).
     """
     ax = _axes(ax)
-    for key, (mean, low, high) in curves.items():
-        s = STYLE[key]
-        ax.plot(iterations, mean, color=s["color"], label=s["label"], lw=2)
-        ax.fill_between(iterations, low, high, color=s["color"], alpha=0.2, lw=0)
+    _draw(ax, {k: (iterations, *v) for k, v in curves.items()}, labels, markers=False)
     ax.set_xlabel("RL iterations")
     ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02)
@@ -125,13 +187,11 @@ def plot_prover_sweep(strengths: np.ndarray, mean: np.ndarray, low: np.ndarray, 
     return ax
 
 
-def plot_pass_at_n(ns: np.ndarray, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], ax=None):
-    """Pass@N against N (log2 axis) with CI bands per method (paper Fig. 3(c))."""
+def plot_pass_at_n(ns: np.ndarray, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], ax=None,
+                   labels: dict[str, str] | None = None):
+    """Pass@N against N (log2 axis) with CI bands per method (paper Fig. 3(c)); ``labels`` replace STYLE's."""
     ax = _axes(ax)
-    for key, (mean, low, high) in curves.items():
-        s = STYLE[key]
-        ax.plot(ns, mean, color=s["color"], marker=s["marker"], label=s["label"], lw=2)
-        ax.fill_between(ns, low, high, color=s["color"], alpha=0.2, lw=0)
+    _draw(ax, {k: (ns, *v) for k, v in curves.items()}, labels)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("N (samples)")
     ax.set_ylabel("Pass@N")
@@ -140,28 +200,25 @@ def plot_pass_at_n(ns: np.ndarray, curves: dict[str, tuple[np.ndarray, np.ndarra
     return ax
 
 
+BAR_LABELS = {"sft": "SFT", "rft": "RFT", "outcome_only": "outcome-only RL", "effective_reward": "PAV RL"}
+
+
 def plot_bars_ci(keys: Sequence[str], mean: np.ndarray, low: np.ndarray, high: np.ndarray, ax=None,
-                 ylabel: str = "test accuracy"):
-    """One bar per STYLE key with its CI as an error bar, the value written on top (paper Fig. 7(a))."""
+                 ylabel: str = "test accuracy", labels: dict[str, str] | None = None):
+    """One bar per STYLE key with its CI as an error bar, the value written on top (paper Fig. 7(a)); tick
+    labels from BAR_LABELS, overridden by ``labels``."""
     ax = _axes(ax)
     mean, low, high = (np.asarray(a, dtype=float) for a in (mean, low, high))
     x = np.arange(len(keys))
     ax.bar(x, mean, 0.6, color=[STYLE[k]["color"] for k in keys], yerr=[mean - low, high - mean], capsize=4)
     for i, m in enumerate(mean):
         ax.text(i, high[i] + 0.01, f"{m:.3f}", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(x, [STYLE[k]["label"].split(" (")[0] if k in ("sft", "rft") else
-                      {"outcome_only": "outcome-only RL", "effective_reward": "PAV RL"}.get(k, k) for k in keys])
+    names = {**BAR_LABELS, **(labels or {})}
+    ax.set_xticks(x, [names.get(k, k) for k in keys])
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, min(1.05, float(np.nanmax(high)) + 0.1))
     ax.grid(alpha=0.3, axis="y")
     return ax
-
-
-def _style(key: str, index: int = 0) -> dict:
-    """STYLE[key], or a colour from the default cycle (by ``index``) with ``key`` as its label."""
-    if key in STYLE:
-        return STYLE[key]
-    return {"color": f"C{index % 10}", "marker": "os^vD<>ph*"[index % 10], "label": key}
 
 
 def plot_search_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], ax=None,
@@ -174,10 +231,7 @@ def plot_search_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarra
         log2: label the x axis in powers of two (for N); else a log10 axis (compute).
     """
     ax = _axes(ax)
-    for i, (key, (x, mean, low, high)) in enumerate(curves.items()):
-        s = _style(key, i)
-        ax.plot(x, mean, color=s["color"], marker=s["marker"], ls=s.get("ls", "-"), label=s["label"], lw=2)
-        ax.fill_between(x, low, high, color=s["color"], alpha=0.15, lw=0)
+    _draw(ax, curves, band_alpha=0.15)
     ax.set_xscale("log", base=2 if log2 else 10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -186,14 +240,16 @@ def plot_search_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarra
     return ax
 
 
-def plot_step_errors(steps: Sequence[int], errors: dict[str, Sequence[float]], ax=None):
-    """Error vs step (paper Fig. 10): one line per score. steps (S,); errors: label → (S,) error rates."""
+def plot_step_errors(steps: Sequence[int], errors: dict[str, Sequence[float]], baseline: Sequence[float] | None = None,
+                     ax=None):
+    """Error vs step (paper Fig. 10): one line per score, and the best constant's error dotted grey.
+
+    steps (S,); errors: label → (S,) error rates; baseline (S,) or None.
+    """
     ax = _axes(ax)
-    for i, (label, err) in enumerate(errors.items()):
-        s = _style(label, i)
-        ls = ":" if label == "best constant" else "-"
-        ax.plot(steps, err, color="gray" if ls == ":" else s["color"], marker=s["marker"], ls=ls, lw=2,
-                label=label)
+    _draw(ax, {label: (steps, e, e, e) for label, e in errors.items()}, band_alpha=0.0)
+    if baseline is not None:
+        ax.plot(steps, baseline, color="gray", ls=":", marker=".", lw=1.5, label="best constant")
     ax.set_xlabel("step h of the response")
     ax.set_ylabel("error predicting the final outcome")
     ax.set_xticks(list(steps))
@@ -203,19 +259,26 @@ def plot_step_errors(steps: Sequence[int], errors: dict[str, Sequence[float]], a
 
 
 def plot_grouped_bars(groups: Sequence[str], series: Sequence[str], values: np.ndarray, ax=None,
-                      ylabel: str = "% improved over ORM best-of-N"):
-    """Grouped bars (paper Fig. 5(c)): one group per base policy, one bar per prover.
+                      ylabel: str = "% improved over ORM best-of-N", low: np.ndarray | None = None,
+                      high: np.ndarray | None = None):
+    """Grouped bars (paper Fig. 5(c)): one group per base policy, one bar per prover, in the order given.
 
     Args:
         groups: (G,) group labels (bases); series: (S,) bar labels (provers).
         values: (G, S) bar heights; NaN leaves a gap.
+        low, high: optional (G, S) interval ends, drawn as error bars.
     """
     ax = _axes(ax)
     values = np.asarray(values, dtype=float)
     width = 0.8 / max(len(series), 1)
     x = np.arange(len(groups))
     for j, name in enumerate(series):
-        ax.bar(x + (j - (len(series) - 1) / 2) * width, values[:, j], width, color=f"C{j % 10}", label=name)
+        yerr = None
+        if low is not None and high is not None:
+            lo, hi = np.asarray(low, dtype=float)[:, j], np.asarray(high, dtype=float)[:, j]
+            yerr = [values[:, j] - lo, hi - values[:, j]]
+        ax.bar(x + (j - (len(series) - 1) / 2) * width, values[:, j], width, color=TAB10[j % 10], label=name,
+               yerr=yerr, capsize=3)
     ax.axhline(0, color="black", lw=1)
     ax.set_xticks(x, list(groups))
     ax.set_xlabel("base policy")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -97,6 +97,23 @@ def cut_at_delimiter(text: str, delimiter: str) -> tuple[str, bool]:
         return text, False
     i = text.find(delimiter)
     return (text, False) if i < 0 else (text[:i], True)
+
+
+def eos_token_ids(*sources: Any) -> set[int]:
+    """Every EOS id that any of ``sources`` declares (``eos_token_id``: an int or a list; a source may be a
+    generation config, a tokenizer, or a dict of either's fields, e.g. vLLM's generation config).
+
+    A folder's tokenizer and generation config can disagree: SmolLM2 converted from its GGUF has tokenizer
+    eos ``<|im_start|>`` (1) but generation-config eos ``<|im_end|>`` (2). Either one ends the response, in every
+    engine, so that HFEngine and VLLMEngine report the same ``finished`` on the same model.
+    """
+    ids: set[int] = set()
+    for src in sources:
+        eos = src.get("eos_token_id") if isinstance(src, Mapping) else getattr(src, "eos_token_id", None)
+        ids.update([eos] if isinstance(eos, int) else (eos or []))
+    if not ids:
+        raise ValueError("the model/tokenizer declares no EOS token")
+    return ids
 
 
 def _check_args(prefixes: Sequence[str], k: int) -> list[str]:
@@ -356,14 +373,8 @@ class HFEngine:
     # -- internals ----------------------------------------------------------------------------------------------
 
     def _eos_ids(self) -> set[int]:
-        """EOS ids from the generation config and the tokenizer (GGUF tokenizers may disagree; both end a turn)."""
-        ids: set[int] = set()
-        for src in (getattr(self.model, "generation_config", None), self.tokenizer):
-            eos = getattr(src, "eos_token_id", None)
-            ids.update([eos] if isinstance(eos, int) else (eos or []))
-        if not ids:
-            raise ValueError("the model/tokenizer declares no EOS token")
-        return ids
+        """EOS ids from the generation config and the tokenizer (:func:`eos_token_ids`)."""
+        return eos_token_ids(getattr(self.model, "generation_config", None), self.tokenizer)
 
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
@@ -597,11 +608,53 @@ def _request_seed(seed: int, index: int) -> int:
     return int.from_bytes(digest, "little") & 0x7FFFFFFF
 
 
+def vllm_llm_kwargs(llm_kwargs: Mapping[str, Any], *, on_cpu: bool) -> dict[str, Any]:
+    """The keyword arguments for ``vllm.LLM``: the caller's, over pavkit's defaults.
+
+    - ``enable_prefix_caching=True``: the n continuations of a prefix, and prefixes that share steps, reuse its
+      KV blocks.
+    - On CPU, ``enable_chunked_prefill=False``. VLLMEngine seeds every request, and when a prefill is split
+      over scheduler steps (prompts × n above ``max_num_batched_tokens``, 4096 on CPU by default: e.g. 16
+      prefixes × 16 continuations) vLLM rewinds the request's torch generator with ``set_offset``, which a CPU
+      generator does not have: ``RuntimeError: CPU Generator does not use offset``. Without chunked prefill no
+      prefill is split; vLLM then needs ``max_num_batched_tokens >= max_model_len`` (its default is).
+
+    Note that vLLM's ``dtype="auto"`` runs float32 checkpoints in bfloat16 (on CPU too, with only an INFO log
+    line): pass ``dtype="float32"`` for the numerics of HFEngine.
+    """
+    out = {"enable_prefix_caching": True, **llm_kwargs}
+    if on_cpu:
+        out.setdefault("enable_chunked_prefill", False)
+    budget, length = out.get("max_num_batched_tokens"), out.get("max_model_len")
+    if not out.get("enable_chunked_prefill", True) and budget and length and budget < length:
+        raise ValueError(f"max_num_batched_tokens ({budget}) must be >= max_model_len ({length}) without chunked "
+                         "prefill")
+    return out
+
+
+def _vllm_eos_ids(llm) -> set[int]:
+    """The EOS set of a ``vllm.LLM``: its generation config's and its tokenizer's (:func:`eos_token_ids`)."""
+    return eos_token_ids(llm.llm_engine.model_config.try_get_generation_config(), llm.get_tokenizer())
+
+
+def vllm_continuation(o, stop: str | None, eos_ids: set[int]) -> Continuation:
+    """A Continuation from one vLLM ``CompletionOutput``.
+
+    It finished (EOS) when vLLM stopped on its own EOS (``stop_reason`` None) or on a stop token id of the EOS set
+    (``stop_reason`` that id: vLLM reports a generation-config EOS that differs from the tokenizer's this way); a
+    str ``stop_reason`` is the delimiter, not EOS.
+    """
+    eos = o.finish_reason == "stop" and (o.stop_reason is None or o.stop_reason in eos_ids)
+    text = cut_at_delimiter(o.text, stop)[0] if stop else o.text
+    return Continuation(text=text, num_tokens=len(o.token_ids), finished=eos, token_ids=tuple(o.token_ids))
+
+
 class VLLMEngine:
     """Policy over `vllm.LLM` (prefix caching on; `SamplingParams(n=..., stop=[delimiter], seed=...)`).
 
     Build it with `from_path`; vllm is imported only there. Same keyword arguments as HFEngine; `batch_size` is
-    accepted for symmetry but vLLM schedules batches itself.
+    accepted for symmetry but vLLM schedules batches itself. ``eos_ids`` is the same EOS set HFEngine uses
+    (:func:`eos_token_ids`), passed to vLLM as stop token ids.
     """
 
     def __init__(self, llm, *, delimiter: str = DEFAULT_DELIMITER, max_step_tokens: int = 64,
@@ -611,21 +664,22 @@ class VLLMEngine:
         self.llm = llm
         self.delimiter, self.temperature, self.batch_size = delimiter, float(temperature), int(batch_size)
         self.max_step_tokens, self.max_new_tokens = int(max_step_tokens), int(max_new_tokens)
+        self.eos_ids = _vllm_eos_ids(llm)
         self.stats = EngineStats()
 
     @classmethod
     def from_path(cls, path: str | Path, *, delimiter: str = DEFAULT_DELIMITER, max_step_tokens: int = 64,
                   max_new_tokens: int = 256, temperature: float = 1.0, batch_size: int = 32,
                   **llm_kwargs) -> VLLMEngine:
-        """`vllm.LLM(model=path, enable_prefix_caching=True, **llm_kwargs)`.
+        """`vllm.LLM(model=path, **vllm_llm_kwargs(llm_kwargs))` (prefix caching on; on CPU no chunked prefill).
 
-        llm_kwargs go to vllm.LLM unchanged, e.g. tensor_parallel_size, data_parallel_size, dtype,
-        max_model_len, gpu_memory_utilization, enforce_eager.
+        llm_kwargs go to vllm.LLM, e.g. tensor_parallel_size, data_parallel_size, dtype, max_model_len,
+        max_num_batched_tokens, gpu_memory_utilization, enforce_eager.
         """
         from vllm import LLM
+        from vllm.platforms import current_platform
 
-        llm_kwargs.setdefault("enable_prefix_caching", True)
-        llm = LLM(model=str(path), **llm_kwargs)
+        llm = LLM(model=str(path), **vllm_llm_kwargs(llm_kwargs, on_cpu=current_platform.is_cpu()))
         return cls(llm, delimiter=delimiter, max_step_tokens=max_step_tokens, max_new_tokens=max_new_tokens,
                    temperature=temperature, batch_size=batch_size)
 
@@ -640,7 +694,8 @@ class VLLMEngine:
     def _params(self, n: int, max_tokens: int, stop: str | None, seed: int):
         from vllm import SamplingParams
 
-        kw = {"n": n, "max_tokens": max_tokens, "seed": seed, "skip_special_tokens": True}
+        kw = {"n": n, "max_tokens": max_tokens, "seed": seed, "skip_special_tokens": True,
+              "stop_token_ids": sorted(self.eos_ids)}
         if stop:
             kw["stop"] = [stop]
         if self.temperature > 0:
@@ -648,13 +703,6 @@ class VLLMEngine:
         else:
             kw.update(temperature=0.0)
         return SamplingParams(**kw)
-
-    @staticmethod
-    def _continuation(o, stop: str | None) -> Continuation:
-        # finish_reason "stop" with stop_reason None means EOS; a str stop_reason is our delimiter.
-        eos = o.finish_reason == "stop" and o.stop_reason is None
-        text = cut_at_delimiter(o.text, stop)[0] if stop else o.text
-        return Continuation(text=text, num_tokens=len(o.token_ids), finished=eos, token_ids=tuple(o.token_ids))
 
     def _sample(self, prefixes: list[str], k: int, seed: int, max_tokens: int, stop: str | None):
         self.stats.calls += 1
@@ -673,7 +721,8 @@ class VLLMEngine:
             for res in results[i * reqs:(i + 1) * reqs]:
                 cached = getattr(res, "num_cached_tokens", None) or 0
                 self.stats.prompt_tokens += len(res.prompt_token_ids or []) - cached
-                conts.extend(self._continuation(o, stop) for o in sorted(res.outputs, key=lambda o: o.index))
+                conts.extend(vllm_continuation(o, stop, self.eos_ids)
+                             for o in sorted(res.outputs, key=lambda o: o.index))
             out.append(conts)
         self.stats.sequences += sum(len(o) for o in out)
         self.stats.generated_tokens += sum(c.num_tokens for o in out for c in o)
@@ -681,4 +730,4 @@ class VLLMEngine:
 
 
 __all__ = ["DEFAULT_DELIMITER", "Continuation", "EngineStats", "HFEngine", "Policy", "VLLMEngine",
-           "cut_at_delimiter"]
+           "cut_at_delimiter", "eos_token_ids", "vllm_continuation", "vllm_llm_kwargs"]

@@ -142,6 +142,7 @@ class LabelConfig:
     pit_screen: int = 4
     pit_threshold: float = 0.0
     strict: bool = False
+    vllm_options: dict = field(default_factory=dict)
     pavkit_version: str = field(default=__version__)
 
     def __post_init__(self) -> None:
@@ -152,9 +153,15 @@ class LabelConfig:
             raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {self.prompt_format!r}")
         if not self.delimiter:
             raise ValueError("the step delimiter must be a non-empty string")
+        if self.vllm_options and self.engine != "vllm":
+            raise ValueError(f"vllm_options {sorted(self.vllm_options)} need engine 'vllm', got {self.engine!r}")
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The config.json dict; ``vllm_options`` only when set (so runs without them keep their config.json)."""
+        out = asdict(self)
+        if not out["vllm_options"]:
+            del out["vllm_options"]
+        return out
 
 
 # Fields a resume does not compare: informational only (a changed path string with the same content is fine).
@@ -187,14 +194,15 @@ def load_engines(cfg: LabelConfig, **load_kw: Any) -> tuple[Any, Any | None]:
     """π's engine from ``cfg.model`` and, when the prover needs rollouts, μ's engine.
 
     ``temp:T`` shares π's weights (a second engine object over the same model at temperature T);
-    ``model:PATH`` loads that checkpoint with the same settings. ``load_kw`` go to ``from_path``
-    (e.g. ``device``, ``dtype`` for HF; ``max_model_len`` … for vLLM).
+    ``model:PATH`` loads that checkpoint with the same settings. ``cfg.vllm_options`` and then ``load_kw`` go to
+    ``from_path`` (e.g. ``device``, ``dtype`` for HF; ``max_model_len`` … for vLLM).
     """
     from pavkit.llm.engines import HFEngine, VLLMEngine
 
     cls = {"hf": HFEngine, "vllm": VLLMEngine}[cfg.engine]
     kw = {"delimiter": cfg.delimiter, "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
           "batch_size": cfg.batch_size}
+    load_kw = {**cfg.vllm_options, **load_kw}
     engine = cls.from_path(cfg.model, **kw, **load_kw)
     prover = parse_prover(cfg.prover)
     if prover.kind == "temp":

