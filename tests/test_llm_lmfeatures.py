@@ -163,3 +163,19 @@ def test_cli_lm_features_saves_loads_and_resumes(tiny_model_dir, tmp_path):
     # a rerun with another arch is a config change, refused
     changed = CliRunner().invoke(main, args[:-1] + ["--arch", "token-classification"])
     assert changed.exit_code == 2 and "arch" in changed.output
+
+
+def test_ablation_zeroes_one_input(tiny_model_dir):
+    from pavkit.llm.lmfeatures import init_lm_feature_verifier
+
+    ids = torch.tensor([[1, 5, 6, 7, 8, 9]])
+    mask, start = torch.ones_like(ids), torch.tensor([2])
+    full, _ = init_lm_feature_verifier(tiny_model_dir, "cpu")
+    h, f = full.hidden_and_features(ids, mask, start)
+    assert h.abs().sum() > 0 and f.abs().sum() > 0
+    for ablate, zero in (("hidden", 0), ("features", 1)):
+        model, _ = init_lm_feature_verifier(tiny_model_dir, "cpu", ablate=ablate)
+        parts = model.hidden_and_features(ids, mask, start)
+        assert parts[zero].abs().sum() == 0 and torch.equal(parts[1 - zero], (h, f)[1 - zero])
+    with pytest.raises(ValueError, match="ablate"):
+        init_lm_feature_verifier(tiny_model_dir, "cpu", ablate="both")

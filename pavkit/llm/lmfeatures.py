@@ -126,8 +126,11 @@ class LMFeatureModel:
 
     arch = ARCH
 
-    def __init__(self, lm: Any, head: Any):
+    def __init__(self, lm: Any, head: Any, *, ablate: str | None = None):
+        if ablate not in (None, "hidden", "features"):
+            raise ValueError(f"ablate must be None, 'hidden' or 'features', got {ablate!r}")
         self.lm, self.head = lm.eval(), head
+        self.ablate = ablate  # zero one input of the head (ablation studies, bench/verifiers.py); not saved
         for p in self.lm.parameters():
             p.requires_grad_(False)
         self.config = lm.config
@@ -164,7 +167,12 @@ class LMFeatureModel:
         with torch.no_grad():
             h = self.lm.base_model(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state
             logits = self.lm.get_output_embeddings()(h)
-            return h.float(), token_statistics(logits, input_ids, mask, start)
+            h, f = h.float(), token_statistics(logits, input_ids, mask, start)
+            if self.ablate == "hidden":
+                h = torch.zeros_like(h)
+            elif self.ablate == "features":
+                f = torch.zeros_like(f)
+            return h, f
 
     def logits(self, input_ids: Any, mask: Any, start: Any) -> Any:
         """Head logits (B, T) at every position."""
@@ -200,8 +208,9 @@ class LMFeatureModel:
 
 
 def init_lm_feature_verifier(base_path: str | Path, device: str | None = None, *, dtype: Any = None,
-                             width: int = 32, seed: int = 0) -> tuple[LMFeatureModel, Any]:
-    """(model, tokenizer): the causal LM at ``base_path`` (frozen) and a new head (weights from ``seed``)."""
+                             width: int = 32, seed: int = 0, ablate: str | None = None) -> tuple[LMFeatureModel, Any]:
+    """(model, tokenizer): the causal LM at ``base_path`` (frozen) and a new head (weights from ``seed``);
+    ``ablate`` "hidden" / "features" zeroes that input of the head (:class:`LMFeatureModel`)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -211,7 +220,7 @@ def init_lm_feature_verifier(base_path: str | Path, device: str | None = None, *
         torch.manual_seed(int(seed))
         head = make_head(lm.config.hidden_size, len(FEATURES), width)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return LMFeatureModel(lm.to(device), head.to(device)), tokenizer
+    return LMFeatureModel(lm.to(device), head.to(device), ablate=ablate), tokenizer
 
 
 def read_features(model: LMFeatureModel, id_lists: Sequence[Sequence[int]], reads: Sequence[np.ndarray],
