@@ -566,7 +566,7 @@ def fig5c_figure(runs: Sequence[SearchRun], n: int = 16, ax=None):
     g = base_prover_grid(runs, n)
     plot_grouped_bars(g["bases"], g["provers"], np.array(g["values"]), ax=ax, low=np.array(g["low"]),
                       high=np.array(g["high"]))
-    ax.set_title(f"Base × prover: PAV beam search vs ORM best-of-N at N = {n} (95 % CI over problems)", fontsize=10)
+    ax.set_title(f"Base × prover: PAV beam vs ORM best-of-N at N = {n}\n(95 % CIs over problems)", fontsize=10)
     return ax.figure
 
 
