@@ -13,7 +13,7 @@ import random
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_llm_verifier import _random_trajectories, _write_labels, synthetic_records
+from test_llm_verifier import _random_trajectories, synthetic_records, train_cli
 
 from pavkit.cli import main
 from pavkit.llm.verifier import VerifierConfig, within_problem_auc
@@ -131,20 +131,13 @@ def test_arch_must_match_the_model(tiny_model_dir):
         VerifierConfig(kind="orm", arch="mlp")
 
 
-def test_cli_lm_features_saves_loads_and_resumes(tiny_model_dir, tmp_path):
+def test_cli_lm_features_saves_and_loads(tiny_model_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from pavkit import runs
     from pavkit.llm.verifier import Verifier
 
-    labels = _write_labels(tmp_path / "labels", synthetic_records(16, seeds=2, seed=4))
-    out = tmp_path / "orm"
-    args = ["llm", "train-verifier", str(labels), "--base", str(tiny_model_dir), "--kind", "orm", "--out", str(out),
-            "--iters", "6", "--batch-size", "4", "--warmup", "2", "--eval-every", "3", "--eval-fraction", "0.25",
-            "--lr", "0.01", "--json"]
-    res = CliRunner().invoke(main, args)
-    assert res.exit_code == 0, res.output
-    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    out, args, summary = train_cli(tiny_model_dir, tmp_path, "orm", "--lr", "0.01")  # the default arch
     info = json.loads((out / "model" / "verifier.json").read_text())
     assert info["arch"] == "lm-features" and info["config"]["arch"] == "lm-features"
     assert type(AutoModelForCausalLM.from_pretrained(out / "model", local_files_only=True)).__name__ == \

@@ -401,19 +401,24 @@ def _write_labels(path: Path, records: list[dict]) -> Path:
     return path
 
 
+def train_cli(tiny_model_dir, tmp_path, kind: str, *extra: str) -> tuple[Path, list[str], dict]:
+    """`pavkit llm train-verifier` on 16 synthetic problems, 6 steps: (OUT, the arguments, the summary line)."""
+    labels = _write_labels(tmp_path / "labels", synthetic_records(16, seeds=2, seed=4))
+    out = tmp_path / kind
+    args = ["llm", "train-verifier", str(labels), "--base", str(tiny_model_dir), "--kind", kind, "--out", str(out),
+            "--iters", "6", "--batch-size", "4", "--warmup", "2", "--eval-every", "3", "--eval-fraction", "0.25",
+            *extra, "--json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    return out, args, json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def test_cli_trains_saves_and_loads(tiny_model_dir, tmp_path):
     from transformers import AutoModelForTokenClassification
 
     from pavkit.llm.verifier import Verifier
 
-    labels = _write_labels(tmp_path / "labels", synthetic_records(16, seeds=2, seed=4))
-    out = tmp_path / "pqv"
-    args = ["llm", "train-verifier", str(labels), "--base", str(tiny_model_dir), "--kind", "pqv", "--out", str(out),
-            "--iters", "6", "--batch-size", "4", "--warmup", "2", "--eval-every", "3", "--eval-fraction", "0.25",
-            "--arch", "token-classification", "--json"]
-    res = CliRunner().invoke(main, args)
-    assert res.exit_code == 0, res.output
-    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    out, args, summary = train_cli(tiny_model_dir, tmp_path, "pqv", "--arch", "token-classification")
     assert {"eval_bce", "eval_mae", "iters", "seconds"} <= set(summary) and summary["iters"] == 6
     config = json.loads((out / "config.json").read_text())
     assert config["verifier"]["kind"] == "pqv" and config["verifier"]["delimiter"] == "\n"
