@@ -13,7 +13,7 @@ import random
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_llm_verifier import _random_trajectories, synthetic_records, train_cli
+from test_llm_verifier import _random_trajectories, one_thread, synthetic_records, train_cli  # noqa: F401
 
 from pavkit.cli import main
 from pavkit.llm.verifier import VerifierConfig, within_problem_auc
@@ -22,12 +22,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # test_llm_verifier's: one torch thread, restored after
 
 
 def test_within_problem_auc_by_hand():
