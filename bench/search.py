@@ -12,8 +12,8 @@ Best-of-K sweep, the weak/strong Q^μ grid), figures. Then prints, from OUT/summ
     orm_accuracy_grows_with_n ORM best-of-M (M = pool) above best-of-1, paired bootstrap 95 % CI above 0
     compute_ratio             ORM best-of-N compute at its largest N ÷ compute PAV beam search needs to reach its
                               accuracy (compute = policy + verifier tokens); compute_ratio_is_lower_bound
-    compute_ratio_at_width    per beam width N: compute ORM best-of-N needs to reach PAV beam's accuracy at N ÷
-                              PAV beam's compute at N (null where ORM never gets there)
+    compute_ratio_by_n        per ORM best-of-N, each N: its compute ÷ the compute PAV beam search needs to reach
+                              its accuracy (null where PAV beam never gets there)
     accuracy_gain             PAV beam − ORM best-of-N accuracy at the largest compute both cover
     accuracy_gain_at_n        the same at the largest N both ran
     pav_vs_q_beam_ratio       beam-q's compute at its largest N ÷ compute PAV beam needs to reach its accuracy
@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 KEYS = ("within_auc_orm", "within_auc_pqv", "within_auc_likelihood", "train_eval_within_auc",
-        "orm_accuracy_grows_with_n", "compute_ratio", "compute_ratio_is_lower_bound", "compute_ratio_at_width",
+        "orm_accuracy_grows_with_n", "compute_ratio", "compute_ratio_is_lower_bound", "compute_ratio_by_n",
         "accuracy_gain",
         "accuracy_gain_at_n", "n", "orm_n", "pav_vs_q_beam_ratio", "pav_vs_q_beam_ratio_is_lower_bound",
         "bon_likelihood_accuracy", "bok_sweep", "orm_growth", "problems")
