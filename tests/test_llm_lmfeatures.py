@@ -167,3 +167,16 @@ def test_ablation_zeroes_one_input(tiny_model_dir):
         assert parts[zero].abs().sum() == 0 and torch.equal(parts[1 - zero], (h, f)[1 - zero])
     with pytest.raises(ValueError, match="ablate"):
         init_lm_feature_verifier(tiny_model_dir, "cpu", ablate="both")
+
+
+def test_features_read_in_row_chunks_equal_one_pass(tiny_model_dir, monkeypatch):
+    import pavkit.llm.lmfeatures as lmf
+
+    model, _ = lmf.init_lm_feature_verifier(tiny_model_dir, "cpu")
+    ids = torch.tensor([[1, 5, 6, 7, 8, 9], [1, 9, 8, 7, 0, 0], [1, 4, 4, 4, 4, 0]])
+    mask, start = (ids > 0).long(), torch.tensor([2, 1, 3])
+    whole = model.hidden_and_features(ids, mask, start)
+    monkeypatch.setattr(lmf, "LOGIT_BUDGET", 1)  # one row at a time
+    chunked = model.hidden_and_features(ids, mask, start)
+    for a, b in zip(whole, chunked, strict=True):
+        torch.testing.assert_close(a, b)

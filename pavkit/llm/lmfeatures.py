@@ -44,6 +44,7 @@ FEATURES = ("min_logprob", "min_gap", "mean_logprob", "sum_gap", "disagreements"
 DISAGREE_GAP = -math.log(2.0)  # gap below this: another token was at least twice as likely as the written one
 HEAD_FILE = "head.pt"
 ARCH = "lm-features"
+LOGIT_BUDGET = 2**25  # most logits (rows × T × V) materialised at once when reading features (128 MB of float32)
 
 
 def token_statistics(logits: Any, input_ids: Any, mask: Any, start: Any) -> Any:
@@ -166,8 +167,12 @@ class LMFeatureModel:
 
         with torch.no_grad():
             h = self.lm.base_model(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state
-            logits = self.lm.get_output_embeddings()(h)
-            h, f = h.float(), token_statistics(logits, input_ids, mask, start)
+            head = self.lm.get_output_embeddings()
+            # (rows, T, V) logits in chunks of rows: a 49k vocabulary at T = 300 is 60 MB per row in float32
+            rows = max(1, LOGIT_BUDGET // max(1, h.shape[1] * head.out_features))
+            f = torch.cat([token_statistics(head(h[i:i + rows]), input_ids[i:i + rows], mask[i:i + rows],
+                                            start[i:i + rows]) for i in range(0, h.shape[0], rows)])
+            h = h.float()
             if self.ablate == "hidden":
                 h = torch.zeros_like(h)
             elif self.ablate == "features":
