@@ -30,3 +30,14 @@ def test_vllm_venv_has_the_pinned_transformers():
     pins = _pins()
     assert metadata.version("transformers") == pins["transformers"]
     assert metadata.version("torch").split("+")[0] == pins["torch"]
+
+
+def test_vllm_venv_grades_non_integer_answers():
+    """`pavkit llm label --engine vllm` grades in .venv-vllm: an answer that is not a plain number needs
+    math-verify's worker pool there, which ci/test-vllm.sh installs."""
+    if not os.environ.get("PAVKIT_REQUIRE_VLLM"):
+        pytest.skip("checks the venv that ci/test-vllm.sh builds")
+    from pavkit.llm.grading import grade_batch
+
+    correct, ungradable = grade_batch(["The answer is $\\frac{1}{2}$", "The answer is 3/4"], ["0.5", "1/2"])
+    assert list(correct) == [True, False] and ungradable == 0
