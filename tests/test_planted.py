@@ -48,7 +48,7 @@ def _ref_match(prefix: tuple[int, ...], planted: tuple[int, ...]) -> int:
 
 
 def _ref_next_probs(
-    prefix: tuple[int, ...], planted: tuple[int, ...], vocab: int, gamma: float
+    prefix: tuple[int, ...], planted: tuple[int, ...], vocab: int, gamma: float, reading: str = "per-token"
 ) -> np.ndarray:
     eos = vocab - 1
     if eos in prefix or _contains(prefix, planted):
@@ -56,17 +56,18 @@ def _ref_next_probs(
         p[eos] = 1.0
         return p
     k = _ref_match(prefix, planted)
-    w = np.array([gamma if t == planted[k] else 1.0 for t in range(vocab)])
+    other = 1.0 if reading == "per-token" else 1.0 / (vocab - 1)  # pooled: 1 shared by the vocab − 1 others
+    w = np.array([gamma if t == planted[k] else other for t in range(vocab)])
     return w / w.sum()
 
 
-def _brute_force(planted: tuple[int, ...], vocab: int, length: int, gamma: float):
+def _brute_force(planted: tuple[int, ...], vocab: int, length: int, gamma: float, reading: str = "per-token"):
     """Enumerate all vocab**length sequences (lexicographic order).
 
     Returns (seqs (N, length), values: list over h of (vocab**h,) values of every length-h prefix).
     """
     seqs = np.array(list(itertools.product(range(vocab), repeat=length)), dtype=np.int64)
-    probs = cache(lambda prefix: _ref_next_probs(prefix, planted, vocab, gamma))
+    probs = cache(lambda prefix: _ref_next_probs(prefix, planted, vocab, gamma, reading))
     cond = np.array([[probs(tuple(s[:i]))[s[i]] for i in range(length)] for s in seqs.tolist()])
     succ = np.array([_ref_success(tuple(s), planted, vocab - 1) for s in seqs.tolist()], dtype=float)
     # tail[:, h] = P(tokens h.. | first h tokens); sequences sharing a length-h prefix are contiguous blocks.
@@ -88,10 +89,11 @@ SMALL = dict(vocab_size=5, length=5)  # EOS = 4
 
 @pytest.mark.parametrize("planted", [(0, 1, 0), (0, 0, 1), (1, 2, 3)])  # self-overlaps, and none
 @pytest.mark.parametrize("gamma", [0.0, 1.0, 3.7, 1e3])
-def test_exact_values_match_brute_force(planted, gamma):
-    task = PlantedTask(planted, **SMALL)
+@pytest.mark.parametrize("reading", ["per-token", "pooled"])
+def test_exact_values_match_brute_force(planted, gamma, reading):
+    task = PlantedTask(planted, **SMALL, mu_reading=reading)
     V, H, L = task.vocab_size, task.length, len(planted)
-    seqs, ref = _brute_force(planted, V, H, gamma)
+    seqs, ref = _brute_force(planted, V, H, gamma, reading)
 
     table = prover_value_table(task, gamma)
     assert table.shape == (H + 1, L + 1)
@@ -130,6 +132,27 @@ def test_prover_probs():
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     np.testing.assert_allclose(p[1], np.array([1, 6, 1, 1, 1]) / 10)
     np.testing.assert_allclose(prover_probs(task, 1.0), 0.2)
+    pooled = prover_probs(PlantedTask((0, 1, 0), **SMALL, mu_reading="pooled"), 6.0)
+    # γ = 6 against 1 shared by the 4 other tokens: 6/7 on y*[1] = 1, 1/28 on each other token
+    np.testing.assert_allclose(pooled[1], np.array([1 / 28, 6 / 7, 1 / 28, 1 / 28, 1 / 28]))
+    with pytest.raises(ValueError, match="mu_reading"):
+        PlantedTask((0, 1, 0), **SMALL, mu_reading="per-type")
+
+
+def test_mu_gamma_success_rates_at_paper_size():
+    """V^{μ_γ}(root) of the paper's task (y* = 3 6 0 3 5, length 10, 15 tokens) under both readings: the DP's
+    values, checked against 20,000 simulated μ_γ samples each (4 SE)."""
+    from pavkit.toy.planted import sample_prover
+
+    expect = {"per-token": {5: 0.005, 10: 0.046, 15: 0.118, 100: 0.815},
+              "pooled": {1: 0.102, 5: 0.712, 10: 0.883, 15: 0.934, 100: 0.995}}
+    for reading, table in expect.items():
+        task = PlantedTask((3, 6, 0, 3, 5), mu_reading=reading)
+        for gamma, v in table.items():
+            exact = prover_value_table(task, gamma)[-1, 0]
+            assert exact == pytest.approx(v, abs=5e-4)
+            hits = task.success(sample_prover(task, gamma, 20_000, seed=gamma))
+            assert abs(hits.mean() - exact) < 4 * np.sqrt(exact * (1 - exact) / 20_000) + 1e-9
 
 
 @settings(max_examples=60, deadline=None)

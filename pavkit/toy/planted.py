@@ -10,8 +10,9 @@ that the last k tokens equal y*[:k] (the KMP automaton state). Then
 
     μ_γ(t | s) = γ / Z  if t = y*[k],   1 / Z  otherwise,   Z = γ + vocab_size - 1,
 
-so every other token, EOS included, gets weight 1. Once y* has appeared the reward is settled and μ_γ emits
-EOS (Fig. 9: finished samples pad with 14); after an EOS it keeps emitting EOS.
+so every other token, EOS included, gets weight 1 (the "per-token" reading; ``PlantedTask.mu_reading =
+"pooled"`` gives the other tokens weight 1 in all, :func:`prover_probs`). Once y* has appeared the reward is
+settled and μ_γ emits EOS (Fig. 9: finished samples pad with 14); after an EOS it keeps emitting EOS.
 
 Readings of an ambiguous paper (PAPER.md §10 item 10): the vocabulary is ``{0, …, 14}`` (the example y*
 contains 0), the unnormalised weights are γ vs 1, k is the longest match, y* must be contiguous, and the
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 PAD = -1  # not-yet-generated position of a prefix
+MU_READINGS = ("per-token", "pooled")  # PAPER.md §4: "mass proportional to γ on y*_{k+1}, uniform on all other tokens"
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,19 @@ class PlantedTask:
         planted: the hidden sub-sequence y*, 1 <= L <= length, never containing EOS.
         vocab_size: number of tokens, EOS included (15 in the paper).
         length: sequence length H (10 in the paper).
+        mu_reading: which reading of the paper's μ_γ the task's prover family uses (:func:`prover_probs`):
+            "per-token" (weight γ on y*[k], 1 on EACH other token) or "pooled" (γ on y*[k], 1 shared by all
+            the other tokens together).
     """
 
     planted: tuple[int, ...]
     vocab_size: int = 15
     length: int = 10
+    mu_reading: str = "per-token"
 
     def __post_init__(self) -> None:
+        if self.mu_reading not in MU_READINGS:
+            raise ValueError(f"mu_reading must be one of {', '.join(MU_READINGS)}, got {self.mu_reading!r}")
         if not isinstance(self.vocab_size, numbers.Integral) or self.vocab_size < 2:
             raise ValueError(
                 f"vocab_size must be an integer >= 2 (one token plus EOS), got {self.vocab_size!r}"
@@ -85,14 +93,15 @@ class PlantedTask:
 
     @classmethod
     def random(
-        cls, seed: int, planted_length: int = 5, vocab_size: int = 15, length: int = 10
+        cls, seed: int, planted_length: int = 5, vocab_size: int = 15, length: int = 10,
+        mu_reading: str = "per-token",
     ) -> PlantedTask:
         """A task whose y* has i.i.d. uniform tokens in 0..vocab_size-2 (repeats allowed: [3 6 0 3 5])."""
         if vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
         rng = np.random.default_rng(seed)
         planted = rng.integers(0, vocab_size - 1, size=planted_length)
-        return cls(tuple(int(t) for t in planted), vocab_size=vocab_size, length=length)
+        return cls(tuple(int(t) for t in planted), vocab_size=vocab_size, length=length, mu_reading=mu_reading)
 
     def success(self, sequences: np.ndarray) -> np.ndarray:
         """r(y, y*) for each row: 1 iff y* occurs contiguously before the first EOS.
@@ -173,18 +182,25 @@ def match_automaton(planted: tuple[int, ...], vocab_size: int) -> np.ndarray:
 
 
 def prover_probs(task: PlantedTask, gamma: float) -> np.ndarray:
-    """μ_γ(t | match state k) = (γ·[t = y*[k]] + [t ≠ y*[k]]) / (γ + vocab_size - 1).
+    """μ_γ(t | match state k) under the task's ``mu_reading`` (V = vocab_size, EOS among the other tokens):
+
+        per-token   μ_γ(y*[k]) = γ / (γ + V − 1),   μ_γ(t) = 1 / (γ + V − 1) for each t ≠ y*[k]
+        pooled      μ_γ(y*[k]) = γ / (γ + 1),       μ_γ(t) = 1 / ((γ + 1)(V − 1)) for each t ≠ y*[k]
+
+    Both put mass proportional to γ on the next y* token and spread the rest uniformly; they differ in whether
+    "the rest" is one unit per token or one unit in all (PAPER.md §4, §10 item 10).
 
     Args:
         task: the task.
-        gamma: prover strength γ >= 0 (γ = 1 is uniform).
+        gamma: prover strength γ >= 0 (γ = 1 is uniform under per-token, even odds under pooled).
 
     Returns:
         (L, vocab_size) float64; rows sum to 1.
     """
     g = _check_gamma(gamma)
     L = len(task.planted)
-    w = np.ones((L, task.vocab_size))
+    other = 1.0 if task.mu_reading == "per-token" else 1.0 / (task.vocab_size - 1)
+    w = np.full((L, task.vocab_size), other)
     w[np.arange(L), list(task.planted)] = g
     return w / w.sum(axis=1, keepdims=True)
 

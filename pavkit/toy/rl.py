@@ -58,6 +58,8 @@ class RLConfig:
         pass_at_ns: the N of Pass@N.
         pass_samples: samples behind each Pass@N curve (>= max N; unbiased estimator).
         planted: y* (paper example: 3 6 0 3 5).
+        mu_reading: "per-token" or "pooled", the reading of μ_γ (``pavkit.toy.planted.prover_probs``); it also
+            decides the SFT data, which are samples of μ_{sft.gamma}.
         vocab_size, length: 15 tokens (14 = EOS), sequences of 10.
         hidden, layers: the MADE MLP (paper: 3 × 128).
         sft: the SFT initialisation on μ_5 samples.
@@ -78,6 +80,7 @@ class RLConfig:
     pass_at_ns: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     pass_samples: int = 4096
     planted: tuple[int, ...] = (3, 6, 0, 3, 5)
+    mu_reading: str = "per-token"
     vocab_size: int = 15
     length: int = 10
     hidden: int = 128
@@ -87,7 +90,7 @@ class RLConfig:
 
     def __post_init__(self) -> None:
         parse_prover(self.prover)
-        PlantedTask(self.planted, vocab_size=self.vocab_size, length=self.length)  # validates y*
+        self.task()  # validates y* and the reading
         for name in ("iters", "batch", "eval_samples", "final_samples", "pass_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -97,6 +100,10 @@ class RLConfig:
             raise ValueError(f"n_mc must be >= 0, and >= 1 for a Best-of-K prover (got {self.n_mc})")
         if self.pass_samples < max(self.pass_at_ns):
             raise ValueError(f"pass_samples ({self.pass_samples}) must be >= the largest N ({max(self.pass_at_ns)})")
+
+    def task(self) -> PlantedTask:
+        """The planted task (and its μ_γ reading) this run trains on."""
+        return PlantedTask(self.planted, vocab_size=self.vocab_size, length=self.length, mu_reading=self.mu_reading)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,7 +145,7 @@ class RLState:
 
 def _task_and_policy(cfg: RLConfig) -> tuple[PlantedTask, MadePolicy]:
     torch.manual_seed(cfg.seed)  # the policy's initial weights
-    task = PlantedTask(cfg.planted, vocab_size=cfg.vocab_size, length=cfg.length)
+    task = cfg.task()
     return task, MadePolicy(cfg.length, cfg.vocab_size, cfg.hidden, cfg.layers)
 
 
