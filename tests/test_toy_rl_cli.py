@@ -115,3 +115,22 @@ def test_sweep_rejects_mixed_prover_kinds_and_plot_rejects_non_runs(tmp_path):
     (tmp_path / "empty").mkdir()
     r = run("plot", "fig3a", tmp_path / "empty", "--out", tmp_path / "x.png")
     assert r.exit_code == 2 and "no config.json" in r.output
+
+
+def test_toy_rl_mu_reading_reaches_the_task(tmp_path):
+    """--mu-reading pooled is stored in the run's config and changes what the run trains on (the SFT data are
+    samples of μ_5 under that reading), so the same seed gives another initial policy; a resume with the other
+    reading is refused."""
+    from pavkit.toy.rl import RLConfig
+
+    outs = {}
+    for reading in ("per-token", "pooled"):
+        outs[reading] = tmp_path / reading
+        r = run("toy", "rl", "--prover", "gamma:10", "--mu-reading", reading, "--out", outs[reading], *FAST)
+        assert r.exit_code == 0, r.output
+        cfg = json.loads((outs[reading] / "config.json").read_text())
+        assert cfg["mu_reading"] == reading and RLConfig.from_dict(cfg).task().mu_reading == reading
+    first = [runs.read_records(outs[k])[1]["loss"] for k in ("per-token", "pooled")]
+    assert first[0] != first[1]
+    refused = run("toy", "rl", "--prover", "gamma:10", "--mu-reading", "per-token", "--out", outs["pooled"], *FAST)
+    assert refused.exit_code == 2 and "mu_reading" in refused.output
