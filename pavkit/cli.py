@@ -1046,36 +1046,32 @@ def _pipeline_summary(out_dir, preset, seed: int) -> dict:
     from pavkit.llm.search import METHODS
 
     ns = sorted(set(preset.pool_ns) | set(preset.beam_ns))
-    table = _search_summary(out_dir / "search", METHODS, ns, seed)
+    full, pool = _search_table(out_dir / "search", METHODS, ns, seed)
+    table = _table_summary(full, pool, METHODS)
     s = table["fig4"]
     if s is None:
         raise InputError(f"{out_dir / 'search'}: no bon-orm and beam-pav results to compare")
     stages: dict[str, float] = {}
     for r in runs.read_records(out_dir, "stages.jsonl"):
         stages[r["stage"]] = stages.get(r["stage"], 0.0) + r["seconds"]
-    pool = runs.read_records(out_dir / "search", "pool.jsonl")
-    full = search_table(pool, runs.read_records(out_dir / "search", "search.jsonl"), ns, seed=seed)
     versus_q = fig4_summary(full, baseline="beam-q") if "beam-q" in full else None
     ranking = table["ranking"]
+    growth = best_of_n_growth(pool, "orm", seed=seed) if pool else None
     trained = {kind: runs.read_json(out_dir / kind, "metrics.json") for kind in ("orm", "pqv")}
     sweep = {}
     for k, folder in [(int(preset.search["prover"].split(":")[1]), out_dir / "search"),
                       *((k, out_dir / f"search-bok-{k}") for k in preset.bok_sweep)]:
         t = search_table([], runs.read_records(folder, "search.jsonl"), preset.bok_ns, seed=seed).get("beam-pav")
         if t:
-            sweep[str(k)] = {str(n): {"mean": t["accuracy"]["mean"][i], "low": t["accuracy"]["low"][i],
-                                      "high": t["accuracy"]["high"][i]} for i, n in enumerate(t["n"])}
-    accuracy_ci = {m: {str(n): {"mean": full[m]["accuracy"]["mean"][i], "low": full[m]["accuracy"]["low"][i],
-                                "high": full[m]["accuracy"]["high"][i]} for i, n in enumerate(full[m]["n"])}
-                   for m in METHODS if m in full}
+            sweep[str(k)] = _intervals_by_n(t)
+    accuracy_ci = {m: _intervals_by_n(full[m]) for m in METHODS if m in full}
     likelihood = full.get("bon-likelihood")
     return {"within_auc_orm": ranking.get("orm", {}).get("within_auc"),
             "within_auc_pqv": ranking.get("pqv", {}).get("within_auc"),
             "within_auc_likelihood": ranking.get("logprob_mean", {}).get("within_auc"),
             "ranking": ranking,
             "train_eval_within_auc": {k: m.get("eval_within_auc") for k, m in trained.items()},
-            "orm_accuracy_grows_with_n": best_of_n_growth(pool, "orm", seed=seed)["grows"] if pool else None,
-            "orm_growth": best_of_n_growth(pool, "orm", seed=seed) if pool else None,
+            "orm_accuracy_grows_with_n": growth["grows"] if growth else None, "orm_growth": growth,
             "compute_ratio": s["compute_ratio"], "compute_ratio_is_lower_bound": s["ratio_is_lower_bound"],
             "compute_ratio_by_n": {str(n): r for n, r in s["compute_ratio_by_n"].items()},
             "accuracy_gain": s["accuracy_gain"], "accuracy_gain_at_n": s["accuracy_gain_at_n"],
@@ -1587,19 +1583,26 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
         click.echo(f"{summary['problems']} problems, {len(units)} new units in {seconds:.1f} s -> {out_dir}", err=True)
 
 
-def _search_summary(out_dir, methods, ns, seed: int, num_problems: int | None = None) -> dict:
-    """{"accuracy": {method: {N: mean}}, "compute": {method: {N: mean tokens}}, "problems", "fig4", "ranking"} of
-    a search run directory, over ``methods`` at ``ns`` (and the first ``num_problems`` problems; default all);
-    "ranking": within-problem and pooled AUC of each pool score (:func:`pavkit.analysis.figures.pool_ranking`)."""
+def _search_table(out_dir, methods, ns, seed: int, num_problems: int | None = None) -> tuple[dict, list[dict]]:
+    """(:func:`pavkit.analysis.figures.search_table` of a search run directory over ``methods`` at ``ns``, its
+    pool records), on the first ``num_problems`` problems (default all)."""
     from pavkit import runs
-    from pavkit.analysis.figures import fig4_summary, pool_ranking, search_table
+    from pavkit.analysis.figures import search_table
 
     def wanted(r: dict) -> bool:
         return num_problems is None or r["problem_index"] < num_problems
 
     pool = [r for r in runs.read_records(out_dir, "pool.jsonl") if wanted(r)]
     search = [r for r in runs.read_records(out_dir, "search.jsonl") if wanted(r) and r["method"] in methods]
-    table = search_table(pool, search, ns, seed=seed)
+    return search_table(pool, search, ns, seed=seed), pool
+
+
+def _table_summary(table: dict, pool: list[dict], methods) -> dict:
+    """{"accuracy": {method: {N: mean}}, "compute": {method: {N: mean tokens}}, "problems", "fig4", "ranking"} of a
+    search table; "ranking": within-problem and pooled AUC of each pool score
+    (:func:`pavkit.analysis.figures.pool_ranking`)."""
+    from pavkit.analysis.figures import fig4_summary, pool_ranking
+
     out: dict = {"accuracy": {}, "compute": {}, "problems": table["problems"]}
     for method in methods:
         if method in table:
@@ -1609,6 +1612,18 @@ def _search_summary(out_dir, methods, ns, seed: int, num_problems: int | None = 
     out["fig4"] = fig4_summary(table) if "bon-orm" in table and "beam-pav" in table else None
     out["ranking"] = pool_ranking(pool)
     return out
+
+
+def _search_summary(out_dir, methods, ns, seed: int, num_problems: int | None = None) -> dict:
+    """:func:`_table_summary` of a search run directory (see :func:`_search_table`)."""
+    return _table_summary(*_search_table(out_dir, methods, ns, seed, num_problems), methods)
+
+
+def _intervals_by_n(entry: dict) -> dict:
+    """A search-table entry's accuracy as {N: {"mean", "low", "high"}} (N as a string, for JSON)."""
+    acc = entry["accuracy"]
+    return {str(n): {"mean": acc["mean"][i], "low": acc["low"][i], "high": acc["high"][i]}
+            for i, n in enumerate(entry["n"])}
 
 
 # ----------------------------------------------------------------------------------------------------------------
