@@ -58,7 +58,8 @@ def _threads_option(f):
     return click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help=THREADS_HELP)(f)
 
 
-def _open_run(out, config: dict, seed: int | None, ignore=(), note: bool = True) -> dict | None:
+def _open_run(out, config: dict, seed: int | None, ignore=(), note: bool = True,
+              defaults: dict | None = None) -> dict | None:
     """``runs.open_run`` for a command; returns the run's checkpoint when it resumes one (else None).
 
     A resumed run says so on stderr ("resuming OUT from iteration N", or "resuming OUT" for a run without a
@@ -68,7 +69,7 @@ def _open_run(out, config: dict, seed: int | None, ignore=(), note: bool = True)
     from pavkit import runs
 
     try:
-        resumed = runs.open_run(out, config, seed=seed, ignore=ignore)
+        resumed = runs.open_run(out, config, seed=seed, ignore=ignore, defaults=defaults)
     except ValueError as e:
         raise InputError(str(e)) from None
     ckpt = runs.load_checkpoint(out) if resumed else None
@@ -330,11 +331,11 @@ _PROVER_HELP = ("Prover μ: 'gamma:G' (the procedural μ_γ of §3.3, exact A^μ
 
 
 _MU_READING_OPTION = click.option(
-    "--mu-reading", type=click.Choice(["per-token", "pooled"]), default="per-token", show_default=True,
+    "--mu-reading", type=click.Choice(["pooled", "per-token"]), default="pooled", show_default=True,
     help="Reading of the paper's μ_γ (\"mass proportional to γ on y*_{k+1}, uniform on all other tokens\"): "
-         "per-token = weight γ on the next y* token and 1 on EACH of the other 14 (μ_10 succeeds 4.6 % of the "
-         "time); pooled = weight γ against 1 shared by all the others (μ_10 succeeds 88 %). Also decides the "
-         "SFT data (samples of μ_{--sft-gamma}).")
+         "pooled = weight γ against 1 shared by all the others (μ_10 succeeds 88 % of the time, μ_100 99.5 %, as "
+         "in Fig. 9); per-token = weight γ on the next y* token and 1 on EACH of the other 14 (μ_10 succeeds "
+         "4.6 %). Also decides the SFT data (samples of μ_{--sft-gamma}). README, Design: why pooled.")
 
 
 def _rl_options(f):
@@ -351,7 +352,10 @@ def _rl_options(f):
         click.option("--batch", type=click.IntRange(1), default=64, show_default=True,
                      help="Sequences sampled per iteration (paper: 64)."),
         click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True,
-                     help="Adam learning rate, constant (paper: 1e-3)."),
+                     help="Learning rate of --optimizer, constant (paper: Adam 1e-3)."),
+        click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
+                     help="adam (the paper's) or sgd (plain gradient steps: a step's size follows the weights' "
+                          "size, where Adam normalises it; plain SGD needs a much larger --lr, e.g. 1)."),
         click.option("--eval-every", type=click.IntRange(0), default=25, show_default=True,
                      help="Iterations between accuracy evaluations (0: only first and last)."),
         click.option("--eval-samples", type=click.IntRange(1), default=1000, show_default=True,
@@ -364,6 +368,10 @@ def _rl_options(f):
                      help="y*, comma-separated tokens in 0..13 (paper example: 3 6 0 3 5)."),
         click.option("--sft-gamma", type=click.FloatRange(0), default=5.0, show_default=True,
                      help="γ of the weak prover whose samples initialise π by SFT (paper: 5)."),
+        click.option("--sft-iters", type=click.IntRange(0), default=50, show_default=True,
+                     help="SFT steps (batch 64, Adam 1e-3) on 3,200 samples of μ_{--sft-gamma} (paper: 50)."),
+        click.option("--length", type=click.IntRange(1), default=10, show_default=True,
+                     help="Sequence length H (paper: 10); y* must fit."),
         _MU_READING_OPTION,
     ]
     for opt in reversed(opts):
@@ -371,7 +379,8 @@ def _rl_options(f):
     return _threads_option(f)
 
 
-def _rl_config(prover: str, alpha: float, seed: int, *, planted: str, sft_gamma: float, **fields):
+def _rl_config(prover: str, alpha: float, seed: int, *, planted: str, sft_gamma: float, sft_iters: int | None = None,
+               **fields):
     """An RLConfig from the shared `_rl_options` (their names are RLConfig's fields, except the two below)."""
     from pavkit.toy.policies import SFTConfig
     from pavkit.toy.rl import RLConfig
@@ -381,7 +390,8 @@ def _rl_config(prover: str, alpha: float, seed: int, *, planted: str, sft_gamma:
     except ValueError:
         raise InputError(f"--planted: expected comma-separated integers like 3,6,0,3,5, got {planted!r}") from None
     try:
-        return RLConfig(prover=prover, alpha=alpha, seed=seed, planted=tokens, sft=SFTConfig(gamma=sft_gamma),
+        return RLConfig(prover=prover, alpha=alpha, seed=seed, planted=tokens,
+                        sft=SFTConfig(gamma=sft_gamma, **({} if sft_iters is None else {"iters": sft_iters})),
                         **fields)
     except ValueError as e:  # RLConfig's messages start with the field: "n_mc must be >= 0, ..."
         raise InputError(f"--{str(e).split(' ', 1)[0].replace('_', '-')}: {e}") from None
@@ -394,11 +404,11 @@ def _run_rl(cfg, out: str, progress: bool = True, threads: int | None = None) ->
     import torch
 
     from pavkit import runs
-    from pavkit.toy.rl import checkpoint, init_state, restore, train
+    from pavkit.toy.rl import ADDED_FIELDS, checkpoint, init_state, restore, train
 
     if threads:
         torch.set_num_threads(threads)
-    ckpt = _open_run(out, cfg.to_dict(), cfg.seed, note=progress)
+    ckpt = _open_run(out, cfg.to_dict(), cfg.seed, note=progress, defaults=ADDED_FIELDS)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
     # Records after the checkpoint would be written twice: drop them (all of them on a fresh start).
     runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)

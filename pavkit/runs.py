@@ -61,12 +61,16 @@ def _get(d: dict, dotted: str):
     return d
 
 
-def config_difference(saved: dict, config: dict, ignore=()) -> str | None:
+def config_difference(saved: dict, config: dict, ignore=(), defaults: dict | None = None) -> str | None:
     """One line naming the first field where ``config`` differs from ``saved``, or None if they agree.
 
-    Top-level keys in ``ignore`` are not compared (e.g. a version string, a path whose content is hashed).
+    Top-level keys in ``ignore`` are not compared (e.g. a version string, a path whose content is hashed). A
+    top-level key of ``defaults`` that ``saved`` lacks counts as holding its default there: a field added to a
+    config after the run was written, whose default reproduces what the run did.
     """
     config = json.loads(json.dumps(config))  # tuples → lists, as they are read back
+    if defaults:
+        saved = {**{k: v for k, v in json.loads(json.dumps(defaults)).items() if k not in saved}, **saved}
     field = _first_difference(saved, config, frozenset(ignore))
     if field is None:
         return None
@@ -74,10 +78,11 @@ def config_difference(saved: dict, config: dict, ignore=()) -> str | None:
 
 
 def open_run(path: str | Path, config: dict, seed: int | None = None, command: list[str] | None = None,
-             ignore=()) -> bool:
+             ignore=(), defaults: dict | None = None) -> bool:
     """Create the run directory, or reopen it to resume. Returns True if it already held this config.
 
-    Writes DIR/config.json (first time) and DIR/meta.json (every time). Keys in ``ignore`` may differ on resume.
+    Writes DIR/config.json (first time) and DIR/meta.json (every time). Keys in ``ignore`` may differ on resume;
+    keys of ``defaults`` missing from DIR/config.json count as their defaults (:func:`config_difference`).
 
     Raises:
         RunConfigMismatch: naming the first differing field, if DIR/config.json holds another config.
@@ -89,7 +94,7 @@ def open_run(path: str | Path, config: dict, seed: int | None = None, command: l
     cfg_path = path / "config.json"
     resumed = cfg_path.exists()
     if resumed:
-        diff = config_difference(read_json(path, "config.json"), config, ignore)
+        diff = config_difference(read_json(path, "config.json"), config, ignore, defaults)
         if diff is not None:
             raise RunConfigMismatch(f"{cfg_path}: config mismatch on resume: {diff}; use another --out or the "
                                     "same options")

@@ -127,14 +127,15 @@ def test_value_table_does_not_depend_on_length():
 
 
 def test_prover_probs():
-    task = PlantedTask((0, 1, 0), **SMALL)
+    task = PlantedTask((0, 1, 0), **SMALL, mu_reading="per-token")
     p = prover_probs(task, 6.0)
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     np.testing.assert_allclose(p[1], np.array([1, 6, 1, 1, 1]) / 10)
     np.testing.assert_allclose(prover_probs(task, 1.0), 0.2)
-    pooled = prover_probs(PlantedTask((0, 1, 0), **SMALL, mu_reading="pooled"), 6.0)
+    pooled = prover_probs(PlantedTask((0, 1, 0), **SMALL), 6.0)  # the default reading
     # γ = 6 against 1 shared by the 4 other tokens: 6/7 on y*[1] = 1, 1/28 on each other token
     np.testing.assert_allclose(pooled[1], np.array([1 / 28, 6 / 7, 1 / 28, 1 / 28, 1 / 28]))
+    np.testing.assert_allclose(prover_probs(PlantedTask((0, 1, 0), **SMALL), 1.0)[:, 0], [0.5, 0.125, 0.5])
     with pytest.raises(ValueError, match="mu_reading"):
         PlantedTask((0, 1, 0), **SMALL, mu_reading="per-type")
 
@@ -186,9 +187,10 @@ def test_match_automaton_is_longest_match(planted, prefix):
     seq=st.lists(st.integers(0, 4), min_size=6, max_size=6),
     h=st.integers(0, 6),
     gamma=st.sampled_from([0.0, 1.0, 4.0, 50.0]),
+    reading=st.sampled_from(["pooled", "per-token"]),
 )
-def test_q_values_agree_with_values(planted, seq, h, gamma):
-    task = PlantedTask(planted, vocab_size=5, length=6)
+def test_q_values_agree_with_values(planted, seq, h, gamma, reading):
+    task = PlantedTask(planted, vocab_size=5, length=6, mu_reading=reading)
     prefix = np.array([seq[:h] + [-1] * (6 - h)])
     q = prover_q_values(task, gamma, prefix)[0]
     assert q.shape == (5,)
@@ -199,7 +201,7 @@ def test_q_values_agree_with_values(planted, seq, h, gamma):
     longer = np.array([seq[:h] + [t] + [0] * (6 - h - 1) for t in range(5)])
     np.testing.assert_allclose(q, prover_values(task, gamma, longer)[:, h + 1], rtol=0, atol=1e-15)
     # V(s) = Σ_t μ_γ(t | s) Q(s, t), with μ_γ from the procedural definition.
-    mu = _ref_next_probs(tuple(seq[:h]), planted, 5, gamma)
+    mu = _ref_next_probs(tuple(seq[:h]), planted, 5, gamma, reading)
     assert abs(mu @ q - v_here) < 1e-12
 
 

@@ -18,6 +18,7 @@ from pavkit.toy.rl import (
     mc_prefix_values,
     parse_prover,
     prover_prefix_values,
+    prover_terms,
     restore,
     rl_iteration,
     train,
@@ -148,6 +149,36 @@ def test_prover_prefix_values():
     np.testing.assert_allclose(prover_prefix_values(cfg, SMALL, seqs, v_pi), bok(v_pi, 3))
 
 
+def test_prover_terms_match_exact_enumeration():
+    """Thm 3.1's terms at π's visited states: distinguishability exactly (π and A^μ are exact), alignment within
+    Monte Carlo error, both against Q^π and V^μ recomputed here by enumerating π's episodes."""
+    pol, task = _small_policy(1), SMALL
+    seqs = pol.sample(6, torch.Generator().manual_seed(0)).numpy()
+    got = prover_terms(pol, task, ["gamma:3", "bok:2"], seqs, 4000, torch.Generator().manual_seed(1))
+    dist, align, n = np.zeros(2), np.zeros(2), 0
+    for seq in seqs:
+        for h in range(task.length):
+            prefix = [int(t) for t in seq[:h]]
+            if task.success(np.array([list(seq[:h]) + [task.eos] * (task.length - h)]))[0] or task.eos in prefix:
+                break  # settled: y* seen or EOS
+            children = [prefix + [t] for t in range(task.vocab_size)]
+            pad = [c + [task.eos] * (task.length - len(c)) for c in children]
+            pi = np.exp([pol.log_probs(torch.tensor([c]))[0, h].item() for c in pad])
+            q_pi = np.array([sum(p * task.success(np.array([e]))[0] for e, p in _exact_episodes(pol, task, c))
+                             for c in children])
+            adv_pi = q_pi - pi @ q_pi
+            v_mu = prover_values(task, 3, np.array([pad[0]]))[0]
+            q_g = np.array([prover_values(task, 3, np.array([c]))[0, h + 1] for c in pad])
+            for i, adv_mu in enumerate((q_g - v_mu[h], bok(q_pi, 2) - bok(pi @ q_pi, 2))):
+                dist[i] += pi @ (adv_mu - pi @ adv_mu) ** 2
+                align[i] += pi @ (adv_mu * adv_pi)
+            n += 1
+    assert got["states"] == n
+    np.testing.assert_allclose(got["distinguishability"][0], dist[0] / n, rtol=1e-6)  # float32 π
+    np.testing.assert_allclose(got["distinguishability"][1], dist[1] / n, atol=5e-3)  # Bo2 uses MC Q^π
+    np.testing.assert_allclose(got["alignment"], align / n, atol=5e-3)
+
+
 @pytest.mark.parametrize("bad", ["gamma", "gamma:-1", "bok:0", "bok:2.5", "mu:3", "gamma:nan", ""])
 def test_parse_prover_rejects_bad_specs(bad):
     with pytest.raises(ValueError, match="prover must be"):
@@ -205,6 +236,28 @@ def test_one_iteration_gradient_is_the_weighted_log_prob_gradient():
     assert record["loss"] == pytest.approx(loss.item(), rel=1e-5)
     for a, b in zip(state.policy.parameters(), twin.policy.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_sgd_iteration_is_a_plain_gradient_step():
+    """optimizer="sgd": θ ← θ − lr·∇θ loss exactly (no momentum, no normalisation), from the same loss as Adam's."""
+    cfg = _small_cfg(batch=8, n_mc=8, optimizer="sgd", lr=0.5)
+    state = init_state(cfg)
+    assert isinstance(state.optimizer, torch.optim.SGD)
+    before = [p.detach().clone() for p in state.policy.parameters()]
+    twin = restore(cfg, checkpoint(state))
+    gen = torch.Generator()
+    gen.set_state(state.generator.get_state())
+    seqs = twin.policy.sample(cfg.batch, gen).numpy()
+    v_pi, _ = mc_prefix_values(twin.policy, twin.task, seqs, cfg.n_mc, gen)
+    w = v_pi[:, 1:] + cfg.alpha * np.diff(prover_values(twin.task, 8, seqs), axis=1)
+    w = np.where(action_mask(twin.task, seqs), w, 0.0)
+    loss = -(torch.as_tensor(w, dtype=torch.float32) * twin.policy.log_probs(torch.as_tensor(seqs))).sum() / 8
+    grads = torch.autograd.grad(loss, list(twin.policy.parameters()))
+    rl_iteration(state, cfg)
+    for p0, g, p1 in zip(before, grads, state.policy.parameters(), strict=True):
+        torch.testing.assert_close(p1.detach(), p0 - 0.5 * g)
+    with pytest.raises(ValueError, match="optimizer"):
+        _small_cfg(optimizer="rmsprop")
 
 
 def test_checkpoint_restore_reproduces_an_uninterrupted_run():

@@ -134,3 +134,31 @@ def test_toy_rl_mu_reading_reaches_the_task(tmp_path):
     assert first[0] != first[1]
     refused = run("toy", "rl", "--prover", "gamma:10", "--mu-reading", "per-token", "--out", outs["pooled"], *FAST)
     assert refused.exit_code == 2 and "mu_reading" in refused.output
+
+
+def test_toy_rl_optimizer_sft_iters_and_length_reach_the_config(tmp_path):
+    """--optimizer, --sft-iters and --length are RLConfig fields of the run (and of a sweep's runs)."""
+    from pavkit.toy.rl import RLConfig
+
+    out = tmp_path / "sgd"
+    r = run("toy", "rl", "--optimizer", "sgd", "--lr", "1", "--sft-iters", "3", "--length", "12", "--out", out, *FAST)
+    assert r.exit_code == 0, r.output
+    cfg = RLConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert (cfg.optimizer, cfg.lr, cfg.sft.iters, cfg.length, cfg.task().length) == ("sgd", 1.0, 3, 12, 12)
+    refused = run("toy", "rl", "--optimizer", "adam", "--lr", "1", "--sft-iters", "3", "--length", "12", "--out", out,
+                  *FAST)
+    assert refused.exit_code == 2 and "optimizer" in refused.output
+
+
+def test_a_run_written_before_a_field_existed_resumes_as_its_old_value(tmp_path):
+    """A config.json without mu_reading/optimizer (written before they existed) holds per-token and adam: the
+    matching command resumes it; the new default reading (pooled) is refused, naming the field."""
+    out = tmp_path / "old"
+    assert run("toy", "rl", "--mu-reading", "per-token", "--out", out, *FAST).exit_code == 0
+    cfg = json.loads((out / "config.json").read_text())
+    del cfg["mu_reading"], cfg["optimizer"]
+    (out / "config.json").write_text(json.dumps(cfg))
+    r = run("toy", "rl", "--mu-reading", "per-token", "--out", out, *FAST)
+    assert r.exit_code == 0 and "resuming" in r.output, r.output
+    refused = run("toy", "rl", "--out", out, *FAST)
+    assert refused.exit_code == 2 and "mu_reading" in refused.output

@@ -184,8 +184,20 @@ def fig3b_figure(runs: Sequence[RLRun], ax=None):
         ax.set_xscale("log")
         ax.set_xticks(xs, [f"{x:g}" for x in xs], minor=False)
         ax.minorticks_off()
-    ax.set_title("Choice of prover policy μ", fontsize=10)
+    ax.set_title(f"Choice of prover policy μ ({_sweep_settings(runs, t)})", fontsize=10)
     return ax.figure
+
+
+def _sweep_settings(runs: Sequence[RLRun], table: dict) -> str:
+    """"3 seeds, μ_γ pooled, 120 iters, Adam": what a Fig. 3(b) panel's runs share (readings, optimisers)."""
+    from pavkit.toy.rl import ADDED_FIELDS  # what a run written before a field existed held
+
+    seeds = min(table["seeds"])
+    parts = [f"{seeds} seed{'s' if seeds != 1 else ''}" + ("" if seeds == max(table["seeds"]) else " or more")]
+    for key, label in (("mu_reading", "μ_γ {}"), ("iters", "{} iters"), ("optimizer", "{}")):
+        values = {str(r.config.get(key, ADDED_FIELDS.get(key, "?"))) for r in runs}
+        parts.append(label.format("/".join(sorted(values))))
+    return ", ".join(p.replace("adam", "Adam").replace("sgd", "SGD") for p in parts)
 
 
 def pass_at_n_table(runs: Sequence[RLRun], iteration: int | None = None) -> dict:

@@ -6,13 +6,15 @@ Task: sequences of ``length`` tokens (10) over ``{0, …, vocab_size-1}`` (15 to
     r(y, y*) = 1  iff  y* occurs contiguously in y before its first EOS,  else 0.
 
 Prover family μ_γ (procedural in the paper). Let k be the match state of a prefix: the LONGEST k < L such
-that the last k tokens equal y*[:k] (the KMP automaton state). Then
+that the last k tokens equal y*[:k] (the KMP automaton state). Then, in the default "pooled" reading,
 
-    μ_γ(t | s) = γ / Z  if t = y*[k],   1 / Z  otherwise,   Z = γ + vocab_size - 1,
+    μ_γ(t | s) = γ / (γ + 1)  if t = y*[k],   1 / ((γ + 1)(vocab_size − 1))  for each other t (EOS included),
 
-so every other token, EOS included, gets weight 1 (the "per-token" reading; ``PlantedTask.mu_reading =
-"pooled"`` gives the other tokens weight 1 in all, :func:`prover_probs`). Once y* has appeared the reward is
-settled and μ_γ emits EOS (Fig. 9: finished samples pad with 14); after an EOS it keeps emitting EOS.
+weight γ against weight 1 shared by all the other tokens; ``PlantedTask.mu_reading = "per-token"`` gives weight
+1 to EACH other token instead, μ_γ(y*[k]) = γ / (γ + vocab_size − 1) (:func:`prover_probs`). Pooled is the
+default because only it matches what the paper shows of μ_γ itself (Fig. 9, README "Design"). Once y* has
+appeared the reward is settled and μ_γ emits EOS (Fig. 9: finished samples pad with 14); after an EOS it keeps
+emitting EOS.
 
 Readings of an ambiguous paper (PAPER.md §10 item 10): the vocabulary is ``{0, …, 14}`` (the example y*
 contains 0), the unnormalised weights are γ vs 1, k is the longest match, y* must be contiguous, and the
@@ -38,7 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 
 PAD = -1  # not-yet-generated position of a prefix
-MU_READINGS = ("per-token", "pooled")  # PAPER.md §4: "mass proportional to γ on y*_{k+1}, uniform on all other tokens"
+MU_READINGS = ("pooled", "per-token")  # PAPER.md §4: "mass proportional to γ on y*_{k+1}, uniform on all other tokens"
+DEFAULT_MU_READING = "pooled"  # the one that fits Fig. 9 (README "Design")
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class PlantedTask:
     planted: tuple[int, ...]
     vocab_size: int = 15
     length: int = 10
-    mu_reading: str = "per-token"
+    mu_reading: str = DEFAULT_MU_READING
 
     def __post_init__(self) -> None:
         if self.mu_reading not in MU_READINGS:
@@ -94,7 +97,7 @@ class PlantedTask:
     @classmethod
     def random(
         cls, seed: int, planted_length: int = 5, vocab_size: int = 15, length: int = 10,
-        mu_reading: str = "per-token",
+        mu_reading: str = DEFAULT_MU_READING,
     ) -> PlantedTask:
         """A task whose y* has i.i.d. uniform tokens in 0..vocab_size-2 (repeats allowed: [3 6 0 3 5])."""
         if vocab_size < 2:

@@ -9,7 +9,7 @@ One readable loop (CleanRL style). Each iteration:
    - V^μ exact from the μ_γ automaton DP (prover "gamma:G"), or Best-of-K(π) from the Monte Carlo V^π
      (prover "bok:K": V^μ = 1 − (1 − V^π)^K, App. F.4);
 3. per-step weight  w_h = Q^π(s_h, a_h) + α·A^μ(s_h, a_h)   (Eq. 5; α = 0 is outcome-only RL);
-4. REINFORCE:  loss = −(1/B) Σ_b Σ_h mask_bh · w_bh · log π_θ(a_h | s_h),  one Adam step.
+4. REINFORCE:  loss = −(1/B) Σ_b Σ_h mask_bh · w_bh · log π_θ(a_h | s_h),  one Adam (or plain SGD) step.
 
 Steps after the reward is settled are masked (``policies.action_mask``): their weight would be 1 + α·0
 whatever the action, a zero-mean term that only adds variance.
@@ -34,6 +34,11 @@ from pavkit.toy import planted as _planted
 from pavkit.toy.planted import PlantedTask
 from pavkit.toy.policies import MadePolicy, SFTConfig, action_mask, rollout_successes, sft
 
+OPTIMIZERS = ("adam", "sgd")
+# RLConfig fields added after runs were first written, with the value every older run had: a run directory
+# whose config.json lacks one resumes as if it held that value (runs.config_difference).
+ADDED_FIELDS = {"mu_reading": "per-token", "optimizer": "adam"}
+
 
 @dataclass(frozen=True)
 class RLConfig:
@@ -44,7 +49,10 @@ class RLConfig:
         alpha: α of the effective reward Q^π + α·A^μ; 0 is outcome-only RL (paper: 1).
         iters: RL iterations (paper: 10,000; accuracy saturates after ≈350 with γ = 10).
         batch: sequences per iteration (paper: 64).
-        lr: Adam learning rate, constant (paper: 1e-3).
+        lr: learning rate of ``optimizer``, constant (paper: Adam 1e-3).
+        optimizer: "adam" (the paper's) or "sgd" (plain gradient steps, no momentum). Adam divides each
+            parameter's step by the running RMS of its gradient, so a weak prover's tiny advantages still move
+            the policy at full speed; plain SGD steps in proportion to the weights' size (issue #14's test).
         n_mc: Monte Carlo rollouts of the current π per prefix for Q^π (paper: "more than 100"). 0 uses the
             sampled sequence's own outcome r(y) as Q^π at every step (the textbook REINFORCE return, one
             sample; PAPER.md §10.4 leaves open which of the two the paper's RL used); "bok:K" needs n_mc >= 1.
@@ -71,6 +79,7 @@ class RLConfig:
     iters: int = 400
     batch: int = 64
     lr: float = 1e-3
+    optimizer: str = "adam"
     n_mc: int = 100
     prover_mc: int = 0
     eval_every: int = 25
@@ -80,7 +89,7 @@ class RLConfig:
     pass_at_ns: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     pass_samples: int = 4096
     planted: tuple[int, ...] = (3, 6, 0, 3, 5)
-    mu_reading: str = "per-token"
+    mu_reading: str = _planted.DEFAULT_MU_READING
     vocab_size: int = 15
     length: int = 10
     hidden: int = 128
@@ -94,6 +103,8 @@ class RLConfig:
         for name in ("iters", "batch", "eval_samples", "final_samples", "pass_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.prover_mc < 0:
             raise ValueError(f"prover_mc must be >= 0, got {self.prover_mc}")
         if self.n_mc < 0 or (self.n_mc == 0 and parse_prover(self.prover)[0] == "bok"):
@@ -149,12 +160,17 @@ def _task_and_policy(cfg: RLConfig) -> tuple[PlantedTask, MadePolicy]:
     return task, MadePolicy(cfg.length, cfg.vocab_size, cfg.hidden, cfg.layers)
 
 
+def _optimizer(cfg: RLConfig, policy: MadePolicy) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(policy.parameters(), lr=cfg.lr)
+    return torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+
+
 def init_state(cfg: RLConfig) -> RLState:
     """Build the task, initialise π by SFT on μ_γ samples (cfg.sft), and a fresh optimiser."""
     task, policy = _task_and_policy(cfg)
     sft(policy, task, cfg.sft, cfg.seed)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
-    return RLState(task, policy, optimizer, torch.Generator().manual_seed(cfg.seed + 1))
+    return RLState(task, policy, _optimizer(cfg, policy), torch.Generator().manual_seed(cfg.seed + 1))
 
 
 def checkpoint(state: RLState) -> dict:
@@ -167,7 +183,7 @@ def restore(cfg: RLConfig, ckpt: dict) -> RLState:
     """Inverse of ``checkpoint`` for the same config."""
     task, policy = _task_and_policy(cfg)
     policy.load_state_dict(ckpt["policy"])
-    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    optimizer = _optimizer(cfg, policy)
     optimizer.load_state_dict(ckpt["optimizer"])
     generator = torch.Generator()
     generator.set_state(ckpt["generator"])
@@ -216,6 +232,55 @@ def prover_prefix_values(cfg: RLConfig, task: PlantedTask, sequences: np.ndarray
     rollouts = _planted.sample_prover(task, value, cfg.prover_mc, seed, prefixes=unique)  # (U, n, H)
     means = task.success(rollouts.reshape(-1, task.length)).reshape(len(unique), -1).mean(axis=1)
     return means[inverse.ravel()].reshape(prefixes.shape[:2])
+
+
+def prover_terms(policy: MadePolicy, task: PlantedTask, provers: list[str], sequences: np.ndarray, n_mc: int,
+                 generator: torch.Generator) -> dict:
+    r"""Theorem 3.1's two terms for each prover at the states π visits, the paper's account of Fig. 3(b).
+
+        distinguishability = E_s Var_{a~π(·|s)}[A^μ(s, a)]
+        alignment          = E_s E_{a~π(·|s)}[A^μ(s, a) · A^π(s, a)]
+
+    s runs over every unsettled prefix of ``sequences`` (samples of π; the steps ``action_mask`` keeps), so E_s
+    is π's occupancy summed over depths. π(·|s) is exact (the MADE conditionals); A^{μ_γ} is exact (the DP);
+    Q^π(s, a) is the mean of ``n_mc`` rollouts of π from every distinct child s·a (one batched call),
+    V^π(s) = Σ_a π(a|s) Q^π(s, a), and a Best-of-K prover uses 1 − (1 − Q^π)^K of those. The paper's reading:
+    outside γ ∈ [8, 15], A^μ ≈ 0 on most states, so distinguishability is small.
+
+    Args:
+        provers: "gamma:G" or "bok:K" specs.
+        sequences: (B, length) int, samples of π.
+    Returns:
+        {"provers": [...], "distinguishability": [...], "alignment": [...], "mean_abs_adv_mu": [...],
+         "states": S} (one float per prover).
+    """
+    from pavkit.estimators import complementarity
+
+    seqs = np.asarray(sequences)
+    b, h = np.nonzero(action_mask(task, seqs))  # the S visited states, as (sequence, depth)
+    states = task.prefixes_of(seqs)[b, h]  # (S, H)
+    with torch.no_grad():
+        pi = torch.softmax(policy.logits(torch.as_tensor(states))[np.arange(len(h)), h], -1).double().numpy()
+    children = np.repeat(states, task.vocab_size, axis=0)  # (S·V, H): s·a for every token a
+    children[np.arange(len(children)), np.repeat(h, task.vocab_size)] = np.tile(np.arange(task.vocab_size), len(h))
+    unique, inverse = np.unique(children, axis=0, return_inverse=True)
+    q_pi = rollout_successes(policy, task, unique, n_mc, generator).mean(axis=1)[inverse.ravel()]
+    q_pi = q_pi.reshape(len(h), task.vocab_size)  # (S, V)
+    adv_pi = q_pi - (pi * q_pi).sum(axis=1, keepdims=True)
+    out: dict = {"provers": list(provers), "distinguishability": [], "alignment": [], "mean_abs_adv_mu": [],
+                 "states": int(len(h))}
+    for spec in provers:
+        kind, value = parse_prover(spec)
+        if kind == "bok":
+            q_mu, v_mu = bok(q_pi, value), bok((pi * q_pi).sum(axis=1), value)
+        else:
+            q_mu, v_mu = _planted.prover_q_values(task, value, states), _planted.prover_values(task, value, seqs)[b, h]
+        adv_mu = q_mu - v_mu[:, None]  # (S, V)
+        terms = complementarity(pi, adv_mu, adv_pi)
+        out["distinguishability"].append(terms.distinguishability)
+        out["alignment"].append(terms.alignment)
+        out["mean_abs_adv_mu"].append(float((pi * np.abs(adv_mu)).sum(axis=1).mean()))
+    return out
 
 
 def rl_iteration(state: RLState, cfg: RLConfig) -> dict:
