@@ -331,7 +331,7 @@ def grade(texts: Sequence[str], golds: Sequence[str], cfg: RLConfig | RFTConfig)
     return grade_batch(list(texts), list(golds), strict=cfg.strict, symbolic=cfg.symbolic)[0]
 
 
-LOGPROB_ROWS = 16  # responses per forward of `token_logprobs`: sorted by length, so a chunk pads little
+LOGPROB_ROWS = 16  # responses per forward of `token_logprobs`: sorted by length, so a batch pads little
 
 
 def _rows(model: Any, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]], pad_id: int):
@@ -351,75 +351,34 @@ def _rows(model: Any, prompt_ids: Sequence[Sequence[int]], response_ids: Sequenc
     return ids.to(device), attn.to(device), resp.to(device)
 
 
-def _prompt_cache(model: Any, prompts: Sequence[Sequence[int]], pad_id: int):
-    """Run every prompt but its last token once, left-padded: (per-layer (keys, values) with P rows, or None when
-    every prompt is one token; ids (P, W); mask (P, W); position ids (P, W)), W the longest prompt.
-
-    Position ids follow the left-padding rule of ``HFEngine`` (cumsum of the mask − 1), so a response continued
-    from this cache sees the positions of its unpadded row.
-    """
-    import torch
-    from transformers import DynamicCache
-
-    device = next(model.parameters()).device
-    width = max(map(len, prompts))
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(list(p))
-        mask[i, width - len(p):] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    if width == 1:
-        return None, ids, mask, pos
-    cache = DynamicCache(config=model.config)
-    model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], past_key_values=cache,
-          use_cache=True, logits_to_keep=1)
-    return [(layer.keys, layer.values) for layer in cache.layers], ids, mask, pos
-
-
 def token_logprobs(model: Any, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
                    pad_id: int):
     """log π(y_t | x, y_<t) of every response token: (logp (N, R) tensor, response mask (N, R) bool tensor).
 
     Position t of row b is response token t (R = the longest response). Each distinct prompt runs forward once
-    and its keys and values serve all its responses (a group shares its prompt: on the organism that halves the
-    tokens run). The responses then run from the prompt's last token in chunks of ``LOGPROB_ROWS`` rows of
-    similar length, right-padded. Gradients flow through both passes when grad is enabled.
+    and serves all its responses (``pavkit.llm.prefix``: a group shares its prompt, on the organism half the
+    tokens), which run in batches of ``LOGPROB_ROWS``. Gradients flow through both passes when grad is enabled.
     """
     import torch
-    from transformers import DynamicCache
 
-    distinct: dict[tuple, int] = {}
-    which = [distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids]
-    prompts = list(distinct)
-    kv, p_ids, p_mask, p_pos = _prompt_cache(model, prompts, pad_id)
-    device = p_ids.device
+    from pavkit.llm.prefix import distinct_prompts, prompt_cache, tail_batches
+
+    prompts, which = distinct_prompts(prompt_ids)
+    cache = prompt_cache(model, prompts, pad_id)
+    device = cache.mask.device
     n, width = len(response_ids), max(1, max(map(len, response_ids)))
     logp = torch.zeros((n, width), device=device)
     resp = torch.zeros((n, width), dtype=torch.bool, device=device)
-    order = sorted(range(n), key=lambda i: len(response_ids[i]))
-    for s in range(0, n, LOGPROB_ROWS):
-        rows = order[s:s + LOGPROB_ROWS]
-        src = torch.tensor([which[i] for i in rows], device=device)
-        w = max(1, max(len(response_ids[i]) for i in rows))
-        # input t is the token before response token t: the prompt's last token, then the response
-        feed = torch.full((len(rows), w), pad_id, dtype=torch.long)
-        feed_mask = torch.zeros((len(rows), w), dtype=torch.long)
-        target = torch.zeros((len(rows), w), dtype=torch.long)
+    # input t is the token before response token t: the prompt's last token, then the response but its last
+    tails = [[prompts[w][-1], *list(r)[:-1]] for w, r in zip(which, response_ids, strict=True)]
+    for rows, ids, _, kwargs in tail_batches(cache, which, tails, pad_id, LOGPROB_ROWS):
+        target = torch.zeros_like(ids)
         for k, i in enumerate(rows):
-            r = list(response_ids[i])
-            feed[k, :max(1, len(r))] = torch.tensor([prompts[which[i]][-1], *r[:-1]])
-            feed_mask[k, :max(1, len(r))] = 1
-            target[k, :len(r)] = torch.tensor(r, dtype=torch.long)
-            resp[i, :len(r)] = True
-        feed, feed_mask, target = feed.to(device), feed_mask.to(device), target.to(device)
-        cache = DynamicCache(ddp_cache_data=[(k[src], v[src]) for k, v in kv]) if kv is not None else None
-        logits = model(input_ids=feed, attention_mask=torch.cat([p_mask[src, :-1], feed_mask], dim=1),
-                       position_ids=p_pos[src, -1:] + torch.arange(w, device=device), past_key_values=cache,
-                       use_cache=cache is not None).logits.float()
+            target[k, :len(response_ids[i])] = torch.as_tensor(list(response_ids[i]), dtype=torch.long)
+            resp[i, :len(response_ids[i])] = True
+        logits = model(input_ids=ids, **kwargs).logits.float()
         picked = torch.log_softmax(logits, -1).gather(-1, target[..., None])[..., 0]
-        logp[torch.tensor(rows, device=device), :w] = picked
+        logp[torch.tensor(rows, device=device), :ids.shape[1]] = picked
     return logp * resp, resp  # 0 past the end of a response
 
 
