@@ -11,12 +11,14 @@ ORG/organism/base, or --policy, and the PQV ORG/pqv). Runs, each through the CLI
 
 then `pavkit plot fig7|fig8` and prints
 
-    {"sample_efficiency": ..., "accuracy_gain": ..., "pass_at_n_gain": ..., "minutes": ...}
+    {"sample_efficiency": ..., "accuracy_gain": ..., "pass_at_n_gain": ..., "samples_per_second": ..., "minutes": ...}
 
 sample_efficiency = iterations outcome-only RL needs to reach its final accuracy ÷ iterations PAV-RL needs to
 reach it (mean curves over seeds); accuracy_gain = final PAV-RL − final outcome-only accuracy; pass_at_n_gain =
-the same for Pass@N at the largest N; minutes = wall time of the stages (summed over resumed calls, kept in
-OUT/stages.jsonl). Usage: python bench/rl.py --organism runs/organism-cpu [--out runs/bench-rl] [--seeds 0,1,2]
+the same for Pass@N at the largest N; samples_per_second = RL training samples (iterations × problems × group)
+per second of the RL iterations' wall time (their evaluations included), averaged over the RL runs; minutes =
+wall time of the stages (summed over resumed calls, kept in OUT/stages.jsonl).
+Usage: python bench/rl.py --organism runs/organism-cpu [--out runs/bench-rl] [--seeds 0,1,2]
 """
 
 from __future__ import annotations
@@ -43,6 +45,19 @@ def _stage(out: Path, name: str, fn) -> None:
     t0 = time.perf_counter()
     fn()
     runs.append_record(out, {"stage": name, "seconds": round(time.perf_counter() - t0, 1)}, "stages.jsonl")
+
+
+def samples_per_second(run_dirs: list[str]) -> float | None:
+    """Mean over runs of training samples per second of the run's RL iterations (records with iteration ≥ 1)."""
+    from pavkit import runs
+
+    rates = []
+    for d in run_dirs:
+        cfg = runs.read_json(d, "config.json")
+        its = [r for r in runs.read_records(d) if r["iteration"] >= 1]
+        if its:
+            rates.append(len(its) * cfg["problems_per_iter"] * cfg["group"] / sum(r["seconds"] for r in its))
+    return round(sum(rates) / len(rates), 2) if rates else None
 
 
 def main() -> None:
@@ -115,6 +130,8 @@ def main() -> None:
     summary = rl_llm_summary(load_rl_runs(dirs))
     seconds = sum(r["seconds"] for r in runs.read_records(out, "stages.jsonl"))
     summary["minutes"] = round(seconds / 60, 1)
+    rl_dirs = dirs[2:] + [str(out / f"control-s{s}") for s in controls]
+    summary["samples_per_second"] = samples_per_second(rl_dirs)
     if controls:  # the same comparison with the control arm in PAV-RL's place
         control = [str(out / f"control-s{s}") for s in controls]
         (out / "figures" / "control").mkdir(exist_ok=True)
@@ -128,7 +145,8 @@ def main() -> None:
     print(json.dumps({"sample_efficiency": summary.get("sample_efficiency"),
                       "sample_efficiency_is_lower_bound": summary.get("reach", {}).get("ratio_is_lower_bound"),
                       "accuracy_gain": summary.get("accuracy_gain"), "pass_at_n_gain": gain.get("gain"),
-                      "pass_at_n": gain.get("n"), "minutes": summary["minutes"],
+                      "pass_at_n": gain.get("n"), "samples_per_second": summary["samples_per_second"],
+                      "minutes": summary["minutes"],
                       "final_accuracy": {k: summary[k]["final_accuracy"] for k in ("outcome_only", "effective_reward")
                                          if k in summary},
                       "unsolved_by_sft": {k: v if not isinstance(v, dict) else v["mean"][-1]

@@ -10,6 +10,10 @@ solution's track, 0 off it). Prints
 slip steps are those where the exact advantage drops below −0.1 (the step leaves the track: an arithmetic slip
 or a skipped operation); slip_auc is the probability that a random slip step gets a lower learned advantage
 than a random other step (0.5 = no information, 1 = perfect). These are the advantages PAV-RL multiplies by α.
+Pooled numbers also reward knowing which problems are hard (more slips, larger |A|); the within-problem view
+counts only comparisons inside a problem: within_corr correlates the advantages after subtracting each
+problem's mean (of its steps, over all its responses), within_slip_auc is the mean over problems with both
+kinds of step of the problem's own slip AUC (``verifier.within_problem_auc``, with its standard error).
 Usage: python bench/rl_advantages.py --policy runs/bench-rl/rft/model --pqv runs/organism-cpu/pqv
 """
 
@@ -19,6 +23,12 @@ import argparse
 import json
 
 import numpy as np
+
+
+def _demean(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """x (N,) minus the mean of its group (groups (N,) ints)."""
+    sums = np.bincount(groups, weights=x)
+    return x - (sums / np.maximum(np.bincount(groups), 1))[groups]
 
 
 def main() -> None:
@@ -37,7 +47,7 @@ def main() -> None:
 
     from pavkit.llm.organism import organism_problems
     from pavkit.llm.rl import RLConfig, grade, load_prover_values, prompts_of, response_steps, sampler
-    from pavkit.llm.verifier import binary_auc
+    from pavkit.llm.verifier import binary_auc, within_problem_auc
 
     torch.set_num_threads(a.threads)
     learned_cfg = RLConfig(policy=a.policy, verifier=a.pqv, prover=a.prover, alpha=1.0)
@@ -55,20 +65,24 @@ def main() -> None:
     a_l = np.concatenate([np.diff(v) for v in learned])
     a_e = np.concatenate([np.diff(v) for v in exact])
     slip = a_e < -0.1
+    problem = np.concatenate([np.full(len(v) - 1, i // a.samples) for i, v in enumerate(learned)])  # of each step
+    within = within_problem_auc(-a_l, slip.astype(float), problem)
     correct = grade([c.text for c in flat], [problems[i // a.samples].answer for i in range(len(flat))], learned_cfg)
     # within a problem: does the learned V^μ of the final prefix rank correct responses above wrong ones?
     final = np.array([v[-1] for v in learned]).reshape(len(problems), a.samples)
     ok = correct.reshape(len(problems), a.samples)
-    within = [binary_auc(final[i], ok[i]) for i in range(len(problems))]
-    within = [x for x in within if x is not None]
+    outcome_auc = [binary_auc(final[i], ok[i]) for i in range(len(problems))]
+    outcome_auc = [x for x in outcome_auc if x is not None]
     print(json.dumps({
         "responses": len(flat), "accuracy": float(correct.mean()), "steps": int(a_l.size),
         "slip_steps": int(slip.sum()), "corr": float(np.corrcoef(a_l, a_e)[0, 1]),
         "slip_auc": binary_auc(-a_l, slip.astype(float)),
         "mean_abs_learned": float(np.abs(a_l).mean()), "mean_abs_exact": float(np.abs(a_e).mean()),
         "mean_learned_on_slips": float(a_l[slip].mean()), "mean_learned_elsewhere": float(a_l[~slip].mean()),
-        "within_problem_outcome_auc": float(np.mean(within)) if within else None,
-        "problems_with_mixed_outcomes": len(within)}))
+        "within_corr": float(np.corrcoef(_demean(a_l, problem), _demean(a_e, problem))[0, 1]),
+        "within_slip_auc": within["auc"], "within_slip_auc_se": within["se"], "slip_problems": within["problems"],
+        "within_problem_outcome_auc": float(np.mean(outcome_auc)) if outcome_auc else None,
+        "problems_with_mixed_outcomes": len(outcome_auc)}))
 
 
 if __name__ == "__main__":

@@ -76,19 +76,29 @@ def test_step_weights_by_hand():
     assert mask.tolist() == [[True, False, False], [True, True, True]]
 
 
-def test_token_logprobs_match_unpadded_rows(tiny_policy):
+def test_token_logprobs_match_unpadded_rows(tiny_policy, monkeypatch):
     from transformers import AutoModelForCausalLM
 
+    import pavkit.llm.rl as rl
+
     model = AutoModelForCausalLM.from_pretrained(tiny_policy)
-    prompts, responses = [[1, 10, 11], [1, 12]], [[13, 14, 2], [15]]
+    # rows 0 and 2 share a prompt (run once); two rows per forward, so the tails run in two batches
+    monkeypatch.setattr(rl, "LOGPROB_ROWS", 2)
+    prompts, responses = [[1, 10, 11], [1, 12], [1, 10, 11]], [[13, 14, 2], [15], [16, 2]]
     logp, resp = token_logprobs(model, prompts, responses, pad_id=0)
+    wants = []
     for b, (p, r) in enumerate(zip(prompts, responses, strict=True)):
         ids = torch.tensor([p + r])
         full = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
-        want = full[torch.arange(len(p) - 1, len(p) + len(r) - 1), torch.tensor(r)]
-        got = logp[b][resp[b]]
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    assert resp.sum(1).tolist() == [3, 1]
+        wants.append(full[torch.arange(len(p) - 1, len(p) + len(r) - 1), torch.tensor(r)])
+        torch.testing.assert_close(logp[b][resp[b]], wants[-1], rtol=1e-5, atol=1e-5)
+    assert resp.sum(1).tolist() == [3, 1, 2] and logp[~resp].abs().sum() == 0
+    # the gradient flows through the shared prompt's keys and values as through each unpadded row
+    params = list(model.parameters())
+    got = torch.autograd.grad(logp.sum(), params)
+    want = torch.autograd.grad(sum(w.sum() for w in wants), params)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
 
 
 # -- the loop ---------------------------------------------------------------------------------------------------

@@ -331,6 +331,9 @@ def grade(texts: Sequence[str], golds: Sequence[str], cfg: RLConfig | RFTConfig)
     return grade_batch(list(texts), list(golds), strict=cfg.strict, symbolic=cfg.symbolic)[0]
 
 
+LOGPROB_ROWS = 16  # responses per forward of `token_logprobs`: sorted by length, so a batch pads little
+
+
 def _rows(model: Any, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]], pad_id: int):
     """Right-padded ``prompt + response`` rows on the model's device: (ids, attention mask, response mask)."""
     import torch
@@ -350,31 +353,51 @@ def _rows(model: Any, prompt_ids: Sequence[Sequence[int]], response_ids: Sequenc
 
 def token_logprobs(model: Any, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
                    pad_id: int):
-    """log π(y_t | x, y_<t) of every response token: (logp (N, L) tensor, response mask (N, L) bool tensor).
+    """log π(y_t | x, y_<t) of every response token: (logp (N, R) tensor, response mask (N, R) bool tensor).
 
-    Rows are ``prompt + response``, right-padded; position j holds the log-prob of token j (0 on the prompt).
+    Position t of row b is response token t (R = the longest response). Each distinct prompt runs forward once
+    and serves all its responses (``pavkit.llm.prefix``: a group shares its prompt, on the organism half the
+    tokens), which run in batches of ``LOGPROB_ROWS``. Gradients flow through both passes when grad is enabled.
     """
     import torch
 
-    ids, attn, resp = _rows(model, prompt_ids, response_ids, pad_id)
-    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
-    picked = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-    logp = torch.cat([torch.zeros_like(picked[:, :1]), picked], dim=1)
-    return logp, resp
+    from pavkit.llm.prefix import distinct_prompts, prompt_cache, tail_batches
+
+    prompts, which = distinct_prompts(prompt_ids)
+    cache = prompt_cache(model, prompts, pad_id)
+    device = cache.mask.device
+    n, width = len(response_ids), max(1, max(map(len, response_ids)))
+    logp = torch.zeros((n, width), device=device)
+    resp = torch.zeros((n, width), dtype=torch.bool, device=device)
+    # input t is the token before response token t: the prompt's last token, then the response but its last
+    tails = [[prompts[w][-1], *list(r)[:-1]] for w, r in zip(which, response_ids, strict=True)]
+    for rows, ids, _, kwargs in tail_batches(cache, which, tails, pad_id, LOGPROB_ROWS):
+        target = torch.zeros_like(ids)
+        for k, i in enumerate(rows):
+            target[k, :len(response_ids[i])] = torch.as_tensor(list(response_ids[i]), dtype=torch.long)
+            resp[i, :len(response_ids[i])] = True
+        logits = model(input_ids=ids, **kwargs).logits.float()
+        picked = torch.log_softmax(logits, -1).gather(-1, target[..., None])[..., 0]
+        logp[torch.tensor(rows, device=device), :ids.shape[1]] = picked
+    return logp * resp, resp  # 0 past the end of a response
 
 
 def token_values(value: Any, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
                  pad_id: int):
-    """The value model's prediction for every response token, read at the state before the token: (N, L) tensor.
+    """The value model's prediction for every response token, read at the state before the token: (N, R) tensor.
 
-    Position j holds the head's output at token j−1 (the context x, y_<j that token j is chosen in), aligned with
-    :func:`token_logprobs`; 0 at position 0.
+    Position t holds the head's output at the token before response token t (the context x, y_<t that token t is
+    chosen in), aligned with :func:`token_logprobs`; 0 past the end of a response.
     """
     import torch
 
     ids, attn, _ = _rows(value, prompt_ids, response_ids, pad_id)
     out = value(input_ids=ids, attention_mask=attn).logits[..., 0].float()
-    return torch.cat([torch.zeros_like(out[:, :1]), out[:, :-1]], dim=1)
+    width = max(1, max(map(len, response_ids)))
+    at = torch.tensor([[len(p) - 1 + min(t, max(len(r) - 1, 0)) for t in range(width)]
+                       for p, r in zip(prompt_ids, response_ids, strict=True)], device=out.device)
+    inside = torch.tensor([[t < len(r) for t in range(width)] for r in response_ids], device=out.device)
+    return out.gather(1, at) * inside
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -441,7 +464,7 @@ def update(state: RLState, cfg: RLConfig, batch: Batch) -> dict:
         logp, resp = token_logprobs(state.policy, p_ids, r_ids, pad)
         tsteps = np.full(tuple(logp.shape), -1)
         for row, i in enumerate(idx):
-            tsteps[row, len(p_ids[row]):len(p_ids[row]) + len(r_ids[row])] = batch.token_steps[i]
+            tsteps[row, :len(r_ids[row])] = batch.token_steps[i]
         w_tok = token_weights(batch.weights[idx], tsteps)
         scale = len(idx) / n  # each micro-batch loss is a mean over its rows
         b_tok = None
