@@ -278,6 +278,8 @@ def test_checkpoint_restore_reproduces_an_uninterrupted_run():
 def test_rl_config_round_trips_and_validates():
     cfg = _small_cfg()
     assert RLConfig.from_dict(cfg.to_dict()) == cfg
+    old = {k: v for k, v in _small_cfg(mu_reading="pooled").to_dict().items() if k not in ("mu_reading", "optimizer")}
+    assert (RLConfig.from_dict(old).mu_reading, RLConfig.from_dict(old).optimizer) == ("per-token", "adam")
     with pytest.raises(ValueError, match="pass_samples"):
         _small_cfg(pass_samples=8)
     with pytest.raises(ValueError, match="prover"):

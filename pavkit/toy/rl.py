@@ -121,7 +121,8 @@ class RLConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> RLConfig:
-        d = dict(d)
+        """Inverse of ``to_dict``; a dict written before a field existed gets its old value (ADDED_FIELDS)."""
+        d = {**ADDED_FIELDS, **d}
         d["sft"] = SFTConfig(**d.get("sft", {}))
         for key in ("planted", "pass_at_ns"):
             if key in d:
