@@ -14,7 +14,7 @@ reach accuracy 0.9.
 minutes is this call's wall time (a resumed sweep only pays for the runs it adds); cpu_minutes sums the
 training time every run recorded (one torch thread each), the cost of the whole sweep from scratch.
 terms_at_sft holds Theorem 3.1's distinguishability E_s Var_π[A^μ] and alignment E_s E_π[A^μ A^π] of each μ_γ
-at the states of 64 samples of the first seed's SFT policy (``pavkit.toy.rl.prover_terms``, Q^π from 100
+at the states of 64 samples of the first seed's SFT policy (``pavkit.toy.rl.sft_prover_terms``, Q^π from 100
 rollouts per child): the paper explains the inverted U by A^μ ≈ 0 on most states outside γ ∈ [8, 15].
 
 Usage: python bench/fig3b.py --mu-reading pooled --out runs/sweep-paper-pooled [--seeds 0,1,2] [--workers 2]
@@ -38,20 +38,6 @@ def inverted_u(low: list[float], high: list[float], mean: list[float], seeds: li
         return peak, None
     interior = 0 < peak < len(mean) - 1
     return peak, bool(interior and low[peak] > high[0] and low[peak] > high[-1])
-
-
-def _terms_at_sft(config: dict, gammas: list[float]) -> dict:
-    """prover_terms of every μ_γ at 64 samples of the SFT policy of a run's config (its seed and reading)."""
-    import torch
-
-    from pavkit.toy.rl import RLConfig, init_state, prover_terms
-
-    torch.set_num_threads(1)
-    cfg = RLConfig.from_dict(config)
-    state = init_state(cfg)  # SFT only: no RL step
-    seqs = state.policy.sample(64, torch.Generator().manual_seed(cfg.seed + 20_000)).numpy()
-    return prover_terms(state.policy, state.task, [f"gamma:{g:g}" for g in gammas], seqs, 100,
-                        torch.Generator().manual_seed(cfg.seed + 20_001))
 
 
 def main() -> None:
@@ -84,7 +70,12 @@ def main() -> None:
     peak, is_u = inverted_u(t["low"], t["high"], t["mean"], t["seeds"])
     near10 = min(gammas, key=lambda g: abs(g - 10))
     fig3a = fig3_summary([r for r in runs if r.config["alpha"] == 0 or r.config["prover"] == f"gamma:{near10:g}"])
-    terms = _terms_at_sft(runs[0].config, gammas)
+    import torch
+
+    from pavkit.toy.rl import RLConfig, sft_prover_terms
+
+    torch.set_num_threads(1)
+    terms = sft_prover_terms(RLConfig.from_dict(runs[0].config), [f"gamma:{g:g}" for g in gammas])
     print(json.dumps({
         "reading": a.mu_reading, "gammas": t["strength"], "mean_accuracy": [round(x, 4) for x in t["mean"]],
         "ci_low": [round(x, 4) for x in t["low"]], "ci_high": [round(x, 4) for x in t["high"]],

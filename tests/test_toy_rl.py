@@ -155,7 +155,7 @@ def test_prover_terms_match_exact_enumeration():
     pol, task = _small_policy(1), SMALL
     seqs = pol.sample(6, torch.Generator().manual_seed(0)).numpy()
     got = prover_terms(pol, task, ["gamma:3", "bok:2"], seqs, 4000, torch.Generator().manual_seed(1))
-    dist, align, n = np.zeros(2), np.zeros(2), 0
+    dist, align, n, eos = np.zeros(2), np.zeros(2), 0, 0.0
     for seq in seqs:
         for h in range(task.length):
             prefix = [int(t) for t in seq[:h]]
@@ -167,6 +167,7 @@ def test_prover_terms_match_exact_enumeration():
             q_pi = np.array([sum(p * task.success(np.array([e]))[0] for e, p in _exact_episodes(pol, task, c))
                              for c in children])
             adv_pi = q_pi - pi @ q_pi
+            eos += pi[task.eos]
             v_mu = prover_values(task, 3, np.array([pad[0]]))[0]
             q_g = np.array([prover_values(task, 3, np.array([c]))[0, h + 1] for c in pad])
             for i, adv_mu in enumerate((q_g - v_mu[h], bok(q_pi, 2) - bok(pi @ q_pi, 2))):
@@ -174,6 +175,7 @@ def test_prover_terms_match_exact_enumeration():
                 align[i] += pi @ (adv_mu * adv_pi)
             n += 1
     assert got["states"] == n
+    assert got["pi_eos"] == pytest.approx(eos / n, rel=1e-6)
     np.testing.assert_allclose(got["distinguishability"][0], dist[0] / n, rtol=1e-6)  # float32 π
     np.testing.assert_allclose(got["distinguishability"][1], dist[1] / n, atol=5e-3)  # Bo2 uses MC Q^π
     np.testing.assert_allclose(got["alignment"], align / n, atol=5e-3)
@@ -217,10 +219,9 @@ def test_effective_reward_rl_learns_the_planted_sequence():
     assert p0 == sorted(p0) and p10[-1] >= p10[0]
 
 
-def test_one_iteration_gradient_is_the_weighted_log_prob_gradient():
-    """rl_iteration's update equals an Adam step on −(1/B) Σ mask·w·log π, recomputed here by hand."""
-    cfg = _small_cfg(batch=8, n_mc=8)
-    state = init_state(cfg)
+def _hand_built_loss(state, cfg: RLConfig):
+    """A twin of ``state`` and −(1/B) Σ mask·w·log π of the batch rl_iteration(state) will draw, rebuilt by hand
+    (the prover is gamma:8, as in _small_cfg)."""
     twin = restore(cfg, checkpoint(state))
     gen = torch.Generator()
     gen.set_state(state.generator.get_state())
@@ -228,7 +229,15 @@ def test_one_iteration_gradient_is_the_weighted_log_prob_gradient():
     v_pi, _ = mc_prefix_values(twin.policy, twin.task, seqs, cfg.n_mc, gen)
     w = v_pi[:, 1:] + cfg.alpha * np.diff(prover_values(twin.task, 8, seqs), axis=1)
     w = np.where(action_mask(twin.task, seqs), w, 0.0)
-    loss = -(torch.as_tensor(w, dtype=torch.float32) * twin.policy.log_probs(torch.as_tensor(seqs))).sum() / 8
+    logp = twin.policy.log_probs(torch.as_tensor(seqs))
+    return twin, -(torch.as_tensor(w, dtype=torch.float32) * logp).sum() / cfg.batch
+
+
+def test_one_iteration_gradient_is_the_weighted_log_prob_gradient():
+    """rl_iteration's update equals an Adam step on −(1/B) Σ mask·w·log π, recomputed here by hand."""
+    cfg = _small_cfg(batch=8, n_mc=8)
+    state = init_state(cfg)
+    twin, loss = _hand_built_loss(state, cfg)
     twin.optimizer.zero_grad()
     loss.backward()
     twin.optimizer.step()
@@ -244,14 +253,7 @@ def test_sgd_iteration_is_a_plain_gradient_step():
     state = init_state(cfg)
     assert isinstance(state.optimizer, torch.optim.SGD)
     before = [p.detach().clone() for p in state.policy.parameters()]
-    twin = restore(cfg, checkpoint(state))
-    gen = torch.Generator()
-    gen.set_state(state.generator.get_state())
-    seqs = twin.policy.sample(cfg.batch, gen).numpy()
-    v_pi, _ = mc_prefix_values(twin.policy, twin.task, seqs, cfg.n_mc, gen)
-    w = v_pi[:, 1:] + cfg.alpha * np.diff(prover_values(twin.task, 8, seqs), axis=1)
-    w = np.where(action_mask(twin.task, seqs), w, 0.0)
-    loss = -(torch.as_tensor(w, dtype=torch.float32) * twin.policy.log_probs(torch.as_tensor(seqs))).sum() / 8
+    twin, loss = _hand_built_loss(state, cfg)
     grads = torch.autograd.grad(loss, list(twin.policy.parameters()))
     rl_iteration(state, cfg)
     for p0, g, p1 in zip(before, grads, state.policy.parameters(), strict=True):

@@ -194,10 +194,11 @@ def _sweep_settings(runs: Sequence[RLRun], table: dict) -> str:
 
     seeds = min(table["seeds"])
     parts = [f"{seeds} seed{'s' if seeds != 1 else ''}" + ("" if seeds == max(table["seeds"]) else " or more")]
+    names = {"adam": "Adam", "sgd": "SGD"}
     for key, label in (("mu_reading", "μ_γ {}"), ("iters", "{} iters"), ("optimizer", "{}")):
         values = {str(r.config.get(key, ADDED_FIELDS.get(key, "?"))) for r in runs}
-        parts.append(label.format("/".join(sorted(values))))
-    return ", ".join(p.replace("adam", "Adam").replace("sgd", "SGD") for p in parts)
+        parts.append(label.format("/".join(names.get(v, v) for v in sorted(values))))
+    return ", ".join(parts)
 
 
 def pass_at_n_table(runs: Sequence[RLRun], iteration: int | None = None) -> dict:

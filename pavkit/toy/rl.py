@@ -252,8 +252,8 @@ def prover_terms(policy: MadePolicy, task: PlantedTask, provers: list[str], sequ
         provers: "gamma:G" or "bok:K" specs.
         sequences: (B, length) int, samples of π.
     Returns:
-        {"provers": [...], "distinguishability": [...], "alignment": [...], "mean_abs_adv_mu": [...],
-         "states": S} (one float per prover).
+        {"provers": [...], "distinguishability": [...], "alignment": [...], "mean_abs_adv_mu": [...] (one float
+         per prover), "states": S, "pi_eos": E_s π(EOS | s) (a strong μ's A^μ(s, EOS) = −V^μ(s) ≈ −1)}.
     """
     from pavkit.estimators import complementarity
 
@@ -267,13 +267,14 @@ def prover_terms(policy: MadePolicy, task: PlantedTask, provers: list[str], sequ
     unique, inverse = np.unique(children, axis=0, return_inverse=True)
     q_pi = rollout_successes(policy, task, unique, n_mc, generator).mean(axis=1)[inverse.ravel()]
     q_pi = q_pi.reshape(len(h), task.vocab_size)  # (S, V)
-    adv_pi = q_pi - (pi * q_pi).sum(axis=1, keepdims=True)
+    v_pi = (pi * q_pi).sum(axis=1)  # (S,)
+    adv_pi = q_pi - v_pi[:, None]
     out: dict = {"provers": list(provers), "distinguishability": [], "alignment": [], "mean_abs_adv_mu": [],
-                 "states": int(len(h))}
+                 "states": int(len(h)), "pi_eos": float(pi[:, task.eos].mean())}
     for spec in provers:
         kind, value = parse_prover(spec)
         if kind == "bok":
-            q_mu, v_mu = bok(q_pi, value), bok((pi * q_pi).sum(axis=1), value)
+            q_mu, v_mu = bok(q_pi, value), bok(v_pi, value)
         else:
             q_mu, v_mu = _planted.prover_q_values(task, value, states), _planted.prover_values(task, value, seqs)[b, h]
         adv_mu = q_mu - v_mu[:, None]  # (S, V)
@@ -282,6 +283,13 @@ def prover_terms(policy: MadePolicy, task: PlantedTask, provers: list[str], sequ
         out["alignment"].append(terms.alignment)
         out["mean_abs_adv_mu"].append(float((pi * np.abs(adv_mu)).sum(axis=1).mean()))
     return out
+
+
+def sft_prover_terms(cfg: RLConfig, provers: list[str], samples: int = 64, n_mc: int = 100) -> dict:
+    """:func:`prover_terms` at ``samples`` sequences of cfg's SFT policy (before any RL step), seeded by cfg.seed."""
+    state = init_state(cfg)
+    seqs = state.policy.sample(samples, torch.Generator().manual_seed(cfg.seed + 20_000)).numpy()
+    return prover_terms(state.policy, state.task, provers, seqs, n_mc, torch.Generator().manual_seed(cfg.seed + 20_001))
 
 
 def rl_iteration(state: RLState, cfg: RLConfig) -> dict:
