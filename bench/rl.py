@@ -6,19 +6,29 @@ ORG/organism/base, or --policy, and the PQV ORG/pqv). Runs, each through the CLI
 1. `pavkit llm rft` of the base (the RL initialisation);
 2. evaluation-only runs (`--iters 0`): the SFT base with --sft-samples per held-out problem (the Fig. 8(b)
    reference) and the RFT policy;
-3. `pavkit llm rl` for every seed, α = 0 (outcome-only) and α = --alpha with --prover and --verifier (PAV-RL),
-   --workers at a time with --threads torch threads each;
+3. `pavkit llm rl` for every seed: OUT/outcome-sS (α = 0) and OUT/pav-sS (α = --alpha, --prover, --verifier,
+   --baseline: the headline PAV-RL arm); OUT/control-sS on --control-seeds (α = --control-alpha, the same
+   prover, --control-verifier: the exact-advantage control); and every --arm NAME=SEEDS:OPTIONS, OUT/NAME-sS
+   with the common options plus OPTIONS (e.g. --arm "pav-a1=0,1:--alpha 1 --prover bok:4"; the verifier is
+   ORG/pqv unless OPTIONS name one; α = 0 arms need none). --workers runs at a time, --threads torch threads
+   each. A run already complete in OUT is read, not rerun (the CLI resumes it at its last iteration);
 
 then `pavkit plot fig7|fig8` and prints
 
-    {"sample_efficiency": ..., "accuracy_gain": ..., "pass_at_n_gain": ..., "samples_per_second": ..., "minutes": ...}
+    {"sample_efficiency": ..., "accuracy_gain": ..., "accuracy_gain_ci": ..., "pass_at_n_gain": ...,
+     "samples_per_second": ..., "minutes": ..., "arms": [...]}
 
 sample_efficiency = iterations outcome-only RL needs to reach its final accuracy ÷ iterations PAV-RL needs to
-reach it (mean curves over seeds); accuracy_gain = final PAV-RL − final outcome-only accuracy; pass_at_n_gain =
-the same for Pass@N at the largest N; samples_per_second = RL training samples (iterations × problems × group)
-per second of the RL iterations' wall time (their evaluations included), averaged over the RL runs; minutes =
-wall time of the stages (summed over resumed calls, kept in OUT/stages.jsonl).
-Usage: python bench/rl.py --organism runs/organism-cpu [--out runs/bench-rl] [--seeds 0,1,2]
+reach it (mean curves over seeds); accuracy_gain = final PAV-RL − final outcome-only accuracy, and
+accuracy_gain_ci its 95 % interval resampling problems and seeds; pass_at_n_gain = the same for Pass@N at the
+largest N; samples_per_second = RL training samples (iterations × problems × group) per second of the RL
+iterations' wall time (their evaluations included), averaged over the RL runs; minutes = wall time of the
+stages (summed over resumed calls, kept in OUT/stages.jsonl); core_minutes = the RFT stage plus every RL run's
+own time (what one core spent). "arms" has one row per PAV arm (headline, control, each --arm with α > 0),
+each against the α = 0 runs with the same baseline ("loo-effective" equals "loo" at α = 0) — an --arm with α = 0
+and --baseline value is the value-baseline reference — or the headline outcome-only runs; OUT/table.md is
+the same as a Markdown table.
+Usage: python bench/rl.py --organism runs/organism-cpu [--out runs/bench-rl] [--seeds 0,1,2] [--arm ...]
 """
 
 from __future__ import annotations
@@ -60,30 +70,111 @@ def samples_per_second(run_dirs: list[str]) -> float | None:
     return round(sum(rates) / len(rates), 2) if rates else None
 
 
+def _arm_spec(text: str) -> tuple[str, list[str], list[str]]:
+    """--arm "NAME=SEEDS:OPTIONS" → (NAME, seeds, options); ValueError naming the text otherwise."""
+    import shlex
+
+    name, eq, rest = text.partition("=")
+    seeds, colon, options = rest.partition(":")
+    if not (eq and colon and name.strip() and seeds.strip()):
+        raise ValueError(f"--arm {text!r}: expected NAME=SEEDS:OPTIONS, e.g. 'pav-a1=0,1:--alpha 1'")
+    return name.strip(), [s.strip() for s in seeds.split(",")], shlex.split(options)
+
+
+def arm_rows(dirs: dict[str, list[str]], reference: list[str], initial: list[str]) -> list[dict]:
+    """One row per PAV arm (name → its run directories): final accuracy over seeds, the gain over the α = 0 runs
+    with the same baseline (or ``reference``) with its seed × problem interval, sample efficiency, Pass@N at the
+    largest N overall and on the problems SFT never solved, and the mean step weight over all iterations."""
+    import numpy as np
+
+    from pavkit import runs
+    from pavkit.analysis.figures import load_rl_runs, rl_llm_summary
+
+    def baseline(d: str) -> str:
+        b = runs.read_json(d, "config.json").get("baseline", "loo")
+        return "loo" if b == "loo-effective" else b
+
+    outcome = {baseline(ds[0]): ds for ds in dirs.values()
+               if runs.read_json(ds[0], "config.json")["alpha"] == 0}
+    rows = []
+    for name, ds in dirs.items():
+        cfg = runs.read_json(ds[0], "config.json")
+        if cfg["alpha"] == 0:
+            continue
+        ref = outcome.get(baseline(ds[0]), reference)
+        s = rl_llm_summary(load_rl_runs(initial + ref + ds))
+        eff, hard = s["effective_reward"], s.get("unsolved_by_sft", {})
+        weights = [r["mean_weight"] for d in ds for r in runs.read_records(d) if "mean_weight" in r]
+        rows.append({"arm": name, "alpha": cfg["alpha"], "prover": cfg["prover"], "baseline": cfg["baseline"],
+                     "verifier": Path(cfg["verifier"]).name, "seeds": eff["runs"],
+                     "reference": Path(ref[0]).name.rsplit("-s", 1)[0],
+                     "final_accuracy": round(eff["final_accuracy"], 4),
+                     "final_ci": [round(x, 4) for x in eff["final_ci"]],
+                     "reference_accuracy": round(s["outcome_only"]["final_accuracy"], 4),
+                     "accuracy_gain": round(s["accuracy_gain"], 4),
+                     "accuracy_gain_ci": [round(x, 4) for x in s.get("accuracy_gain_ci", [np.nan, np.nan])],
+                     "sample_efficiency": s.get("sample_efficiency"),
+                     "pass_at_n": {"n": eff["pass_at_n"]["n"][-1], "value": round(eff["pass_at_n"]["values"][-1], 3),
+                                   "reference": round(s["outcome_only"]["pass_at_n"]["values"][-1], 3)},
+                     "unsolved": {"problems": hard.get("hard"),
+                                  "value": round(hard["effective_reward"]["mean"][-1], 3) if "effective_reward" in hard
+                                  else None,
+                                  "reference": round(hard["outcome_only"]["mean"][-1], 3) if "outcome_only" in hard
+                                  else None},
+                     "mean_step_weight": round(float(np.mean(weights)), 3) if weights else None})
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The arm rows as the README's Markdown table."""
+    head = ("| arm | α | prover | baseline | verifier | seeds | final accuracy [95 % CI] | vs α = 0 | gain [95 % CI] "
+            "| sample eff. | Pass@N (α = 0) | Pass@N on unsolved (α = 0) | mean step weight |\n"
+            + "|---" * 13 + "|\n")
+    lines = []
+    for r in rows:
+        eff = "—" if r["sample_efficiency"] is None else f"{r['sample_efficiency']:.2f}×"
+        unsolved = ("—" if r["unsolved"]["value"] is None else
+                    f"{r['unsolved']['value']:.3f} ({r['unsolved']['reference']:.3f})")
+        lines.append(f"| {r['arm']} | {r['alpha']:g} | {r['prover']} | {r['baseline']} | {r['verifier']} | "
+                     f"{r['seeds']} | {r['final_accuracy']:.3f} [{r['final_ci'][0]:.3f}, {r['final_ci'][1]:.3f}] | "
+                     f"{r['reference']} {r['reference_accuracy']:.3f} | {r['accuracy_gain']:+.3f} "
+                     f"[{r['accuracy_gain_ci'][0]:+.3f}, {r['accuracy_gain_ci'][1]:+.3f}] | {eff} | "
+                     f"{r['pass_at_n']['value']:.3f} ({r['pass_at_n']['reference']:.3f}) | {unsolved} | "
+                     f"{r['mean_step_weight']} |")
+    return head + "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--organism", default="runs/organism-cpu", help="organism pipeline directory (base, pqv)")
     p.add_argument("--policy", default=None, help="the SFT policy to start from (default ORGANISM/organism/base)")
-    p.add_argument("--out", default="runs/bench-rl")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--iters", type=int, default=150)
-    p.add_argument("--alpha", type=float, default=3.0)
-    p.add_argument("--prover", default="bok:4")
+    p.add_argument("--out", default="runs/bench-rl", help="output directory (runs, figures, summary.json, table.md)")
+    p.add_argument("--seeds", default="0,1,2", help="seeds of the headline arms (outcome-only and PAV-RL)")
+    p.add_argument("--iters", type=int, default=150, help="RL iterations of every run")
+    p.add_argument("--alpha", type=float, default=3.0, help="α of the headline PAV-RL arm")
+    p.add_argument("--prover", default="bok:4", help="prover of the headline PAV-RL arm and of the control")
+    p.add_argument("--baseline", default="loo", help="baseline of the headline arms (`pavkit llm rl --baseline`)")
     p.add_argument("--verifier", default=None, help="default ORGANISM/pqv; organism-oracle for the exact control")
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--problems-per-iter", type=int, default=16)
-    p.add_argument("--group", type=int, default=4)
-    p.add_argument("--eval-problems", default="organism:test:0:100")
-    p.add_argument("--eval-every", type=int, default=10)
-    p.add_argument("--final-samples", type=int, default=32)
-    p.add_argument("--sft-samples", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam peak learning rate of every RL run")
+    p.add_argument("--problems-per-iter", type=int, default=16, help="problems per RL iteration")
+    p.add_argument("--group", type=int, default=4, help="responses per problem")
+    p.add_argument("--eval-problems", default="organism:test:0:100", help="held-out problems of every evaluation")
+    p.add_argument("--eval-every", type=int, default=10, help="iterations between evaluations (the curves)")
+    p.add_argument("--final-samples", type=int, default=32, help="samples per problem at the last iteration")
+    p.add_argument("--sft-samples", type=int, default=256, help="samples per problem of the SFT reference")
     p.add_argument("--control-verifier", default="organism-oracle",
                    help="verifier of a control arm (α = --control-alpha, same prover) on --control-seeds; '' skips")
-    p.add_argument("--control-alpha", type=float, default=1.0)
-    p.add_argument("--control-seeds", default="0,1")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--control-alpha", type=float, default=1.0, help="α of the control arm")
+    p.add_argument("--control-seeds", default="0,1", help="seeds of the control arm")
+    p.add_argument("--arm", action="append", default=[], metavar="NAME=SEEDS:OPTIONS",
+                   help="an extra arm: OUT/NAME-sS for each seed, the common options plus OPTIONS (repeatable)")
+    p.add_argument("--workers", type=int, default=2, help="runs at a time")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     a = p.parse_args()
+    try:
+        extra_arms = [_arm_spec(t) for t in a.arm]
+    except ValueError as e:
+        p.error(str(e))
     org, out = Path(a.organism), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     verifier = a.verifier or str(org / "pqv")
@@ -96,30 +187,32 @@ def main() -> None:
 
     _stage(out, "rft", lambda: _pavkit("llm", "rft", "--policy", sft_policy,
                                        "--out", str(out / "rft"), "--threads", str(a.workers * a.threads)))
-    jobs = [("llm", "rl", "--policy", sft_policy, "--alpha", "0", "--iters", "0",
-             "--final-samples", str(a.sft_samples), *common, "--out", str(out / "sft")),
-            ("llm", "rl", "--policy", rft_policy, "--alpha", "0", "--iters", "0", "--final-samples",
-             str(a.final_samples), *common, "--out", str(out / "rft-eval"))]
-    for seed in a.seeds.split(","):
-        jobs.append(("llm", "rl", "--policy", rft_policy, "--alpha", "0", "--seed", seed, *rl_common,
-                     "--out", str(out / f"outcome-s{seed}")))
-        jobs.append(("llm", "rl", "--policy", rft_policy, "--alpha", str(a.alpha), "--prover", a.prover,
-                     "--verifier", verifier, "--seed", seed, *rl_common, "--out", str(out / f"pav-s{seed}")))
+    evals = {"sft": ("--policy", sft_policy, "--final-samples", str(a.sft_samples)),
+             "rft-eval": ("--policy", rft_policy, "--final-samples", str(a.final_samples))}
+    jobs = {name: ("llm", "rl", *opts, "--alpha", "0", "--iters", "0", *common, "--out", str(out / name))
+            for name, opts in evals.items()}
+    arms: dict[str, tuple[list[str], list[str]]] = {  # name → (seeds, options beyond the common ones)
+        "outcome": (a.seeds.split(","), ["--alpha", "0", "--baseline", a.baseline]),
+        "pav": (a.seeds.split(","), ["--alpha", str(a.alpha), "--prover", a.prover, "--verifier", verifier,
+                                     "--baseline", a.baseline])}
+    if a.control_verifier and a.control_seeds:
+        arms["control"] = (a.control_seeds.split(","), ["--alpha", str(a.control_alpha), "--prover", a.prover,
+                                                        "--verifier", a.control_verifier, "--baseline", a.baseline])
+    for name, seeds, options in extra_arms:
+        needs_verifier = "--verifier" not in options and "--alpha" in options and \
+            float(options[options.index("--alpha") + 1]) != 0
+        arms[name] = (seeds, options + (["--verifier", verifier] if needs_verifier else []))
+    run_dirs = {name: [str(out / f"{name}-s{s}") for s in seeds] for name, (seeds, _) in arms.items()}
+    for name, (seeds, options) in arms.items():
+        for s in seeds:
+            jobs[f"{name}-s{s}"] = ("llm", "rl", "--policy", rft_policy, *options, "--seed", s, *rl_common,
+                                    "--out", str(out / f"{name}-s{s}"))
 
-    controls = a.control_seeds.split(",") if a.control_verifier and a.control_seeds else []
-    for seed in controls:
-        jobs.append(("llm", "rl", "--policy", rft_policy, "--alpha", str(a.control_alpha), "--prover", a.prover,
-                     "--verifier", a.control_verifier, "--seed", seed, *rl_common,
-                     "--out", str(out / f"control-s{seed}")))
-
-    def run_all() -> None:
-        with ThreadPoolExecutor(a.workers) as pool:
-            for f in [pool.submit(_pavkit, *job) for job in jobs]:
-                f.result()
-
-    _stage(out, "rl", run_all)
-    dirs = [str(out / d) for d in ("sft", "rft-eval")] + [str(out / f"{arm}-s{s}") for s in a.seeds.split(",")
-                                                          for arm in ("outcome", "pav")]
+    with ThreadPoolExecutor(a.workers) as pool:  # each run is its own stage: new seeds or arms run on a rerun
+        for f in [pool.submit(_stage, out, f"rl {name}", lambda job=job: _pavkit(*job)) for name, job in jobs.items()]:
+            f.result()
+    initial = [str(out / d) for d in evals]
+    dirs = initial + run_dirs["outcome"] + run_dirs["pav"]
     (out / "figures").mkdir(exist_ok=True)
     for fig in ("fig7", "fig8"):
         _pavkit("plot", fig, *dirs, "--out", str(out / "figures" / f"{fig}.png"))
@@ -130,29 +223,36 @@ def main() -> None:
     summary = rl_llm_summary(load_rl_runs(dirs))
     seconds = sum(r["seconds"] for r in runs.read_records(out, "stages.jsonl"))
     summary["minutes"] = round(seconds / 60, 1)
-    rl_dirs = dirs[2:] + [str(out / f"control-s{s}") for s in controls]
+    rl_dirs = [d for ds in run_dirs.values() for d in ds]
     summary["samples_per_second"] = samples_per_second(rl_dirs)
-    if controls:  # the same comparison with the control arm in PAV-RL's place
-        control = [str(out / f"control-s{s}") for s in controls]
+    rft_seconds = sum(r["seconds"] for r in runs.read_records(out, "stages.jsonl") if r["stage"] == "rft")
+    summary["core_minutes"] = round((rft_seconds + sum(r.get("seconds", 0.0) for d in initial + rl_dirs
+                                                        for r in runs.read_records(d))) / 60, 1)
+    if "control" in run_dirs:  # the same comparison with the control arm in PAV-RL's place
         (out / "figures" / "control").mkdir(exist_ok=True)
-        cdirs = dirs[:2] + [d for d in dirs[2:] if "outcome" in d] + control
+        cdirs = initial + run_dirs["outcome"] + run_dirs["control"]
         _pavkit("plot", "fig7", *cdirs, "--out", str(out / "figures" / "control" / "fig7.png"))
         c = rl_llm_summary(load_rl_runs(cdirs))
-        summary["control"] = {k: c.get(k) for k in ("sample_efficiency", "accuracy_gain", "pass_at_n_gain", "reach",
-                                                     "effective_reward")}
+        summary["control"] = {k: c.get(k) for k in ("sample_efficiency", "accuracy_gain", "accuracy_gain_ci",
+                                                     "pass_at_n_gain", "reach", "effective_reward")}
+    summary["arms"] = arm_rows(run_dirs, run_dirs["outcome"], initial)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "table.md").write_text(markdown_table(summary["arms"]))
     gain = summary.get("pass_at_n_gain") or {}
     print(json.dumps({"sample_efficiency": summary.get("sample_efficiency"),
                       "sample_efficiency_is_lower_bound": summary.get("reach", {}).get("ratio_is_lower_bound"),
-                      "accuracy_gain": summary.get("accuracy_gain"), "pass_at_n_gain": gain.get("gain"),
-                      "pass_at_n": gain.get("n"), "samples_per_second": summary["samples_per_second"],
-                      "minutes": summary["minutes"],
+                      "accuracy_gain": summary.get("accuracy_gain"),
+                      "accuracy_gain_ci": summary.get("accuracy_gain_ci"),
+                      "pass_at_n_gain": gain.get("gain"), "pass_at_n": gain.get("n"),
+                      "samples_per_second": summary["samples_per_second"], "minutes": summary["minutes"],
+                      "core_minutes": summary["core_minutes"],
                       "final_accuracy": {k: summary[k]["final_accuracy"] for k in ("outcome_only", "effective_reward")
                                          if k in summary},
                       "unsolved_by_sft": {k: v if not isinstance(v, dict) else v["mean"][-1]
                                           for k, v in summary.get("unsolved_by_sft", {}).items()},
                       "control": summary.get("control", {}).get("sample_efficiency"),
-                      "control_accuracy_gain": summary.get("control", {}).get("accuracy_gain")}))
+                      "control_accuracy_gain": summary.get("control", {}).get("accuracy_gain"),
+                      "arms": summary["arms"]}))
 
 
 if __name__ == "__main__":

@@ -1793,10 +1793,12 @@ def _run_llm_rl(cfg, train_problems, eval_problems, out, progress: bool = True, 
               help="Fraction of iterations with linear warm-up.")
 @click.option("--kl-coef", type=click.FloatRange(0), default=0.001, show_default=True,
               help="β of the KL penalty to the initial policy (paper: 0.001).")
-@click.option("--baseline", type=click.Choice(["loo", "value", "none"]), default="loo", show_default=True,
-              help="loo: subtract the mean outcome of the other responses to the same problem; value: the paper's "
-                   "learned token-level value model (initialised from --policy, squared loss, Adam at --lr); "
-                   "none: no baseline.")
+@click.option("--baseline", type=click.Choice(["loo", "loo-effective", "value", "none"]), default="loo",
+              show_default=True,
+              help="loo: subtract the mean outcome of the other responses to the same problem; loo-effective: "
+                   "subtract the other responses' mean step weight r + α·A^μ (centres the PAV term too); value: "
+                   "the paper's learned token-level value model (initialised from --policy, squared loss, Adam at "
+                   "--lr); none: no baseline.")
 @click.option("--rewards-to-go", is_flag=True,
               help="Weight step h by Σ_{h'≥h} α·A^μ (rewards-to-go) instead of Eq. 5's α·A^μ(s_h, a_h).")
 @click.option("--eval-every", type=click.IntRange(0), default=10, show_default=True,

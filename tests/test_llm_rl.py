@@ -15,6 +15,7 @@ from pavkit.llm.organism import OrganismConfig, init_model, organism_problems, o
 from pavkit.llm.rl import (
     RFTConfig,
     RLConfig,
+    baselined_step_weights,
     checkpoint,
     init_state,
     load_prover_values,
@@ -76,6 +77,20 @@ def test_step_weights_by_hand():
     assert mask.tolist() == [[True, False, False], [True, True, True]]
 
 
+def test_baselined_step_weights_by_hand():
+    # group 0: responses 0 (right, steps A = +0.2, +0.4) and 1 (wrong, A = −0.6); group 1: response 2 alone
+    v_mu = [np.array([0.2, 0.4, 0.8]), np.array([0.8, 0.2]), np.array([0.3, 0.3])]
+    out, groups, steps = np.array([1.0, 0.0, 1.0]), np.array([0, 0, 1]), [2, 1, 1]
+    w, mask = baselined_step_weights(out, v_mu, steps, 1.0, groups, "loo")
+    np.testing.assert_allclose(w, [[1.2 - 0, 1.4 - 0], [-0.6 - 1, 0], [1.0, 0]])  # b = the other's outcome
+    w, _ = baselined_step_weights(out, v_mu, steps, 1.0, groups, "loo-effective")
+    # mean step weights: response 0 (1.2 + 1.4) / 2 = 1.3, response 1 −0.6; each is the other's baseline
+    np.testing.assert_allclose(w, [[1.2 + 0.6, 1.4 + 0.6], [-0.6 - 1.3, 0], [1.0, 0]])
+    w, _ = baselined_step_weights(out, v_mu, steps, 1.0, groups, "value")
+    np.testing.assert_allclose(w, [[1.2, 1.4], [-0.6, 0], [1.0, 0]])
+    assert mask.tolist() == [[True, True], [True, False], [True, False]]
+
+
 def test_token_logprobs_match_unpadded_rows(tiny_policy, monkeypatch):
     from transformers import AutoModelForCausalLM
 
@@ -108,7 +123,7 @@ def _strip(records):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
 
-@pytest.mark.parametrize("baseline", ["loo", "value"])
+@pytest.mark.parametrize("baseline", ["loo", "loo-effective", "value"])
 def test_train_records_and_exact_resume(tiny_policy, baseline):
     cfg = _cfg(tiny_policy, baseline=baseline)
     train_p, eval_p = organism_problems(50, 1, "train"), organism_problems(3, 0, "test")
@@ -241,6 +256,7 @@ def test_rl_llm_summary_by_hand():
     assert s["accuracy_gain"] == pytest.approx(0.1)
     assert s["pass_at_n_gain"] == {"n": 4, "gain": pytest.approx(0.96 - 0.85)}
     assert s["sft"]["accuracy"] == 0.4 and "rft" not in s
+    assert s["accuracy_gain_ci"] == [0.0, 0.0]  # every run's final per-problem counts are 0: no spread to find
     spiky = [runs[0], runs[1], _run("p2", 3.0, [0.5, 0.75, 0.6, 0.65])]  # above 0.7 once, then below: never
     assert rl_llm_summary(spiky)["sample_efficiency"] is None
     with pytest.raises(ValueError, match="different problems"):
@@ -258,6 +274,33 @@ def test_fig7_names_the_exact_advantage_control():
     assert [t.get_text() for t in a.get_xticklabels()] == ["outcome-only RL", "exact-advantage control"]
     assert "exact-advantage control" in [t.get_text() for t in b.get_legend().get_texts()]
     assert "exact-advantage control reaches" in b.get_title() and "1 seed × 2 arms" in b.get_title()
+
+
+def test_accuracy_gain_ci_resamples_problems_and_seeds():
+    # per-problem accuracy (counts / 4): outcome-only 0.25 everywhere; PAV-RL +0.5 on problem 0 in both seeds
+    runs = [_run("o0", 0.0, [0.5] * 4, counts=[1, 1, 1, 1]), _run("p0", 3.0, [0.5] * 4, counts=[3, 1, 1, 1]),
+            _run("p1", 3.0, [0.5] * 4, counts=[3, 1, 1, 1])]
+    s = rl_llm_summary(runs)
+    # the gain is 0.5 · (draws of problem 0 among 4) / 4, the draws Binomial(4, 1/4): P(≤ 2) = 0.949, P(≤ 3) = 0.996
+    assert s["accuracy_gain_ci"][0] == pytest.approx(0.0) and s["accuracy_gain_ci"][1] == pytest.approx(0.375)
+    runs[2].records[-1]["correct_counts"] = [1, 1, 1, 1]  # seed 1 gains nothing: the seed draw narrows the top
+    low, high = rl_llm_summary(runs)["accuracy_gain_ci"]
+    assert low == pytest.approx(0.0) and 0.0 < high < 0.375
+
+
+def test_seed_problem_gain_ci_by_hand():
+    from pavkit.analysis.metrics import seed_problem_gain_ci
+
+    same = seed_problem_gain_ci(np.full((3, 5), 0.4), np.full((2, 5), 0.3))
+    assert same.mean == pytest.approx(0.1) and same.low == pytest.approx(0.1) and same.high == pytest.approx(0.1)
+    # one problem, seeds 0 and 1 of the method at 0 and 1: the seed draw alone gives means 0, 0.5 or 1
+    seeds = seed_problem_gain_ci(np.array([[0.0], [1.0]]), np.array([[0.0]]), resamples=4000)
+    assert seeds.mean == 0.5 and seeds.low == 0.0 and seeds.high == 1.0
+    # one seed each, problems differ: the problem bootstrap of the paired difference (1, 0): 0 … 1
+    probs = seed_problem_gain_ci(np.array([[1.0, 0.0]]), np.array([[0.0, 0.0]]), resamples=4000)
+    assert probs.mean == 0.5 and probs.low == 0.0 and probs.high == 1.0
+    with pytest.raises(ValueError, match="same P|S_m, P"):
+        seed_problem_gain_ci(np.ones((2, 3)), np.ones((2, 4)))
 
 
 def test_hard_problem_curves_by_hand():

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pavkit.analysis.metrics import bootstrap_ci, mean_pass_at_n
+from pavkit.analysis.metrics import bootstrap_ci, mean_pass_at_n, seed_problem_gain_ci
 from pavkit.analysis.plots import (
     plot_bars_ci,
     plot_bok_ratio,
@@ -743,8 +743,9 @@ def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
       PAV-RL needs to reach it (mean curves over seeds). "Reach" is sustained: the first evaluation from which
       the curve stays at or above the level, so a noise spike of a flat curve does not count; None when PAV-RL
       ends below the level;
-    - ``accuracy_gain``: final PAV-RL − final outcome-only accuracy; ``pass_at_n_gain``: the same at the largest
-      common N;
+    - ``accuracy_gain``: final PAV-RL − final outcome-only accuracy, ``accuracy_gain_ci`` its 95 % interval from
+      the per-problem final accuracies, resampling problems and seeds (``seed_problem_gain_ci``);
+      ``pass_at_n_gain``: the same gain at the largest common N;
     - ``sft`` / ``rft``: accuracy and Pass@N of the evaluation-only runs, when given.
     """
     from pavkit.analysis.metrics import reach_ratio
@@ -776,6 +777,11 @@ def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
                         "outcome_iters": r.baseline_iters, "ratio_is_lower_bound": r.lower_bound}
         out["sample_efficiency"] = r.ratio
         out["accuracy_gain"] = eff["final_accuracy"] - base["final_accuracy"]
+        per_problem = {m: [np.asarray(r.final().get("correct_counts", []), float) / r.final().get("eval_samples", 1)
+                           for r in trained[m]] for m in ("effective_reward", "outcome_only")}
+        if all(len(a) for rows in per_problem.values() for a in rows):
+            ci = seed_problem_gain_ci(np.array(per_problem["effective_reward"]), np.array(per_problem["outcome_only"]))
+            out["accuracy_gain_ci"] = [float(ci.low), float(ci.high)]
         if "pass_at_n" in eff and "pass_at_n" in base:
             common = sorted(set(eff["pass_at_n"]["n"]) & set(base["pass_at_n"]["n"]))
             if common:

@@ -272,6 +272,31 @@ def relative_gain_ci(method: np.ndarray, baseline: np.ndarray, confidence: float
     return Interval(np.float64(point), low, high)
 
 
+def seed_problem_gain_ci(method: np.ndarray, baseline: np.ndarray, confidence: float = 0.95,
+                         resamples: int = 2000, seed: int = 0) -> Interval:
+    """mean(method) − mean(baseline) with a two-level percentile bootstrap: each resample draws the evaluation
+    problems (one draw shared by both arms, since they are the same problems) and, independently per arm, the
+    training seeds. The interval so carries both the evaluation-set noise and the seed-to-seed spread of
+    training; with one seed per arm it is the problem bootstrap alone.
+
+    Args:
+        method: (S_m, P) per-problem accuracies of S_m runs; baseline: (S_b, P) on the same P problems.
+    """
+    a, b = np.asarray(method, dtype=float), np.asarray(baseline, dtype=float)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or 0 in a.shape or 0 in b.shape:
+        raise ValueError(f"method and baseline need shapes (S_m, P) and (S_b, P) with S, P >= 1, "
+                         f"got {a.shape}, {b.shape}")
+    rng = np.random.default_rng(seed)
+    p = rng.integers(0, a.shape[1], size=(resamples, a.shape[1]))  # (R, P), shared by the arms
+    sa = rng.integers(0, a.shape[0], size=(resamples, a.shape[0]))  # (R, S_m)
+    sb = rng.integers(0, b.shape[0], size=(resamples, b.shape[0]))  # (R, S_b)
+    ma = a[sa[:, :, None], p[:, None, :]].mean(axis=(1, 2))  # (R,)
+    mb = b[sb[:, :, None], p[:, None, :]].mean(axis=(1, 2))
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(ma - mb, [tail, 100 - tail])
+    return Interval(np.float64(a.mean() - b.mean()), low, high)
+
+
 def _log_interp_reach(compute: np.ndarray, acc: np.ndarray, target: float) -> tuple[float | None, bool]:
     """(compute where ``acc`` first reaches ``target``, log-linear between points; whether that is only an upper
     bound because the curve starts above the target)."""

@@ -43,7 +43,7 @@ from pavkit.llm.data import Problem
 from pavkit.llm.steps import DEFAULT_DELIMITER, split_steps
 from pavkit.losses import kl_penalty, leave_one_out_baseline, reinforce_loss, rewards_to_go, token_weights
 
-BASELINES = ("loo", "value", "none")
+BASELINES = ("loo", "loo-effective", "value", "none")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -68,8 +68,10 @@ class RLConfig:
         lr, warmup: Adam learning rate, linear warm-up over this fraction of iters then cosine decay to 0
             (paper: 1e-7 for Gemma, 10 % warm-up).
         kl_coef: β of the KL penalty to π_init (paper: 0.001).
-        baseline: "loo" (leave-one-out mean outcome of the group), "value" (a learned token-level value model,
-            the paper's; Adam at ``lr``, constant) or "none".
+        baseline: "loo" (leave-one-out mean outcome of the group), "loo-effective" (leave-one-out group mean of
+            each response's mean step weight r + α·A^μ: it centres the α·A^μ term too, as the paper's value
+            baseline does, without a model), "value" (a learned token-level value model, the paper's; Adam at
+            ``lr``, constant) or "none".
         rewards_to_go: weight step h by Σ_{h'≥h} α·A^μ instead of α·A^μ(s_h, a_h) (PAPER.md §10.5; off = Eq. 5).
         max_grad_norm: gradient clipping.
         temperature, max_new_tokens: sampling (paper: max response length 512).
@@ -301,6 +303,26 @@ def step_weights(outcomes: np.ndarray, v_mu: Sequence[np.ndarray] | None, num_st
     return np.where(mask, w - np.asarray(baseline, dtype=float)[:, None], 0.0), mask
 
 
+def baselined_step_weights(outcomes: np.ndarray, v_mu: Sequence[np.ndarray] | None, num_steps: Sequence[int],
+                           alpha: float, groups: np.ndarray, baseline: str,
+                           to_go: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``step_weights`` minus the group baseline b_i of ``baseline`` (one of BASELINES):
+
+    - "loo": b_i = mean outcome of the other responses of i's group;
+    - "loo-effective": b_i = mean over the other responses j of i's group of their mean step weight
+      r_j + α·mean_h A^μ_j (it centres the α·A^μ term as well, which under a weak π is mostly negative);
+    - "value", "none": b_i = 0 ("value" is subtracted per token in `update`: these weights are its targets).
+
+    Each b_i skips response i, so the policy gradient stays unbiased. Shapes as ``step_weights``; groups (N,).
+    """
+    base = leave_one_out_baseline(outcomes, groups) if baseline == "loo" else np.zeros(len(outcomes))
+    weights, mask = step_weights(outcomes, v_mu, num_steps, alpha, base, to_go)
+    if baseline == "loo-effective":
+        per_response = (weights * mask).sum(axis=1) / mask.sum(axis=1)
+        weights = np.where(mask, weights - leave_one_out_baseline(per_response, groups)[:, None], 0.0)
+    return weights, mask
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Sampling and log-probabilities.
 
@@ -439,9 +461,8 @@ def sample_batch(state: RLState, cfg: RLConfig, problems: Sequence[Problem], pro
               for c in flat]
     steps = [s for s, _ in parsed]
     v_mu = prover_values([prompts[g] for g in groups], steps) if prover_values is not None and cfg.alpha else None
-    # baseline "value" is subtracted per token in `update`: its weights here are Q^π + α·A^μ, the value's targets
-    base = leave_one_out_baseline(outcomes, groups) if cfg.baseline == "loo" else np.zeros(len(flat))
-    weights, mask = step_weights(outcomes, v_mu, [len(s) for s in steps], cfg.alpha, base, cfg.rewards_to_go)
+    weights, mask = baselined_step_weights(outcomes, v_mu, [len(s) for s in steps], cfg.alpha, groups, cfg.baseline,
+                                           cfg.rewards_to_go)
     prompt_ids = tok(prompts, add_special_tokens=True)["input_ids"]
     return Batch([prompt_ids[g] for g in groups], [c.token_ids for c in flat], [t for _, t in parsed], outcomes,
                  weights, mask, v_mu, [len(s) for s in steps])
