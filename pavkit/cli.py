@@ -281,8 +281,11 @@ def _bound_table(summary: dict) -> str:
         f"{'prover':<8} {'imp>=0':>7} {'+ held':>7} {'- held':>7} {'r(imp,dist)':>12} {'r(imp,align)':>13} "
         f"{'dist/dist(K=1)':>15}",
     ]
+    from pavkit.provers import TREE_PROVERS, parse_prover
+
     for name, g in summary["per_prover"].items():
-        k = int(name[4:]) if name.startswith("bok:") else None
+        prover = parse_prover(name, TREE_PROVERS)
+        k = prover.k if prover.kind == "bok" else None
         r = f"{ratio[k]:.2f}" if k in ratio else "-"
         lines.append(
             f"{name:<8} {g['improvement_nonnegative']:>7.1%} {g['bound_plus_held']:>7.1%} "
@@ -305,6 +308,7 @@ def _bound_table(summary: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: rows and kept beams.")
 def toy_table(alpha: float, as_json: bool) -> None:
     """The paper's Fig. 2(a): Q, V, A of six proposals and the beams kept by Q^π vs the effective reward."""
+    from pavkit.estimators import effective_reward_qa
     from pavkit.toy.fig2 import fig2a_rows, fig2a_search
 
     rows = fig2a_rows()
@@ -318,7 +322,7 @@ def toy_table(alpha: float, as_json: bool) -> None:
                f"{'Q+αA':>7}")
     for r in rows:
         click.echo(f"{r['state']:<6} {r['V']:>7.2f}  {r['action']:<7} {r['Q']:>9.2f} {r['A']:>+9.2f} "
-                   f"{r['Q'] + alpha * r['A']:>7.3f}")
+                   f"{float(effective_reward_qa(r['Q'], r['A'], alpha)):>7.3f}")
     click.echo(f"\nkept by Q^π only:                {', '.join(q_only.beams)}")
     click.echo(f"kept by Q^π + {alpha}·A^μ (μ = π):  {', '.join(effective.beams)}")
 
@@ -535,7 +539,13 @@ def toy_sweep(experiment: str, out: str, provers: str, seeds: str, alpha: float,
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise InputError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
-    if len({p.partition(":")[0] for p in prover_list}) != 1:
+    from pavkit.provers import PLANTED_PROVERS, parse_prover
+
+    try:
+        kinds = {parse_prover(p, PLANTED_PROVERS).kind for p in prover_list}
+    except ValueError as e:
+        raise InputError(f"--provers: {e}") from None
+    if len(kinds) != 1:
         raise InputError(f"--provers: one kind per sweep ('gamma:G' or 'bok:K'), got {provers!r}")
     jobs = []
     for seed in seed_list:
@@ -864,10 +874,11 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
     import time
     from pathlib import Path
 
-    from pavkit.llm.label import LabelConfig, iter_labels, load_engines, parse_prover, problems_digest, record_line
+    from pavkit.llm.label import LabelConfig, iter_labels, load_engines, problems_digest, record_line
+    from pavkit.provers import LABEL_PROVERS, parse_prover
 
     try:
-        spec = parse_prover(prover)
+        spec = parse_prover(prover, LABEL_PROVERS)
     except ValueError as e:
         raise InputError(f"--prover: {e}") from None
     try:
@@ -882,7 +893,8 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
     if spec.kind == "model":
         prover = f"model:{Path(spec.path).resolve()}"
     probs, source = _load_problems(problems)
-    cfg = LabelConfig(model=str(Path(model).resolve()), prover=parse_prover(prover).spec, problems=source,
+    cfg = LabelConfig(model=str(Path(model).resolve()), prover=parse_prover(prover, LABEL_PROVERS).spec,
+                      problems=source,
                       problems_sha256=problems_digest(probs), n_cov=n_cov, n_mc=n_mc, seed=seed,
                       delimiter=delimiter, prompt_format=prompt_format, temperature=temperature,
                       max_new_tokens=max_new_tokens, batch_size=batch_size, engine=engine, first_pit=first_pit,
@@ -1517,7 +1529,8 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
 
     from pavkit import runs
     from pavkit.llm.label import problems_digest
-    from pavkit.llm.search import NOT_COMPARED, SearchConfig, parse_search_prover, pending_units
+    from pavkit.llm.search import NOT_COMPARED, SearchConfig, pending_units
+    from pavkit.provers import VERIFIER_PROVERS, parse_prover
 
     method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
     try:
@@ -1525,11 +1538,12 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
     except ValueError:
         raise InputError(f"--n: expected comma-separated integers like 2,4,8, got {ns!r}") from None
     try:
-        kind, _, prover_path = parse_search_prover(prover)
+        parsed = parse_prover(prover, VERIFIER_PROVERS)
     except ValueError as e:
         raise InputError(f"--prover: {e}") from None
-    if kind == "model":
-        prover = f"model:{Path(_model_arg('--prover', prover_path, 'verifier')).resolve()}"
+    if parsed.kind == "model":
+        prover = f"model:{Path(_model_arg('--prover', parsed.path, 'verifier')).resolve()}"
+        parsed = parse_prover(prover, VERIFIER_PROVERS)
     probs, source = _load_problems(problems)
     try:
         cfg = SearchConfig(policy=str(Path(policy).resolve()), orm=_verifier_path(orm) if orm else "",
@@ -1567,7 +1581,7 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
 
         pqv_v = load(cfg.pqv)
         verifiers = Verifiers(orm=load(cfg.orm) if cfg.orm else pqv_v, pqv=pqv_v,
-                              qmu=load(prover.partition(":")[2]) if kind == "model" else None,
+                              qmu=load(parsed.path) if parsed.kind == "model" else None,
                               likelihood=PolicyLikelihood(engine.model, engine.tokenizer, batch_size))
         labels = iter(units)
 
@@ -1844,8 +1858,11 @@ def llm_rl(policy: str, verifier: str | None, pass_ns: str | None, out: str, thr
                        pass_ns=ns, **fields)
     except ValueError as e:
         raise InputError(f"llm rl: {e}") from None
-    if cfg.prover.startswith("model:"):
-        _model_arg("--prover", cfg.prover.partition(":")[2], "verifier")
+    from pavkit.provers import VERIFIER_PROVERS, parse_prover
+
+    mu = parse_prover(cfg.prover, VERIFIER_PROVERS)
+    if mu.kind == "model":
+        _model_arg("--prover", mu.path, "verifier")
     m = _run_llm_rl(cfg, train_problems, eval_problems, out, threads=threads)
     if as_json:
         _emit_json({"final_accuracy": m["final_accuracy"], "iterations": m["iterations"], "seconds": m["seconds"]})

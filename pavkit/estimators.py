@@ -95,6 +95,15 @@ def bok(v: np.ndarray, k: int | np.ndarray) -> np.ndarray:
     return 1.0 - (1.0 - v) ** k
 
 
+def effective_reward_qa(q_pi: np.ndarray | float, adv_mu: np.ndarray | float, alpha: float) -> np.ndarray:
+    r"""Q^π(s, a) + α·A^μ(s, a) (paper Eq. 5) from Q^π and A^μ of the same (s, a) pairs, any (equal) shapes.
+
+    The one place Eq. 5 is written: :func:`effective_reward` applies it along trajectories, the toy NPG step
+    (``toy.theory.npg_update``) to (S, A) tables.
+    """
+    return np.asarray(q_pi, dtype=float) + alpha * np.asarray(adv_mu, dtype=float)
+
+
 def effective_reward(
     v_pi: np.ndarray, v_mu: np.ndarray, alpha: float, mask: np.ndarray | None = None
 ) -> np.ndarray:
@@ -114,7 +123,7 @@ def effective_reward(
     v_mu = np.asarray(v_mu, dtype=float)
     if v_pi.shape != v_mu.shape:
         raise ValueError(f"v_pi {v_pi.shape} and v_mu {v_mu.shape} must have the same shape")
-    reward = q_values(v_pi) + alpha * advantages(v_mu)
+    reward = effective_reward_qa(q_values(v_pi), advantages(v_mu), alpha)
     return reward if mask is None else np.where(mask, reward, 0.0)
 
 
@@ -179,6 +188,27 @@ def pass_at_k(n: int | np.ndarray, c: int | np.ndarray, k: int) -> np.ndarray:
     fail = n - c
     log_ratio = cum[n] - cum[np.maximum(fail, k)]
     return np.where(fail < k, 1.0, 1.0 - np.exp(log_ratio))
+
+
+def mean_pass_at_n(counts: Sequence[int], samples: int, ns: Sequence[int]) -> np.ndarray:
+    """Mean over problems of the unbiased Pass@N from per-problem success counts out of ``samples`` each.
+
+    Args:
+        counts: (P,) successes per problem.
+    Returns:
+        (len(ns),).
+    """
+    counts = np.asarray(counts)
+    return np.array([float(np.mean(pass_at_k(samples, counts, int(n)))) for n in ns])
+
+
+def pass_at_n_matrix(correct: np.ndarray, ns: Sequence[int]) -> np.ndarray:
+    """Pass@N per problem from one pool (unbiased, closed form, ``pass_at_k``): (len(ns), P)."""
+    correct = np.asarray(correct, dtype=float)
+    m, hits = correct.shape[1], correct.sum(axis=1).astype(int)
+    if min(ns) < 1 or max(ns) > m:
+        raise ValueError(f"every N must lie in [1, M = {m}], got {list(ns)}")
+    return np.stack([pass_at_k(np.full_like(hits, m), hits, int(n)) for n in ns])
 
 
 @dataclass(frozen=True)

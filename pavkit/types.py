@@ -6,6 +6,7 @@ backend uses (an int array row for the toy, ``(problem, steps)`` for an LLM). Se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
@@ -25,6 +26,35 @@ class Task(Protocol):
 
     def reward(self, prefixes: Any, completions: Any) -> np.ndarray:
         """Return rewards in {0, 1}, shape (P, n): completion j of prefix i."""
+        ...
+
+
+@dataclass
+class VerifierStats:
+    """Work done by a Verifier: trajectories scored, real tokens run forward (padding excluded), and the padded
+    total B·T actually computed (≥ forward_tokens), forward passes (batches)."""
+
+    forward_tokens: int = 0
+    trajectories: int = 0
+    padded_tokens: int = 0
+    forward_passes: int = 0
+
+
+class Verifier(Protocol):
+    """What search and RL need of a verifier: V̂ of every prefix of trajectories, and the work it did.
+
+    Implemented by ``pavkit.llm.verifier.Verifier`` (a trained model) and ``pavkit.llm.organism.OracleVerifier``
+    (the organism's exact step checker). ``prompts`` (B,) and ``steps`` (B lists of H_b step texts).
+    """
+
+    stats: VerifierStats
+
+    def prefix_values(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """B arrays (H_b + 1,): V̂ of s_1 (the prompt alone) … s_{H_b+1} (every step)."""
+        ...
+
+    def values(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> np.ndarray:
+        """(B,) V̂ of each whole trajectory (the last prefix value)."""
         ...
 
 

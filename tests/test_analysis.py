@@ -14,7 +14,6 @@ from pavkit.analysis.metrics import (
     bootstrap_ci,
     growth_ratio,
     iterations_to_reach,
-    pass_at_n_curve,
     reach_ratio,
 )
 
@@ -57,11 +56,15 @@ def test_iterations_to_reach_and_reach_ratio():
     assert r.ratio is None
 
 
-def test_pass_at_n_curve_matches_the_closed_form():
+def test_mean_pass_at_n_matches_the_closed_form():
+    from pavkit.estimators import mean_pass_at_n
+
     n, c = 20, 3
     ns = [1, 2, 5, 17, 18, 20]
     expected = [1 - comb(n - c, k) / comb(n, k) for k in ns]
-    np.testing.assert_allclose(pass_at_n_curve(n, c, ns), expected, rtol=1e-10)
+    np.testing.assert_allclose(mean_pass_at_n([c], n, ns), expected, rtol=1e-10)
+    both = [(e + 1 - comb(n - 1, k) / comb(n, k)) / 2 for e, k in zip(expected, ns, strict=True)]
+    np.testing.assert_allclose(mean_pass_at_n([c, 1], n, ns), both, rtol=1e-10)  # the mean over problems
     assert growth_ratio([1, 8], [0.1, 0.6], [0.1, 0.2]) == pytest.approx(5.0)
     assert growth_ratio([1, 8], [0.1, 0.6], [0.0, 0.0]) is None
 

@@ -49,6 +49,14 @@ def test_effective_reward_by_hand():
         effective_reward(V, V[:, :3], 1.0)
 
 
+def test_effective_reward_qa_by_hand():
+    from pavkit.estimators import effective_reward_qa
+
+    q, adv = np.array([[0.5, 0.2], [0.0, 1.0]]), np.array([[0.1, -0.2], [0.3, 0.0]])
+    np.testing.assert_allclose(effective_reward_qa(q, adv, 2.0), [[0.7, -0.2], [0.6, 1.0]])
+    assert float(effective_reward_qa(0.55, -0.05, 1.0)) == pytest.approx(0.5)  # Fig. 2(a)'s a11 at α = 1
+
+
 def test_first_pit_by_hand():
     q = np.array([[0.6, 0.0, 0.3], [0.5, 0.4, 0.2], [0.0, 0.0, 0.0], [0.3, 0.1, 0.0]])
     np.testing.assert_array_equal(first_pit(q), [1, 3, 0, 2])

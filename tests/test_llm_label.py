@@ -31,7 +31,6 @@ from pavkit.llm.label import (
     derive_seed,
     iter_labels,
     label_problem,
-    parse_prover,
     prefix_table,
     record_line,
     scan_labels,
@@ -84,6 +83,12 @@ def config(**kw):
 
 
 def test_parse_prover():
+    from pavkit.provers import LABEL_PROVERS
+    from pavkit.provers import parse_prover as parse
+
+    def parse_prover(spec):
+        return parse(spec, LABEL_PROVERS)
+
     assert parse_prover("bok:4").k == 4 and parse_prover("pi").kind == "pi"
     assert parse_prover("temp:0.70").spec == "temp:0.7" and parse_prover("temp:2").needs_rollouts
     assert parse_prover("model:/x/y").path == "/x/y" and not parse_prover("bok:1").needs_rollouts

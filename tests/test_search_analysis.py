@@ -31,13 +31,13 @@ from pavkit.analysis.metrics import (
     best_threshold,
     compute_to_match,
     exact_best_of_n,
-    pass_at_n_matrix,
     relative_gain_ci,
     subsample_best_of_n,
     subsample_majority,
     threshold_error,
 )
 from pavkit.analysis.plots import STYLE, coincident, plot_search_curves, styles
+from pavkit.estimators import pass_at_n_matrix
 
 CORRECT = np.array([[1, 0, 0, 1, 0], [0, 1, 1, 0, 0], [0, 0, 0, 0, 1]], dtype=float)
 SCORES = np.array([[0.9, 0.8, 0.1, 0.3, 0.5], [0.2, 0.6, 0.1, 0.7, 0.4], [0.5, 0.4, 0.3, 0.2, 0.1]])

@@ -16,7 +16,6 @@ from pavkit.toy.rl import (
     checkpoint,
     init_state,
     mc_prefix_values,
-    parse_prover,
     prover_prefix_values,
     prover_terms,
     restore,
@@ -183,9 +182,12 @@ def test_prover_terms_match_exact_enumeration():
 
 @pytest.mark.parametrize("bad", ["gamma", "gamma:-1", "bok:0", "bok:2.5", "mu:3", "gamma:nan", ""])
 def test_parse_prover_rejects_bad_specs(bad):
+    from pavkit.provers import PLANTED_PROVERS, parse_prover
+
     with pytest.raises(ValueError, match="prover must be"):
-        parse_prover(bad)
-    assert parse_prover("gamma:10") == ("gamma", 10.0) and parse_prover("bok:4") == ("bok", 4)
+        parse_prover(bad, PLANTED_PROVERS)
+    gamma, k = parse_prover("gamma:10", PLANTED_PROVERS), parse_prover("bok:4", PLANTED_PROVERS)
+    assert (gamma.kind, gamma.gamma) == ("gamma", 10.0) and (k.kind, k.k) == ("bok", 4)
 
 
 def test_sft_moves_pi_towards_the_prover():

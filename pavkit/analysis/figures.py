@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pavkit.analysis.metrics import bootstrap_ci, mean_pass_at_n, seed_problem_gain_ci
+from pavkit.analysis.metrics import bootstrap_ci, seed_problem_gain_ci
 from pavkit.analysis.plots import (
     plot_bars_ci,
     plot_bok_ratio,
@@ -16,6 +16,7 @@ from pavkit.analysis.plots import (
     plot_pass_at_n,
     plot_prover_sweep,
 )
+from pavkit.estimators import mean_pass_at_n
 
 
 def verify_bound_figure(records: Sequence[dict], summary: dict):
@@ -136,9 +137,12 @@ def run_count(runs: Sequence[RLRun]) -> str:
     return ", ".join(f"{m.replace('_', ' ')}: {seeds(len(g))}" for m, g in groups.items())
 
 
-def _strength(prover: str) -> tuple[str, float]:
-    kind, _, value = prover.partition(":")
-    return kind, float(value)
+def _strength(spec: str) -> tuple[str, float]:
+    """A planted-task prover's kind and strength: ``gamma:G`` → ("gamma", G), ``bok:K`` → ("bok", K)."""
+    from pavkit.provers import PLANTED_PROVERS, parse_prover
+
+    p = parse_prover(spec, PLANTED_PROVERS)
+    return p.kind, float(p.gamma if p.kind == "gamma" else p.k)
 
 
 def sweep_table(runs: Sequence[RLRun]) -> dict:
@@ -306,10 +310,9 @@ class SearchRun:
     @property
     def prover_label(self) -> str:
         """``bok:K`` → "Bo{K}(π)"; ``model:DIR`` → the folder name of DIR."""
-        from pathlib import Path
+        from pavkit.provers import VERIFIER_PROVERS, parse_prover
 
-        kind, _, arg = self.config["prover"].partition(":")
-        return f"Bo{arg}(π)" if kind == "bok" else Path(arg).name
+        return parse_prover(self.config["prover"], VERIFIER_PROVERS).label()
 
 
 def load_search_runs(paths: Sequence[str]) -> list[SearchRun]:
@@ -363,7 +366,8 @@ def search_table(pool: Sequence[dict], search: Sequence[dict], ns: Sequence[int]
          "accuracy": {"mean","low","high"}, "compute": [...], "per_problem": (T, P) accuracies, and for beam
          methods "any_correct": {...}}}
     """
-    from pavkit.analysis.metrics import exact_best_of_n, pass_at_n_matrix, subsample_majority
+    from pavkit.analysis.metrics import exact_best_of_n, subsample_majority
+    from pavkit.estimators import pass_at_n_matrix
 
     wanted = {int(n) for n in ns}
     beams: dict[tuple[str, int], dict[int, dict]] = {}
@@ -501,9 +505,10 @@ def fig5b_figure(runs: Sequence[SearchRun], ax=None):
     """Beam search with PAV: accuracy vs N for each Best-of-K(π) prover (one run per K); ORM best-of-N if present."""
     ax = _new_axes(ax)
     from pavkit.analysis.plots import plot_search_curves
+    from pavkit.provers import VERIFIER_PROVERS, parse_prover
 
-    boks = sorted((r for r in runs if r.config["prover"].startswith("bok:")),
-                  key=lambda r: int(r.config["prover"].split(":")[1]))
+    parsed = {r.path: parse_prover(r.config["prover"], VERIFIER_PROVERS) for r in runs}
+    boks = sorted((r for r in runs if parsed[r.path].kind == "bok"), key=lambda r: parsed[r.path].k)
     curves = {}
     for r in boks:
         t = run_table(r)
@@ -656,7 +661,7 @@ def fig10_table(pool: Sequence[dict], alpha: float, k: int, *, valid_fraction: f
     "valid_problems", "test_problems"}.
     """
     from pavkit.analysis.metrics import best_threshold, threshold_error
-    from pavkit.estimators import bok
+    from pavkit.estimators import bok, effective_reward
 
     rows = [r for r in pool if "pqv_steps" in r]
     if len(rows) < 2:
@@ -670,7 +675,7 @@ def fig10_table(pool: Sequence[dict], alpha: float, k: int, *, valid_fraction: f
         split = "valid" if int(r["problem_index"]) in valid else "test"
         for v, ok in zip(r["pqv_steps"], r["correct"], strict=True):
             v = np.asarray(v, dtype=float)
-            q, eff = v[1:], v[1:] + alpha * (bok(v[1:], k) - bok(v[:-1], k))
+            q, eff = v[1:], effective_reward(v[None], bok(v, k)[None], alpha)[0]
             for h in range(1, len(v)):
                 cell = by_step.setdefault(h, {f"{s}_{x}": [] for s in ("valid", "test") for x in "qey"})
                 cell[f"{split}_q"].append(q[h - 1]), cell[f"{split}_e"].append(eff[h - 1])
@@ -695,12 +700,14 @@ def fig10_figure(run: SearchRun, ax=None, alpha: float | None = None):
     """Fig. 10: outcome-prediction error per step, thresholding the effective reward vs Q̂^π (Bo-K prover)."""
     ax = _new_axes(ax)
     from pavkit.analysis.plots import plot_step_errors
+    from pavkit.provers import VERIFIER_PROVERS, parse_prover
 
-    kind, _, arg = run.config["prover"].partition(":")
-    if kind != "bok":
+    prover = parse_prover(run.config["prover"], VERIFIER_PROVERS)
+    if prover.kind != "bok":
         raise ValueError(f"{run.path}: Fig. 10 needs a bok:K prover, the run has {run.config['prover']!r}")
     a = float(run.config["alpha"] if alpha is None else alpha)
-    t = fig10_table(run.pool, a, int(arg))
+    arg = prover.k
+    t = fig10_table(run.pool, a, arg)
     plot_step_errors(t["steps"], {r"$\hat Q^\pi$ (PQV)": t["q"],
                                   rf"effective reward $\hat Q^\pi + \alpha \hat A^\mu$, Bo{arg}, $\alpha$ = {a:g}":
                                   t["effective"]}, baseline=t["base_rate"], ax=ax)

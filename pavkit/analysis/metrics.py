@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pavkit.estimators import pass_at_k
-
 
 @dataclass(frozen=True)
 class Interval:
@@ -96,23 +94,6 @@ def reach_ratio(iters_method: Sequence[int], curve_method: Sequence[float], iter
     if b is None:
         return ReachRatio(level, m, None, float(np.asarray(iters_baseline)[-1]) / m, True)
     return ReachRatio(level, m, b, max(b, 1) / m, False)
-
-
-def pass_at_n_curve(samples: int, correct: int, ns: Sequence[int]) -> np.ndarray:
-    """Pass@N for each N from one pool of ``samples`` draws with ``correct`` successes (unbiased): (len(ns),)."""
-    return np.array([float(pass_at_k(samples, correct, int(n))) for n in ns])
-
-
-def mean_pass_at_n(counts: Sequence[int], samples: int, ns: Sequence[int]) -> np.ndarray:
-    """Mean over problems of the unbiased Pass@N from per-problem success counts out of ``samples`` each.
-
-    Args:
-        counts: (P,) successes per problem.
-    Returns:
-        (len(ns),).
-    """
-    counts = np.asarray(counts)
-    return np.array([float(np.mean(pass_at_k(samples, counts, int(n)))) for n in ns])
 
 
 def growth_ratio(ns: Sequence[int], curve_a: Sequence[float], curve_b: Sequence[float]) -> float | None:
@@ -227,15 +208,6 @@ def subsample_majority(correct: np.ndarray, keys: np.ndarray, ns: Sequence[int],
             ok = c[np.arange(len(win)), win]
             out[j, p] = np.where(votes.max(axis=-1) > 0, ok, 0.0).mean()
     return out
-
-
-def pass_at_n_matrix(correct: np.ndarray, ns: Sequence[int]) -> np.ndarray:
-    """Pass@N per problem from one pool (unbiased, closed form, ``pass_at_k``): (len(ns), P)."""
-    correct = np.asarray(correct, dtype=float)
-    m, hits = correct.shape[1], correct.sum(axis=1).astype(int)
-    if min(ns) < 1 or max(ns) > m:
-        raise ValueError(f"every N must lie in [1, M = {m}], got {list(ns)}")
-    return np.stack([pass_at_k(np.full_like(hits, m), hits, int(n)) for n in ns])
 
 
 def accuracy_ci(per_problem: np.ndarray, confidence: float = 0.95, resamples: int = 2000,

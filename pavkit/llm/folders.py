@@ -23,6 +23,7 @@ from pathlib import Path
 WHAT = {"lm": "model folder", "lm-or-gguf": "model folder or .gguf file", "verifier": "verifier folder"}
 KINDS = tuple(WHAT)
 MODEL_SUBDIR = "model"  # where `pavkit llm train-verifier` saves the checkpoint inside its run directory
+HEAD_FILE = "head.pt"  # the head of an lm-features verifier, beside its frozen LM (pavkit.llm.lmfeatures)
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
@@ -39,8 +40,6 @@ def verifier_dir(path: str | Path) -> Path:
 
 
 def _config_problem(config_file: Path, verifier: bool) -> str | None:
-    from pavkit.llm.lmfeatures import HEAD_FILE
-
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:

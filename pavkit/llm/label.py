@@ -13,7 +13,7 @@ For every problem x:
    KV cache for its n_mc continuations); identical prefix texts (s_1 is shared by every seed) are rolled out
    once and their estimate is shared. The last state of a seed that *finished* (hit EOS) is the whole
    response: its value under any policy is its outcome, recorded exactly with 0 rollouts and se 0.
-4. **Prover values** on the same prefixes, by the prover SPEC (:func:`parse_prover`):
+4. **Prover values** on the same prefixes, by the prover SPEC (:func:`pavkit.provers.parse_prover`):
 
    - ``bok:K``  Best-of-K(π), analytic, no rollouts: Q̂^μ = 1 − (1 − Q̂^π)^K (App. F.4, Eq. 30,
      :func:`pavkit.estimators.bok`), with the first-order delta-method standard error
@@ -58,6 +58,7 @@ import numpy as np
 from pavkit import __version__
 from pavkit.estimators import bok, first_pit, mc_estimate
 from pavkit.llm.steps import DEFAULT_DELIMITER, prefix_text, split_steps
+from pavkit.provers import LABEL_PROVERS, parse_prover
 
 # Stages of one problem's computation; each gets its own sampling seed (derive_seed).
 STAGE_SEEDS, STAGE_SCREEN, STAGE_MC_PI, STAGE_MC_MU = 0, 1, 2, 3
@@ -71,49 +72,6 @@ PROMPT_FORMATS = ("auto", "chat", "plain")
 
 # ---------------------------------------------------------------------------------------------------------------
 # Prover specs and the run configuration.
-
-
-@dataclass(frozen=True)
-class Prover:
-    """A parsed prover SPEC: ``bok:K``, ``pi``, ``temp:T`` or ``model:PATH``."""
-
-    spec: str
-    kind: str  # "bok" | "pi" | "temp" | "model"
-    k: int = 1
-    temperature: float | None = None
-    path: str | None = None
-
-    @property
-    def needs_rollouts(self) -> bool:
-        """True when μ's values need their own rollouts (another temperature or another checkpoint)."""
-        return self.kind in ("temp", "model")
-
-
-def parse_prover(spec: str) -> Prover:
-    """Parse a prover SPEC; raise ValueError with a one-line reason on a malformed one."""
-    spec = spec.strip()
-    kind, _, arg = spec.partition(":")
-    if kind == "pi" and not arg:
-        return Prover("pi", "pi")
-    if kind == "bok":
-        try:
-            k = int(arg)
-        except ValueError:
-            raise ValueError(f"bok:K needs an integer K >= 1, got {spec!r}") from None
-        if k < 1:
-            raise ValueError(f"bok:K needs K >= 1, got {spec!r}")
-        return Prover(f"bok:{k}", "bok", k=k)
-    if kind == "temp":
-        try:
-            t = float(arg)
-        except ValueError:
-            raise ValueError(f"temp:T needs a number T > 0, got {spec!r}") from None
-        if not t > 0:
-            raise ValueError(f"temp:T needs T > 0, got {spec!r}")
-        return Prover(f"temp:{t:g}", "temp", temperature=t)
-    if kind == "model" and arg:
-        return Prover(f"model:{arg}", "model", path=arg)
-    raise ValueError(f"unknown prover {spec!r}: expected bok:K, pi, temp:T or model:PATH")
 
 
 @dataclass(frozen=True)
@@ -146,7 +104,7 @@ class LabelConfig:
     pavkit_version: str = field(default=__version__)
 
     def __post_init__(self) -> None:
-        parse_prover(self.prover)
+        parse_prover(self.prover, LABEL_PROVERS)
         if self.n_cov < 1 or self.n_mc < 1 or self.pit_screen < 1:
             raise ValueError("n_cov, n_mc and pit_screen must be >= 1")
         if self.prompt_format not in PROMPT_FORMATS:
@@ -204,7 +162,7 @@ def load_engines(cfg: LabelConfig, **load_kw: Any) -> tuple[Any, Any | None]:
           "batch_size": cfg.batch_size}
     load_kw = {**cfg.vllm_options, **load_kw}
     engine = cls.from_path(cfg.model, **kw, **load_kw)
-    prover = parse_prover(cfg.prover)
+    prover = parse_prover(cfg.prover, LABEL_PROVERS)
     if prover.kind == "temp":
         inner = (engine.model, engine.tokenizer) if cfg.engine == "hf" else (engine.llm,)
         return engine, cls(*inner, **{**kw, "temperature": prover.temperature})
@@ -363,7 +321,7 @@ def label_problem(problem: Any, index: int, engine: Any, cfg: LabelConfig, *,
         prefixes when first-pit is on, else None), provenance (model, prover, seed, rollout_seeds, n_mc, n_cov,
         delimiter, temperature, pavkit_version).
     """
-    prover = parse_prover(cfg.prover)
+    prover = parse_prover(cfg.prover, LABEL_PROVERS)
     if prover.needs_rollouts and prover_engine is None:
         raise ValueError(f"prover {cfg.prover!r} needs a prover engine")
     d = cfg.delimiter

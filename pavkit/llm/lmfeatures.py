@@ -40,9 +40,10 @@ from typing import Any
 
 import numpy as np
 
+from pavkit.llm.folders import HEAD_FILE
+
 FEATURES = ("min_logprob", "min_gap", "mean_logprob", "sum_gap", "disagreements", "tokens_per_100")
 DISAGREE_GAP = -math.log(2.0)  # gap below this: another token was at least twice as likely as the written one
-HEAD_FILE = "head.pt"
 ARCH = "lm-features"
 LOGIT_BUDGET = 2**25  # most logits (rows × T × V) materialised at once when reading features (128 MB of float32)
 
@@ -237,13 +238,13 @@ def read_features(model: LMFeatureModel, id_lists: Sequence[Sequence[int]], read
     """
     import torch
 
-    from pavkit.llm.verifier import _right_pad
+    from pavkit.llm.prefix import right_pad
 
     out: list[tuple[Any, Any]] = [None] * len(id_lists)  # type: ignore[list-item]
     order = sorted(range(len(id_lists)), key=lambda i: len(id_lists[i]))
     for s in range(0, len(order), batch_size):
         chunk = order[s:s + batch_size]
-        input_ids, mask = _right_pad([id_lists[i] for i in chunk], pad_id, model.device)
+        input_ids, mask = right_pad([id_lists[i] for i in chunk], pad_id, model.device)
         start = torch.as_tensor([int(reads[i][0]) + 1 for i in chunk], device=model.device)
         h, f = model.hidden_and_features(input_ids, mask, start)
         for k, i in enumerate(chunk):

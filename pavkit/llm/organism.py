@@ -43,7 +43,7 @@ import numpy as np
 
 from pavkit.llm.data import Problem
 from pavkit.llm.steps import DEFAULT_DELIMITER
-from pavkit.llm.verifier import VerifierStats
+from pavkit.types import VerifierStats
 
 NAMES = ("Mia", "Tom", "Ana", "Leo", "Ivy", "Sam", "Zoe", "Max", "Eva", "Ben")
 PRONOUNS = {"Mia": "She", "Ana": "She", "Ivy": "She", "Zoe": "She", "Eva": "She"}

@@ -16,6 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def right_pad(id_lists: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[Any, Any]:
+    """(input_ids, attention_mask) (B, T) of a right-padded batch on ``device``; T = the longest sequence."""
+    import torch
+
+    width = max(len(ids) for ids in id_lists)
+    input_ids = torch.full((len(id_lists), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(id_lists), width), dtype=torch.long)
+    for b, ids in enumerate(id_lists):
+        input_ids[b, : len(ids)] = torch.as_tensor(list(ids), dtype=torch.long)
+        mask[b, : len(ids)] = 1
+    return input_ids.to(device), mask.to(device)
+
+
 @dataclass
 class PromptCache:
     """Keys and values of P distinct prompts (all but their last token), left-padded to width W.

@@ -37,11 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from pavkit.analysis.metrics import mean_pass_at_n
-from pavkit.estimators import bok, effective_reward
+from pavkit.estimators import effective_reward, mean_pass_at_n
 from pavkit.llm.data import Problem
 from pavkit.llm.steps import DEFAULT_DELIMITER, split_steps
 from pavkit.losses import kl_penalty, leave_one_out_baseline, reinforce_loss, rewards_to_go, token_weights
+from pavkit.provers import VERIFIER_PROVERS, parse_prover
 
 BASELINES = ("loo", "loo-effective", "value", "none")
 
@@ -114,9 +114,7 @@ class RLConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from pavkit.llm.search import parse_search_prover
-
-        parse_search_prover(self.prover)
+        parse_prover(self.prover, VERIFIER_PROVERS)
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if self.alpha > 0 and not self.verifier:
@@ -224,16 +222,15 @@ def restore(cfg: RLConfig, ckpt: dict, device: str | None = None) -> RLState:
 
 def load_prover_values(cfg: RLConfig, device: str | None = None) -> Callable | None:
     """``f(prompts, steps) -> list of (H_b+1,) V^μ arrays`` from the fixed verifiers; None when α = 0."""
-    from pavkit.llm.search import parse_search_prover
     from pavkit.llm.verifier import load_verifier
 
     if cfg.alpha == 0:
         return None
-    kind, k, path = parse_search_prover(cfg.prover)
-    if kind == "model":
-        return load_verifier(path, delimiter=cfg.delimiter, device=device).prefix_values
+    prover = parse_prover(cfg.prover, VERIFIER_PROVERS)
+    if prover.kind == "model":
+        return load_verifier(prover.path, delimiter=cfg.delimiter, device=device).prefix_values
     pqv = load_verifier(cfg.verifier, delimiter=cfg.delimiter, device=device)
-    return lambda prompts, steps: [bok(v, k) for v in pqv.prefix_values(prompts, steps)]
+    return lambda prompts, steps: [prover.from_base(v) for v in pqv.prefix_values(prompts, steps)]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -43,10 +43,11 @@ from typing import Any
 import numpy as np
 
 from pavkit import __version__
-from pavkit.estimators import bok
+from pavkit.estimators import effective_reward
 from pavkit.llm.steps import DEFAULT_DELIMITER, clean_step, join_steps, prefix_text, split_steps
+from pavkit.provers import VERIFIER_PROVERS, parse_prover
 from pavkit.search import beam_search
-from pavkit.types import SearchResult
+from pavkit.types import SearchResult, Verifier
 
 POOL_METHODS = ("bon-orm", "bon-pav", "bon-likelihood", "majority", "pass")
 BEAM_METHODS = ("beam-q", "beam-pav")
@@ -58,18 +59,6 @@ STAGE_POOL, STAGE_BEAM = 0, 1
 
 # ---------------------------------------------------------------------------------------------------------------
 # Configuration.
-
-
-def parse_search_prover(spec: str) -> tuple[str, int, str | None]:
-    """``bok:K`` → ("bok", K, None); ``model:DIR`` → ("model", 1, DIR). ValueError with a one-line reason."""
-    from pavkit.llm.label import parse_prover
-
-    p = parse_prover(spec)
-    if p.kind == "bok":
-        return "bok", p.k, None
-    if p.kind == "model":
-        return "model", 1, p.path
-    raise ValueError(f"search provers are bok:K (from the PQV) or model:DIR (a qmu verifier), got {spec!r}")
 
 
 @dataclass(frozen=True)
@@ -120,7 +109,7 @@ class SearchConfig:
             raise ValueError("the step delimiter must be a non-empty string")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        parse_search_prover(self.prover)
+        parse_prover(self.prover, VERIFIER_PROVERS)
 
     @property
     def pool_methods(self) -> tuple[str, ...]:
@@ -200,17 +189,17 @@ class TokenCounter:
 
 @dataclass
 class Verifiers:
-    """The verifier models of a search: objects with ``values(prompts, steps) -> (B,)`` and
-    ``stats.forward_tokens`` (``pavkit.llm.verifier.Verifier``).
+    """The verifier models of a search, each a :class:`pavkit.types.Verifier` (its ``values`` and
+    ``stats.forward_tokens`` are used here).
 
     orm: the ORM (bon-orm); pqv: Q̂^π (bon-pav, beam scores, the final pick of beam search); qmu: the Q̂^μ model
     of a ``model:DIR`` prover, else None; counter: token counts for :func:`verifier_cost` (default: the PQV's
     tokenizer); likelihood: π itself, scoring pool responses for ``bon-likelihood``.
     """
 
-    orm: Any
-    pqv: Any
-    qmu: Any = None
+    orm: Verifier
+    pqv: Verifier
+    qmu: Verifier | None = None
     counter: TokenCounter | None = None
     likelihood: PolicyLikelihood | None = None  # π's log-probabilities for bon-likelihood (None: not recorded)
 
@@ -355,8 +344,8 @@ class BeamScorer:
 
     def __init__(self, prompt: str, verifiers: Verifiers, *, alpha: float, prover: str, counter: TokenCounter):
         self.prompt, self.verifiers, self.alpha, self.counter = prompt, verifiers, float(alpha), counter
-        self.kind, self.k, _ = parse_search_prover(prover) if alpha > 0 else ("bok", 1, None)
-        if self.kind == "model" and verifiers.qmu is None:
+        self.prover = parse_prover(prover if alpha > 0 else "bok:1", VERIFIER_PROVERS)
+        if self.prover.kind == "model" and verifiers.qmu is None:
             raise ValueError(f"prover {prover!r} needs a qmu verifier")
         self.cache: dict[tuple[str, ...], tuple[float, float]] = {}
         self.new_tokens: list[int] = []
@@ -364,7 +353,7 @@ class BeamScorer:
     @property
     def models(self) -> int:
         """Verifier models run per scored state: the PQV, plus the Q̂^μ model of a ``model:DIR`` prover."""
-        return 2 if (self.alpha > 0 and self.kind == "model") else 1
+        return 2 if (self.alpha > 0 and self.prover.kind == "model") else 1
 
     def values(self, states: Sequence[BeamState]) -> np.ndarray:
         """(len(states), 2): [Q̂^π, Q̂^μ] of each state (Q̂^μ = Q̂^π when α = 0)."""
@@ -374,8 +363,8 @@ class BeamScorer:
             q_pi = np.asarray(self.verifiers.pqv.values(prompts, steps), dtype=float)
             if self.alpha == 0:
                 q_mu = q_pi
-            elif self.kind == "bok":
-                q_mu = bok(q_pi, self.k)
+            elif self.prover.from_base_values:
+                q_mu = self.prover.from_base(q_pi)
             else:
                 q_mu = np.asarray(self.verifiers.qmu.values(prompts, steps), dtype=float)
             for t, a, b in zip(todo, q_pi, q_mu, strict=True):
@@ -390,7 +379,9 @@ class BeamScorer:
         if self.alpha == 0:
             return child[:, 0]
         parent = self.values(parents)  # cached: every parent was scored as a child (or is the root)
-        return child[:, 0] + self.alpha * (child[:, 1] - parent[:, 1])
+        # Eq. 5 on the one-step trajectories parent → child: Q̂^π(child) + α·(Q̂^μ(child) − Q̂^μ(parent))
+        v_pi, v_mu = np.stack([parent[:, 0], child[:, 0]], axis=1), np.stack([parent[:, 1], child[:, 1]], axis=1)
+        return effective_reward(v_pi, v_mu, self.alpha)[:, 0]
 
 
 @dataclass
@@ -518,5 +509,5 @@ def iter_search(problems: Sequence[Any], engine: Any, verifiers: Verifiers, cfg:
 
 __all__ = ["BEAM_METHODS", "METHODS", "NOT_COMPARED", "POOL_METHODS", "BeamOutcome", "BeamScorer", "BeamState",
            "PolicyLikelihood", "SearchConfig", "TokenCounter", "Verifiers", "beam_problem", "iter_search",
-           "majority_pick", "parse_search_prover", "pending_units", "pool_problem", "run_beam", "search_prompt",
+           "majority_pick", "pending_units", "pool_problem", "run_beam", "search_prompt",
            "search_seed", "verifier_cost", "vote_key"]

@@ -51,7 +51,9 @@ import numpy as np
 
 from pavkit.llm.folders import verifier_dir
 from pavkit.llm.lmfeatures import ARCH as LM_FEATURES
+from pavkit.llm.prefix import right_pad
 from pavkit.llm.steps import DEFAULT_DELIMITER, check_steps, step_token_spans
+from pavkit.types import VerifierStats
 
 KINDS = ("orm", "pqv", "qmu")
 TOKEN_CLASSIFIER = "token-classification"
@@ -343,19 +345,6 @@ def _pad_id(tokenizer: Any) -> int:
     return 0
 
 
-def _right_pad(id_lists: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[Any, Any]:
-    """(input_ids, attention_mask) (B, T) of a right-padded batch on ``device``; T = the longest sequence."""
-    import torch
-
-    width = max(len(ids) for ids in id_lists)
-    input_ids = torch.full((len(id_lists), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(id_lists), width), dtype=torch.long)
-    for b, ids in enumerate(id_lists):
-        input_ids[b, : len(ids)] = torch.as_tensor(list(ids), dtype=torch.long)
-        mask[b, : len(ids)] = 1
-    return input_ids.to(device), mask.to(device)
-
-
 def _forward_logits(model: Any, id_lists: Sequence[Sequence[int]], pad_id: int,
                     reads: Sequence[np.ndarray] | None = None) -> Any:
     """Head logits (B, T) of a right-padded batch, mask 0 on padding.
@@ -365,7 +354,7 @@ def _forward_logits(model: Any, id_lists: Sequence[Sequence[int]], pad_id: int,
     """
     import torch
 
-    input_ids, mask = _right_pad(id_lists, pad_id, model.device)
+    input_ids, mask = right_pad(id_lists, pad_id, model.device)
     if is_lm_features(model):
         start = torch.as_tensor([int(r[0]) + 1 for r in reads], device=model.device)
         return model.logits(input_ids, mask, start)
@@ -762,17 +751,6 @@ def train_verifier(model: Any, tokenizer: Any, records: Sequence[Mapping[str, An
 
 # ---------------------------------------------------------------------------------------------------------------
 # Scoring.
-
-
-@dataclass
-class VerifierStats:
-    """Work done by a Verifier: trajectories scored, real tokens run forward (padding excluded), and the padded
-    total B·T actually computed (≥ forward_tokens), forward passes (batches)."""
-
-    forward_tokens: int = 0
-    trajectories: int = 0
-    padded_tokens: int = 0
-    forward_passes: int = 0
 
 
 @dataclass

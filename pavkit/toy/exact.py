@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pavkit.estimators import bok
+from pavkit.provers import TREE_PROVERS, parse_prover
 from pavkit.toy.mdp import SpecError, TreeMDP
 
 
@@ -64,25 +65,16 @@ def bok_values(base: Values, k: int) -> Values:
     return Values(v, v[1:].reshape(base.q.shape))
 
 
-def parse_prover(spec: str) -> tuple[str, int | None]:
-    """``"bok:K"`` → ("bok", K); any other string → (name, None). Raises SpecError for a bad K."""
-    if spec.startswith("bok:"):
-        try:
-            k = int(spec[4:])
-        except ValueError:
-            raise SpecError(f"bad prover {spec!r}: K must be an integer (e.g. bok:4)", field="prover") from None
-        if k < 1:
-            raise SpecError(f"bad prover {spec!r}: K must be >= 1", field="prover")
-        return "bok", k
-    return spec, None
-
-
 def prover_values(mdp: TreeMDP, prover: str, base: Values) -> Values:
-    """Values of a prover given as a policy name of the spec or as ``bok:K`` (Best-of-K of the base)."""
-    name, k = parse_prover(prover)
-    if k is not None:
-        return bok_values(base, k)
-    return exact_values(mdp, mdp.policy(name))
+    """Values of a prover given as a policy name of the spec or as ``bok:K`` (Best-of-K of the base).
+    Raises SpecError (field "prover") for a malformed spec."""
+    try:
+        p = parse_prover(prover, TREE_PROVERS)
+    except ValueError as e:
+        raise SpecError(str(e), field="prover") from None
+    if p.kind == "bok":
+        return bok_values(base, p.k)
+    return exact_values(mdp, mdp.policy(p.name))
 
 
 def occupancy(mdp: TreeMDP, policy: np.ndarray) -> np.ndarray:

@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from pavkit.estimators import bok, effective_reward, pass_at_k
+from pavkit.estimators import effective_reward, pass_at_k
 from pavkit.losses import reinforce_loss
+from pavkit.provers import PLANTED_PROVERS, parse_prover
 from pavkit.toy import planted as _planted
 from pavkit.toy.planted import PlantedTask
 from pavkit.toy.policies import MadePolicy, SFTConfig, action_mask, rollout_successes, sft
@@ -98,7 +99,7 @@ class RLConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        parse_prover(self.prover)
+        parse_prover(self.prover, PLANTED_PROVERS)
         self.task()  # validates y* and the reading
         for name in ("iters", "batch", "eval_samples", "final_samples", "pass_samples"):
             if getattr(self, name) < 1:
@@ -107,7 +108,7 @@ class RLConfig:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.prover_mc < 0:
             raise ValueError(f"prover_mc must be >= 0, got {self.prover_mc}")
-        if self.n_mc < 0 or (self.n_mc == 0 and parse_prover(self.prover)[0] == "bok"):
+        if self.n_mc < 0 or (self.n_mc == 0 and parse_prover(self.prover, PLANTED_PROVERS).kind == "bok"):
             raise ValueError(f"n_mc must be >= 0, and >= 1 for a Best-of-K prover (got {self.n_mc})")
         if self.pass_samples < max(self.pass_at_ns):
             raise ValueError(f"pass_samples ({self.pass_samples}) must be >= the largest N ({max(self.pass_at_ns)})")
@@ -130,18 +131,6 @@ class RLConfig:
         return cls(**d)
 
 
-def parse_prover(spec: str) -> tuple[str, float]:
-    """"gamma:G" → ("gamma", G) with G >= 0;  "bok:K" → ("bok", K) with integer K >= 1."""
-    kind, _, value = str(spec).partition(":")
-    try:
-        x = float(value)
-    except ValueError:
-        x = float("nan")
-    if kind == "gamma" and np.isfinite(x) and x >= 0:
-        return kind, x
-    if kind == "bok" and x.is_integer() and x >= 1:
-        return kind, int(x)
-    raise ValueError(f"prover must be 'gamma:G' (G >= 0) or 'bok:K' (integer K >= 1), got {spec!r}")
 
 
 @dataclass
@@ -223,9 +212,10 @@ def prover_prefix_values(cfg: RLConfig, task: PlantedTask, sequences: np.ndarray
     "gamma:G": exact from the μ_γ automaton DP, or (cfg.prover_mc > 0) the mean of cfg.prover_mc rollouts of
     μ_γ from every distinct prefix (numpy stream ``seed``). "bok:K": Best-of-K of the Monte Carlo V^π.
     """
-    kind, value = parse_prover(cfg.prover)
-    if kind == "bok":
-        return bok(v_pi, value)
+    prover = parse_prover(cfg.prover, PLANTED_PROVERS)
+    if prover.kind == "bok":
+        return prover.from_base(v_pi)
+    value = prover.gamma
     if not cfg.prover_mc:
         return _planted.prover_values(task, value, sequences)
     prefixes = task.prefixes_of(sequences)  # (B, H+1, H)
@@ -272,11 +262,12 @@ def prover_terms(policy: MadePolicy, task: PlantedTask, provers: list[str], sequ
     out: dict = {"provers": list(provers), "distinguishability": [], "alignment": [], "mean_abs_adv_mu": [],
                  "states": int(len(h)), "pi_eos": float(pi[:, task.eos].mean())}
     for spec in provers:
-        kind, value = parse_prover(spec)
-        if kind == "bok":
-            q_mu, v_mu = bok(q_pi, value), bok(v_pi, value)
+        prover = parse_prover(spec, PLANTED_PROVERS)
+        if prover.kind == "bok":
+            q_mu, v_mu = prover.from_base(q_pi), prover.from_base(v_pi)
         else:
-            q_mu, v_mu = _planted.prover_q_values(task, value, states), _planted.prover_values(task, value, seqs)[b, h]
+            g = prover.gamma
+            q_mu, v_mu = _planted.prover_q_values(task, g, states), _planted.prover_values(task, g, seqs)[b, h]
         adv_mu = q_mu - v_mu[:, None]  # (S, V)
         terms = complementarity(pi, adv_mu, adv_pi)
         out["distinguishability"].append(terms.distinguishability)

@@ -26,14 +26,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pavkit.estimators import complementarity
+from pavkit.estimators import complementarity, effective_reward_qa
 from pavkit.toy.exact import Values, exact_values, occupancy, prover_values
 from pavkit.toy.mdp import TreeMDP, random_tree_mdp
 
 
 def npg_update(policy: np.ndarray, q_pi: np.ndarray, adv_mu: np.ndarray, lr: float, alpha: float) -> np.ndarray:
     """π' ∝ π·exp(η·(Q^π + α·A^μ)) row by row; (S, A) arrays in and out. Zero-probability actions stay 0."""
-    score = lr * (q_pi + alpha * adv_mu)
+    score = lr * effective_reward_qa(q_pi, adv_mu, alpha)
     w = policy * np.exp(score - score.max(axis=1, keepdims=True))  # shift for stability; cancels in ratio
     return w / w.sum(axis=1, keepdims=True)
 
@@ -98,14 +98,13 @@ def bound_records(cfg: BoundConfig) -> Iterator[dict]:
     """Yield one record per (instance, prover): instance, prover, K (None for the named prover μ), and
     every field of TheoryTerms. Provers: the instance's independent random policy ``mu``, then bok:K."""
     rng = np.random.default_rng(cfg.seed)
-    provers = ["mu"] + [f"bok:{k}" for k in cfg.ks]
+    provers = {"mu": None} | {f"bok:{k}": k for k in cfg.ks}  # spec → K (None for the named prover μ)
     for i in range(cfg.instances):
         mdp = random_tree_mdp(cfg.num_actions, cfg.horizon, rng, cfg.reward_density,
                               concentration=cfg.concentration, reward_scale=cfg.reward_scale)
         base_values = exact_values(mdp, mdp.policy("pi"))
-        for prover in provers:
+        for prover, k in provers.items():
             terms = theorem_terms(mdp, "pi", prover, cfg.alpha, cfg.lr, base_values)
-            k = int(prover[4:]) if prover.startswith("bok:") else None
             yield {"instance": i, "prover": prover, "K": k, **terms.as_dict()}
 
 
