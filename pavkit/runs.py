@@ -21,10 +21,23 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 
 class RunConfigMismatch(ValueError):
     """A run directory holds a different config than the one asked for."""
 
+
+
+def derive_seed(*parts: int, bits: int = 31) -> int:
+    """A sampling seed that is a pure function of the integers ``parts`` (numpy's SeedSequence), in [0, 2**bits).
+
+    Every sampling call of a run derives its seed this way from (base seed, where it is): labels from
+    (seed, problem index, stage), search from (seed, problem index, stage, N, depth), LLM RL from (seed,
+    iteration, stream) with ``bits=32``. So a resumed run draws what an uninterrupted one would have drawn.
+    """
+    state = int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+    return state & ((1 << bits) - 1)
 
 def _versions() -> dict:
     out = {"python": platform.python_version()}

@@ -28,7 +28,6 @@ from pavkit.llm.label import (
     LabelConfig,
     balanced_buckets,
     config_mismatch,
-    derive_seed,
     iter_labels,
     label_problem,
     prefix_table,
@@ -36,6 +35,7 @@ from pavkit.llm.label import (
     scan_labels,
 )
 from pavkit.llm.steps import split_steps
+from pavkit.runs import derive_seed
 
 RIGHT, WRONG, NOANSWER = "The answer is: 7", "The answer is: 3", "I do not know"
 
@@ -419,3 +419,9 @@ def test_label_smollm2_gsm8k(smollm2_dir, tmp_path, one_thread):
         check_record_invariants(r, 2)
         assert r["prompt"].startswith("<|im_start|>") and r["problem"] in r["prompt"]
         np.testing.assert_allclose(r["v_mu"], bok(np.array(r["v_pi"]), 4))
+
+
+def test_derive_seed_matches_seedsequence_and_masks_to_bits():
+    want = int(np.random.SeedSequence([0, 3, 2]).generate_state(1)[0])
+    assert derive_seed(0, 3, 2, bits=32) == want and derive_seed(0, 3, 2) == want & 0x7FFFFFFF
+    assert all(0 <= derive_seed(b, i, bits=31) < 2 ** 31 for b in range(3) for i in range(50))

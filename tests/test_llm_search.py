@@ -27,10 +27,10 @@ from pavkit.llm.search import (
     pending_units,
     pool_problem,
     run_beam,
-    search_seed,
     verifier_cost,
     vote_key,
 )
+from pavkit.runs import derive_seed
 from pavkit.types import SearchResult
 
 PROMPT = "Q: what is 3+4?\n"
@@ -224,12 +224,12 @@ def test_pool_record_by_hand():
     assert rec["num_tokens"] == [6, 4, 3, 2] and rec["generated_tokens"] == 15
     assert rec["prompt_tokens"] == 5 and rec["verifier_tokens"] == [6, 4, 3, 2]
     assert rec["forward_tokens"] == orm.stats.forward_tokens + pqv.stats.forward_tokens
-    assert orm.calls == pqv.calls == 1 and rec["seed"] == search_seed(0, 3, 0)
+    assert orm.calls == pqv.calls == 1 and rec["seed"] == derive_seed(0, 3, 0)
 
 
 def test_seeds_are_pure_and_distinct():
-    assert search_seed(0, 1, 1, 4, 2) == search_seed(0, 1, 1, 4, 2)
-    assert len({search_seed(0, i, 1, n, d) for i in range(3) for n in (2, 4) for d in (1, 2)}) == 12
+    assert derive_seed(0, 1, 1, 4, 2) == derive_seed(0, 1, 1, 4, 2)
+    assert len({derive_seed(0, i, 1, n, d) for i in range(3) for n in (2, 4) for d in (1, 2)}) == 12
 
 
 def test_pending_units_and_iter_search_skip_done():

@@ -210,6 +210,12 @@ def test_search_table_compute_and_problem_alignment():
     assert s["budget"] == min(max(t["beam-pav"]["compute"]), max(t["bon-orm"]["compute"]))
 
 
+def test_search_table_refuses_an_unknown_beam_method():
+    pool, search = _records()
+    with pytest.raises(ValueError, match="unknown beam method 'beam-new'"):
+        search_table(pool, [*search, {**search[0], "method": "beam-new"}], [2, 4, 8])
+
+
 def test_fig4_summary_divides_the_baseline_spend_at_its_largest_n():
     def curve(ns, acc, compute):
         return {"n": ns, "accuracy": {"mean": acc, "low": acc, "high": acc}, "compute": compute}

@@ -17,6 +17,7 @@ from pavkit.analysis.plots import (
     plot_prover_sweep,
 )
 from pavkit.estimators import mean_pass_at_n
+from pavkit.llm.search import BEAM_METHODS
 
 
 def verify_bound_figure(records: Sequence[dict], summary: dict):
@@ -286,9 +287,7 @@ def fig3_summary(runs: Sequence[RLRun], level: float = 0.9) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # Fig. 4, 5(b), 5(c), 6(a): test-time search runs (directories written by `pavkit llm search`).
 
-POOL_KEYS = ("bon-orm", "bon-pav", "bon-likelihood", "majority", "pass")
 POOL_SCORES = {"bon-orm": "orm", "bon-pav": "pqv", "bon-likelihood": "logprob_mean"}  # method → pool record key
-BEAM_KEYS = ("beam-q", "beam-pav")
 
 
 @dataclass(frozen=True)
@@ -372,7 +371,9 @@ def search_table(pool: Sequence[dict], search: Sequence[dict], ns: Sequence[int]
     wanted = {int(n) for n in ns}
     beams: dict[tuple[str, int], dict[int, dict]] = {}
     for r in search:
-        if int(r["n"]) in wanted and r["method"] in BEAM_KEYS:
+        if r["method"] not in BEAM_METHODS:  # a method this pavkit does not know: say so rather than drop it
+            raise ValueError(f"search.jsonl: unknown beam method {r['method']!r} (known: {', '.join(BEAM_METHODS)})")
+        if int(r["n"]) in wanted:
             beams.setdefault((r["method"], int(r["n"])), {})[int(r["problem_index"])] = r
     pool_by = {int(r["problem_index"]): r for r in pool}
     keep = set(pool_by) if pool_by else None
@@ -401,7 +402,7 @@ def search_table(pool: Sequence[dict], search: Sequence[dict], ns: Sequence[int]
             compute = [float(np.mean(n * gen + (n * ver + prompt if uses_verifier else 0.0))) for n in pool_ns]
             out[method] = {"n": pool_ns, "accuracy": _interval_dict(acc, seed), "compute": compute,
                            "per_problem": np.asarray(acc).tolist()}
-    for method in BEAM_KEYS:
+    for method in BEAM_METHODS:
         widths = sorted(n for (m_, n) in beams if m_ == method)
         if not widths:
             continue
@@ -597,7 +598,7 @@ def fig6a_figure(run: SearchRun, ax=None):
     curves = {}
     if "pass" in t:
         curves["pass"] = _curve(t["pass"], x="n")
-    for k in BEAM_KEYS:
+    for k in BEAM_METHODS:
         if k in t:
             curves[k] = _curve(t[k], x="n", which="any_correct")
     if not curves:

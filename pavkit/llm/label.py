@@ -35,7 +35,7 @@ branch from, reduces to the screening values here because seeds start at the roo
 (``screen``) so a later stage can branch from them.
 
 **Determinism and resumability.** The sampling seed of each engine call is derived from (base seed, problem
-index, stage) by :func:`derive_seed`, so a problem's records depend on nothing but the config. A run appends
+index, stage) by :func:`pavkit.runs.derive_seed`, so a problem's records depend on nothing but the config. A run appends
 one JSON line per seed trajectory; a resumed run (see :func:`scan_labels`) recomputes a partly written problem
 in full (same calls, same seeds, same outputs) and writes only its missing records, so the resumed file equals
 an uninterrupted run's. Records hold no wall-clock data for the same reason.
@@ -55,12 +55,12 @@ from typing import Any
 
 import numpy as np
 
-from pavkit import __version__
+from pavkit import __version__, runs
 from pavkit.estimators import bok, first_pit, mc_estimate
 from pavkit.llm.steps import DEFAULT_DELIMITER, prefix_text, split_steps
 from pavkit.provers import LABEL_PROVERS, parse_prover
 
-# Stages of one problem's computation; each gets its own sampling seed (derive_seed).
+# Stages of one problem's computation; each gets its own sampling seed (runs.derive_seed).
 STAGE_SEEDS, STAGE_SCREEN, STAGE_MC_PI, STAGE_MC_MU = 0, 1, 2, 3
 
 INSTRUCTION = (
@@ -140,12 +140,6 @@ def problems_digest(problems: Sequence[Any]) -> str:
     """sha256 of the problems' (id, problem, answer) in order: a problem index means the same problem."""
     payload = json.dumps([[p.id, p.problem, p.answer] for p in problems], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def derive_seed(base: int, problem_index: int, stage: int) -> int:
-    """Sampling seed of one engine call, a pure function of (base seed, problem index, stage); in [0, 2**31)."""
-    state = np.random.SeedSequence([int(base), int(problem_index), int(stage)]).generate_state(1)
-    return int(state[0]) & 0x7FFFFFFF
 
 
 def load_engines(cfg: LabelConfig, **load_kw: Any) -> tuple[Any, Any | None]:
@@ -326,7 +320,7 @@ def label_problem(problem: Any, index: int, engine: Any, cfg: LabelConfig, *,
         raise ValueError(f"prover {cfg.prover!r} needs a prover engine")
     d = cfg.delimiter
     prompt = build_prompt(problem.problem, engine_tokenizer(engine), prompt_format=cfg.prompt_format, delimiter=d)
-    stage_seeds = {s: derive_seed(cfg.seed, index, s) for s in (STAGE_SEEDS, STAGE_SCREEN, STAGE_MC_PI,
+    stage_seeds = {s: runs.derive_seed(cfg.seed, index, s) for s in (STAGE_SEEDS, STAGE_SCREEN, STAGE_MC_PI,
                                                                 STAGE_MC_MU)}
     (conts,) = engine.complete([prompt], cfg.n_cov, stage_seeds[STAGE_SEEDS])
     outcomes, _ = _grade([c.text for c in conts], problem.answer, cfg.strict)

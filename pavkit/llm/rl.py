@@ -42,6 +42,7 @@ from pavkit.llm.data import Problem
 from pavkit.llm.steps import DEFAULT_DELIMITER, split_steps
 from pavkit.losses import kl_penalty, leave_one_out_baseline, reinforce_loss, rewards_to_go, token_weights
 from pavkit.provers import VERIFIER_PROVERS, parse_prover
+from pavkit.runs import derive_seed
 
 BASELINES = ("loo", "loo-effective", "value", "none")
 
@@ -134,11 +135,6 @@ class RLConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def iteration_seed(seed: int, iteration: int, stream: int) -> int:
-    """Seed of one iteration's sampling (stream 0: training, 1: evaluation), independent across iterations."""
-    return int(np.random.SeedSequence([int(seed), int(iteration), int(stream)]).generate_state(1)[0])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -445,11 +441,11 @@ class Batch:
 def sample_batch(state: RLState, cfg: RLConfig, problems: Sequence[Problem], prover_values: Callable | None) -> Batch:
     """Steps 1–3 of an iteration: choose problems, sample responses, grade them, split steps, weight the steps."""
     tok, it = state.tokenizer, state.iteration
-    rng = np.random.default_rng(iteration_seed(cfg.seed, it, 0))
+    rng = np.random.default_rng(derive_seed(cfg.seed, it, 0, bits=32))
     chosen = [problems[i] for i in rng.choice(len(problems), size=min(cfg.problems_per_iter, len(problems)),
                                               replace=False)]
     prompts = prompts_of(chosen, tok, cfg)
-    conts = sampler(state.policy, tok, cfg).complete(prompts, cfg.group, iteration_seed(cfg.seed, it, 0))
+    conts = sampler(state.policy, tok, cfg).complete(prompts, cfg.group, derive_seed(cfg.seed, it, 0, bits=32))
     flat = [c for row in conts for c in row]  # problem-major: N = P·G
     groups = np.repeat(np.arange(len(chosen)), cfg.group)
     outcomes = grade([c.text for c in flat], [chosen[g].answer for g in groups], cfg).astype(float)
@@ -552,7 +548,8 @@ def train(cfg: RLConfig, state: RLState, train_problems: Sequence[Problem], eval
     def evaluation(it: int) -> dict:
         final = it == cfg.iters
         k = cfg.final_samples if final else cfg.eval_samples
-        counts = correct_counts(state.policy, state.tokenizer, eval_problems, k, iteration_seed(cfg.seed, it, 1), cfg)
+        seed = derive_seed(cfg.seed, it, 1, bits=32)
+        counts = correct_counts(state.policy, state.tokenizer, eval_problems, k, seed, cfg)
         out = {"accuracy": float(counts.sum() / (k * len(eval_problems))), "eval_samples": k}
         if final:
             values = mean_pass_at_n(counts, k, cfg.pass_ns).tolist()
@@ -622,7 +619,7 @@ def rft_data(model: Any, tokenizer: Any, problems: Sequence[Problem],
     response within a problem (correct solutions of one problem are often the same text); and how many of the
     samples were correct before that de-duplication."""
     prompts = prompts_of(problems, tokenizer, cfg)
-    outs = sampler(model, tokenizer, cfg).complete(prompts, cfg.samples, iteration_seed(cfg.seed, 0, 2))
+    outs = sampler(model, tokenizer, cfg).complete(prompts, cfg.samples, derive_seed(cfg.seed, 0, 2, bits=32))
     texts = [c.text for row in outs for c in row]
     ok = grade(texts, [p.answer for p in problems for _ in range(cfg.samples)], cfg)
     pairs, seen = [], set()

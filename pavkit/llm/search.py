@@ -29,8 +29,9 @@ The pool methods come from ONE pool of M i.i.d. responses per problem, scored on
 Beam methods run once per width N (``search.jsonl``, one :class:`pavkit.types.SearchResult` per line).
 
 Compute accounting (every record): see :func:`verifier_cost`. Sampling seeds derive from (base seed, problem
-index, stage, N, depth) (:func:`search_seed`), so a problem's records depend only on the config and a rerun
-skips the (problem_index, method, n) keys already written. Library code only: ``pavkit.cli`` owns the files.
+index, stage, N, depth) (:func:`pavkit.runs.derive_seed`; beam-q and beam-pav share (STAGE_BEAM, N, depth), so
+both see the same first proposals), so a problem's records depend only on the config and a rerun skips the
+(problem_index, method, n) keys already written. Library code only: ``pavkit.cli`` owns the files.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from pavkit import __version__
+from pavkit import __version__, runs
 from pavkit.estimators import effective_reward
 from pavkit.llm.steps import DEFAULT_DELIMITER, clean_step, join_steps, prefix_text, split_steps
 from pavkit.provers import VERIFIER_PROVERS, parse_prover
@@ -53,7 +54,7 @@ POOL_METHODS = ("bon-orm", "bon-pav", "bon-likelihood", "majority", "pass")
 BEAM_METHODS = ("beam-q", "beam-pav")
 METHODS = POOL_METHODS + BEAM_METHODS
 
-# Stages of one problem's sampling; each gets its own seed (search_seed).
+# Stages of one problem's sampling; each gets its own seed (runs.derive_seed).
 STAGE_POOL, STAGE_BEAM = 0, 1
 
 
@@ -127,16 +128,6 @@ class SearchConfig:
 
 # Fields a resume does not compare: more methods / widths only add records; the rest is informational.
 NOT_COMPARED = frozenset({"methods", "ns", "problems", "pavkit_version"})
-
-
-def search_seed(base: int, problem_index: int, *parts: int) -> int:
-    """Sampling seed of one engine call: a pure function of (base, problem index, parts...); in [0, 2**31).
-
-    Like :func:`pavkit.llm.label.derive_seed`, with more parts: the pool uses (STAGE_POOL,), beam search
-    (STAGE_BEAM, N, depth), shared by beam-q and beam-pav so both see the same first proposals.
-    """
-    state = np.random.SeedSequence([int(base), int(problem_index), *(int(p) for p in parts)]).generate_state(1)
-    return int(state[0]) & 0x7FFFFFFF
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -298,7 +289,7 @@ def pool_problem(problem: Any, index: int, prompt: str, engine: Any, verifiers: 
     from pavkit.llm.grading import extract_answer
 
     d = cfg.delimiter
-    seed = search_seed(cfg.seed, index, STAGE_POOL)
+    seed = runs.derive_seed(cfg.seed, index, STAGE_POOL)
     (conts,) = engine.complete([prompt], cfg.pool, seed)
     responses = [c.text for c in conts]
     steps = [split_steps(r, d) for r in responses]
@@ -456,7 +447,7 @@ def beam_problem(problem: Any, index: int, prompt: str, engine: Any, verifiers: 
     alpha = cfg.alpha if method == "beam-pav" else 0.0
     prover = cfg.prover if method == "beam-pav" else ""
     out = run_beam(prompt, engine, verifiers, width=n, c=cfg.c, max_steps=cfg.max_steps, alpha=alpha,
-                   prover=cfg.prover, seed_of=lambda d: search_seed(cfg.seed, index, STAGE_BEAM, n, d),
+                   prover=cfg.prover, seed_of=lambda d: runs.derive_seed(cfg.seed, index, STAGE_BEAM, n, d),
                    delimiter=cfg.delimiter)
     texts = [join_steps(s.steps, cfg.delimiter) for s in out.candidates]
     correct = _grade(texts, problem.answer, cfg.strict)
@@ -510,4 +501,4 @@ def iter_search(problems: Sequence[Any], engine: Any, verifiers: Verifiers, cfg:
 __all__ = ["BEAM_METHODS", "METHODS", "NOT_COMPARED", "POOL_METHODS", "BeamOutcome", "BeamScorer", "BeamState",
            "PolicyLikelihood", "SearchConfig", "TokenCounter", "Verifiers", "beam_problem", "iter_search",
            "majority_pick", "pending_units", "pool_problem", "run_beam", "search_prompt",
-           "search_seed", "verifier_cost", "vote_key"]
+           "verifier_cost", "vote_key"]
