@@ -91,6 +91,31 @@ def _prepare_run(out, cfg, threads: int | None) -> dict | None:
     return _open_run(out, cfg.to_dict(), cfg.seed)
 
 
+class _Progress:
+    """A click progress bar on stderr over a run's records (or nothing when ``show`` is False): one tick per
+    record that ``counts``, the label extended by ``describe(record)`` when it returns text."""
+
+    def __init__(self, label: str, total: int, start: int = 0, show: bool = True, counts=None, describe=None):
+        self.label, self.counts, self.describe = label, counts, describe
+        self.bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr, show_pos=True,
+                                     show_eta=True) if show else None
+        if self.bar and start:
+            self.bar.update(start)
+
+    def __call__(self, record: dict) -> None:
+        if self.bar is None:
+            return
+        if self.counts is None or self.counts(record):
+            self.bar.update(1)
+        text = self.describe(record) if self.describe else None
+        if text:
+            self.bar.label = f"{self.label}  {text}"
+
+    def finish(self) -> None:
+        if self.bar:
+            self.bar.render_finish()
+
+
 def _emit_json(obj: dict) -> None:
     click.echo(json.dumps(obj))
 
@@ -403,45 +428,24 @@ def _rl_config(prover: str, alpha: float, seed: int, *, planted: str, sft_gamma:
 
 def _run_rl(cfg, out: str, progress: bool = True, threads: int | None = None) -> dict:
     """Run (or resume) one didactic RL run in directory OUT; return its metrics. Safe to kill at any time."""
-    import time
-
     import torch
 
     from pavkit import runs
-    from pavkit.toy.rl import ADDED_FIELDS, checkpoint, init_state, restore, train
+    from pavkit.toy.rl import ADDED_FIELDS, checkpoint, init_state, restore, run_metrics, train
 
     if threads:
         torch.set_num_threads(threads)
     ckpt = _open_run(out, cfg.to_dict(), cfg.seed, note=progress, defaults=ADDED_FIELDS)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
-    # Records after the checkpoint would be written twice: drop them (all of them on a fresh start).
-    runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
-    t0 = time.perf_counter()
-    bar = click.progressbar(length=cfg.iters, label=f"toy rl {cfg.prover} α={cfg.alpha:g} seed {cfg.seed}",
-                            file=sys.stderr, show_pos=True, show_eta=True) if progress else None
-    if bar:
-        bar.update(state.iteration)
+    runs.drop_records_after(out, ckpt, state.iteration)
+    bar = _Progress(f"toy rl {cfg.prover} α={cfg.alpha:g} seed {cfg.seed}", cfg.iters, state.iteration, progress,
+                    counts=lambda r: r["iteration"] > 0,
+                    describe=lambda r: f"acc {r['accuracy']:.3f}" if r["iteration"] > 0 and "accuracy" in r else None)
     every = cfg.eval_every or cfg.iters
-    for record in train(cfg, state):
-        runs.append_record(out, record)
-        if record["iteration"] % every == 0 or record["iteration"] == cfg.iters:
-            runs.save_checkpoint(out, checkpoint(state))
-        if bar and record["iteration"] > 0:
-            bar.update(1)
-            if "accuracy" in record:
-                bar.label = f"toy rl {cfg.prover} α={cfg.alpha:g} seed {cfg.seed}  acc {record['accuracy']:.3f}"
-    if bar:
-        bar.render_finish()
-    records = runs.read_records(out)
-    evals = [r for r in records if "accuracy" in r]
-    pass_n = [r["pass_at_n"] for r in records if "pass_at_n" in r and r["iteration"] == cfg.pass_at_iter]
-    metrics = {"final_accuracy": evals[-1]["accuracy"], "iterations": records[-1]["iteration"],
-               "seconds": round(sum(r.get("seconds", 0.0) for r in records), 3),
-               "wall_seconds_this_session": round(time.perf_counter() - t0, 3),
-               "mean_accuracy": float(sum(r["accuracy"] for r in evals[1:]) / max(len(evals) - 1, 1)),
-               "initial_accuracy": evals[0]["accuracy"],
-               "pass_at_n": pass_n[0] if pass_n else None,
-               "rollouts": sum(r.get("rollouts", 0) for r in records)}
+    wall = runs.run_loop(out, train(cfg, state), checkpoint=lambda: checkpoint(state), on_record=bar,
+                         checkpoint_when=lambda r: r["iteration"] % every == 0 or r["iteration"] == cfg.iters)
+    bar.finish()
+    metrics = run_metrics(cfg, runs.read_records(out), wall)
     runs.write_metrics(out, metrics)
     return metrics
 
@@ -950,7 +954,6 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
 def _run_organism(cfg, out, progress: bool = True, threads: int | None = None) -> dict:
     """Train (or resume) the organism in OUT; save ckpt-ITER/ at every evaluation and base/weak/strong at the end."""
     import shutil
-    import time
     from pathlib import Path
 
     from pavkit import runs
@@ -959,26 +962,21 @@ def _run_organism(cfg, out, progress: bool = True, threads: int | None = None) -
     ckpt = _prepare_run(out, cfg, threads)
     out = Path(out)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
-    runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
-    t0 = time.perf_counter()
-    bar = click.progressbar(length=cfg.iters, label="training the organism", file=sys.stderr, show_pos=True,
-                            show_eta=True) if progress else None
-    if bar:
-        bar.update(state.iteration)
-    for record in train(cfg, state):
+    runs.drop_records_after(out, ckpt, state.iteration)
+    bar = _Progress("training the organism", cfg.iters, state.iteration, progress,
+                    counts=lambda r: r["iteration"] > 0,
+                    describe=lambda r: f"acc {r['accuracy']:.2f}" if r["iteration"] > 0 and "accuracy" in r else None)
+
+    def on_record(record: dict) -> None:
         if "accuracy" in record:  # a prover candidate: a plain transformers folder
             folder = out / f"ckpt-{record['iteration']:06d}"
             state.model.save_pretrained(folder)
             state.tokenizer.save_pretrained(folder)
-        runs.append_record(out, record)
-        if "accuracy" in record:
-            runs.save_checkpoint(out, checkpoint(state))
-        if bar and record["iteration"] > 0:
-            bar.update(1)
-            if "accuracy" in record:
-                bar.label = f"training the organism  acc {record['accuracy']:.2f}"
-    if bar:
-        bar.render_finish()
+        bar(record)
+
+    wall = runs.run_loop(out, train(cfg, state), checkpoint=lambda: checkpoint(state), on_record=on_record,
+                         checkpoint_when=lambda r: "accuracy" in r)
+    bar.finish()
     evals = [r for r in runs.read_records(out) if "accuracy" in r]
     roles = pick_roles(evals, cfg.target_low, cfg.target_high)
     accuracy = {r["iteration"]: r["accuracy"] for r in evals}
@@ -990,7 +988,7 @@ def _run_organism(cfg, out, progress: bool = True, threads: int | None = None) -
                                    for k, v in roles.items()},
                "iterations": state.iteration, "seconds": round(sum(r.get("seconds", 0.0) for r in
                                                                    runs.read_records(out)), 3),
-               "wall_seconds_this_session": round(time.perf_counter() - t0, 3)}
+               "wall_seconds_this_session": round(wall, 3)}
     runs.write_metrics(out, metrics)
     return metrics
 
@@ -1298,7 +1296,6 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
     """
     import os
     import shutil
-    import time
     from pathlib import Path
 
     import torch
@@ -1322,30 +1319,20 @@ def _train_verifier_run(labels: str, base: str, kind: str, out: str, *, delimite
     trainer = VerifierTrainer(model, tokenizer, records, cfg)
     if ckpt is not None:
         trainer.load_state_dict(ckpt)
-    # Records after the checkpoint would be written twice: drop them (all of them on a fresh start).
-    runs.truncate_records(out_dir, lambda r: ckpt is not None and r["iter"] <= trainer.iteration)
-    t0, first, trajectories, last_eval = time.perf_counter(), trainer.iteration, 0, {}
-    bar = click.progressbar(length=cfg.iters, label=f"training the {kind} verifier", file=sys.stderr,
-                            show_pos=True, show_eta=True) if progress else None
-    if bar:
-        bar.update(trainer.iteration)
-    for record in trainer.run():
-        runs.append_record(out_dir, record)
-        is_eval = "eval_positions" in record
-        last_eval = record if is_eval else last_eval
-        if "loss" in record:
-            trajectories += record["trajectories"]
-            if bar:
-                bar.update(1)
-        elif bar and "eval_bce" in record:
-            bar.label = f"training the {kind} verifier  eval BCE {record['eval_bce']:.3f}"
-        if record["iter"] % cfg.eval_every == 0 and record["iter"] > 0 and (is_eval or not trainer.eval_rows):
-            runs.save_checkpoint(out_dir, trainer.state_dict())
-    if bar:
-        bar.render_finish()
-    seconds = time.perf_counter() - t0
-    metrics = {k: v for k, v in last_eval.items() if k.startswith("eval_")}
-    history = [r for r in runs.read_records(out_dir) if "loss" in r]
+    runs.drop_records_after(out_dir, ckpt, trainer.iteration, key="iter")
+    first = trainer.iteration
+    bar = _Progress(f"training the {kind} verifier", cfg.iters, trainer.iteration, progress,
+                    counts=lambda r: "loss" in r,
+                    describe=lambda r: f"eval BCE {r['eval_bce']:.3f}" if "loss" not in r and "eval_bce" in r else None)
+    seconds = runs.run_loop(out_dir, trainer.run(), checkpoint=trainer.state_dict, on_record=bar,
+                            checkpoint_when=lambda r: r["iter"] % cfg.eval_every == 0 and r["iter"] > 0
+                            and ("eval_positions" in r or not trainer.eval_rows))
+    bar.finish()
+    records_now = runs.read_records(out_dir)
+    evals = [r for r in records_now if "eval_positions" in r]
+    metrics = {k: v for k, v in (evals[-1] if evals else {}).items() if k.startswith("eval_")}
+    trajectories = sum(r["trajectories"] for r in records_now if "loss" in r and r["iter"] > first)
+    history = [r for r in records_now if "loss" in r]
     summary = {**metrics, "kind": kind, "iters": trainer.iteration, "final_loss": history[-1]["loss"],
                "train_trajectories": len(trainer.train_rows), "eval_trajectories": len(trainer.eval_rows),
                "seconds": round(seconds, 3), "resumed_from_iter": first,
@@ -1672,7 +1659,7 @@ def _run_rft(cfg, problems, out, threads: int | None = None, progress: bool = Tr
     out = Path(out)
     if (out / "metrics.json").exists() and (out / "model" / "config.json").exists():
         return runs.read_json(out, "metrics.json")
-    runs.truncate_records(out, lambda r: False)  # an interrupted run restarts: sampling is most of its time
+    runs.drop_records_after(out, None, 0)  # an interrupted run restarts: sampling is most of its time
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(cfg.policy, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(cfg.policy, local_files_only=True)
@@ -1683,14 +1670,9 @@ def _run_rft(cfg, problems, out, threads: int | None = None, progress: bool = Tr
         raise InputError(f"rft: none of the {cfg.samples * len(problems)} samples of {cfg.policy} is correct; "
                          "nothing to fine-tune on")
     steps = -(-len(pairs) // cfg.batch) * cfg.epochs
-    bar = click.progressbar(length=steps, label=f"rft on {len(pairs)} correct samples", file=sys.stderr,
-                            show_pos=True) if progress else None
-    for record in rft(model, tokenizer, pairs, cfg):
-        runs.append_record(out, record)
-        if bar:
-            bar.update(1)
-    if bar:
-        bar.render_finish()
+    bar = _Progress(f"rft on {len(pairs)} correct samples", steps, show=progress)
+    runs.run_loop(out, rft(model, tokenizer, pairs, cfg), on_record=bar)
+    bar.finish()
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
     metrics = {"problems": len(problems), "samples": cfg.samples * len(problems), "correct": correct,
@@ -1738,43 +1720,29 @@ def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: 
 def _run_llm_rl(cfg, train_problems, eval_problems, out, progress: bool = True, threads: int | None = None) -> dict:
     """Run (or resume) one LLM RL run in OUT on the loaded problems; return its metrics. Safe to kill at any
     time."""
-    import time
     from pathlib import Path
 
     from pavkit import runs
-    from pavkit.llm.rl import checkpoint, init_state, load_prover_values, restore, train
+    from pavkit.llm.rl import checkpoint, init_state, load_prover_values, restore, run_metrics, train
 
     ckpt = _prepare_run(out, cfg, threads)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
-    runs.truncate_records(out, lambda r: ckpt is not None and r["iteration"] <= state.iteration)
+    runs.drop_records_after(out, ckpt, state.iteration)
     prover_values = load_prover_values(cfg)
-    t0 = time.perf_counter()
     name = f"llm rl α={cfg.alpha:g} {cfg.prover if cfg.alpha else 'outcome-only'} seed {cfg.seed}"
-    bar = click.progressbar(length=max(cfg.iters, 1), label=name, file=sys.stderr, show_pos=True,
-                            show_eta=True) if progress else None
-    if bar:
-        bar.update(state.iteration)
+    bar = _Progress(name, cfg.iters, state.iteration, progress, counts=lambda r: r["iteration"] > 0,
+                    describe=lambda r: f"acc {r['accuracy']:.3f}" if "accuracy" in r else None)
     every = cfg.eval_every or cfg.iters
-    for record in train(cfg, state, train_problems, eval_problems, prover_values):
-        runs.append_record(out, record)
-        if record["iteration"] > 0 and (record["iteration"] % every == 0 or record["iteration"] == cfg.iters):
-            runs.save_checkpoint(out, checkpoint(state))
-        if bar and record["iteration"] > 0:
-            bar.update(1)
-        if bar and "accuracy" in record:
-            bar.label = f"{name}  acc {record['accuracy']:.3f}"
-    if bar:
-        bar.render_finish()
+    wall = runs.run_loop(out, train(cfg, state, train_problems, eval_problems, prover_values), on_record=bar,
+                         checkpoint=lambda: checkpoint(state),
+                         checkpoint_when=lambda r: r["iteration"] > 0 and (r["iteration"] % every == 0
+                                                                            or r["iteration"] == cfg.iters))
+    bar.finish()
     policy_dir = Path(out) / "policy"
     if not (policy_dir / "config.json").exists():
         state.policy.save_pretrained(policy_dir)
         state.tokenizer.save_pretrained(policy_dir)
-    records = runs.read_records(out)
-    evals = [r for r in records if "accuracy" in r]
-    metrics = {"final_accuracy": evals[-1]["accuracy"], "initial_accuracy": evals[0]["accuracy"],
-               "iterations": records[-1]["iteration"], "pass_at_n": evals[-1].get("pass_at_n"),
-               "seconds": round(sum(r.get("seconds", 0.0) for r in records), 3),
-               "wall_seconds_this_session": round(time.perf_counter() - t0, 3), "policy": str(policy_dir)}
+    metrics = run_metrics(runs.read_records(out), wall, policy_dir)
     runs.write_metrics(out, metrics)
     return metrics
 

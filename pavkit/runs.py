@@ -18,6 +18,7 @@ import platform
 import socket
 import sys
 import time
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -192,3 +193,28 @@ def load_checkpoint(path: str | Path) -> dict | None:
 
     file = Path(path) / "checkpoint.pt"
     return torch.load(file, weights_only=False) if file.exists() else None
+
+
+def drop_records_after(path: str | Path, checkpoint: dict | None, iteration: int, key: str = "iteration") -> None:
+    """On (re)start: keep the records of iterations <= ``iteration`` (the restored checkpoint's), none without a
+    checkpoint; the loop writes the rest again, so nothing is duplicated."""
+    truncate_records(path, lambda r: checkpoint is not None and r[key] <= iteration)
+
+
+def run_loop(path: str | Path, records: Iterable[dict], *, checkpoint: Callable[[], dict] | None = None,
+             checkpoint_when: Callable[[dict], bool] | None = None,
+             on_record: Callable[[dict], None] | None = None) -> float:
+    """The loop of every training command: append each record to DIR/train.jsonl, call ``on_record(record)``
+    (a progress bar, files the record stands for), then, if ``checkpoint_when(record)``, write ``checkpoint()``
+    to DIR/checkpoint.pt. A record is on disk before the checkpoint that covers it, so a kill anywhere loses at
+    most the work since the last checkpoint: the rerun restores it and :func:`drop_records_after` removes what
+    it will write again. Returns the loop's wall seconds.
+    """
+    t0 = time.perf_counter()
+    for record in records:
+        append_record(path, record)
+        if on_record is not None:
+            on_record(record)
+        if checkpoint is not None and checkpoint_when is not None and checkpoint_when(record):
+            save_checkpoint(path, checkpoint())
+    return time.perf_counter() - t0

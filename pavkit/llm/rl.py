@@ -570,6 +570,16 @@ def train(cfg: RLConfig, state: RLState, train_problems: Sequence[Problem], eval
         yield record
 
 
+def run_metrics(records: list[dict], wall_seconds: float, policy_dir: Any) -> dict:
+    """metrics.json of a run from its records: final and initial accuracy, Pass@N of the last evaluation,
+    seconds (summed over sessions), and where the final policy is."""
+    evals = [r for r in records if "accuracy" in r]
+    return {"final_accuracy": evals[-1]["accuracy"], "initial_accuracy": evals[0]["accuracy"],
+            "iterations": records[-1]["iteration"], "pass_at_n": evals[-1].get("pass_at_n"),
+            "seconds": round(sum(r.get("seconds", 0.0) for r in records), 3),
+            "wall_seconds_this_session": round(wall_seconds, 3), "policy": str(policy_dir)}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Rejection fine-tuning: the RL initialisation.
 

@@ -349,3 +349,17 @@ def train(cfg: RLConfig, state: RLState) -> Iterator[dict]:
             record.update(pass_record(it))
         record["seconds"] = time.perf_counter() - t0  # the update and any evaluation
         yield record
+
+
+def run_metrics(cfg: RLConfig, records: list[dict], wall_seconds: float) -> dict:
+    """metrics.json of a run from its records: final, initial and mean accuracy (over the evaluations after
+    iteration 0), Pass@N at ``cfg.pass_at_iter``, seconds (summed over sessions), rollouts."""
+    evals = [r for r in records if "accuracy" in r]
+    pass_n = [r["pass_at_n"] for r in records if "pass_at_n" in r and r["iteration"] == cfg.pass_at_iter]
+    return {"final_accuracy": evals[-1]["accuracy"], "iterations": records[-1]["iteration"],
+            "seconds": round(sum(r.get("seconds", 0.0) for r in records), 3),
+            "wall_seconds_this_session": round(wall_seconds, 3),
+            "mean_accuracy": float(sum(r["accuracy"] for r in evals[1:]) / max(len(evals) - 1, 1)),
+            "initial_accuracy": evals[0]["accuracy"],
+            "pass_at_n": pass_n[0] if pass_n else None,
+            "rollouts": sum(r.get("rollouts", 0) for r in records)}
