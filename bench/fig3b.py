@@ -61,7 +61,8 @@ def main() -> None:
                     *a.extra.split(), "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
     minutes = (time.perf_counter() - t0) / 60
 
-    from pavkit.analysis.figures import fig3_summary, load_rl_runs, sweep_table
+    from pavkit.analysis.loaders import load_rl_runs
+    from pavkit.analysis.tables import fig3_summary, sweep_table
 
     seeds = [int(s) for s in a.seeds.split(",")]
     names = [f"gamma-{g:g}" for g in gammas] + ["outcome-only"]

@@ -88,7 +88,8 @@ def arm_rows(dirs: dict[str, list[str]], reference: list[str], initial: list[str
     import numpy as np
 
     from pavkit import runs
-    from pavkit.analysis.figures import load_rl_runs, rl_llm_summary
+    from pavkit.analysis.loaders import load_rl_runs
+    from pavkit.analysis.tables import rl_llm_summary
 
     def baseline(d: str) -> str:
         b = runs.read_json(d, "config.json").get("baseline", "loo")
@@ -218,7 +219,8 @@ def main() -> None:
         _pavkit("plot", fig, *dirs, "--out", str(out / "figures" / f"{fig}.png"))
 
     from pavkit import runs
-    from pavkit.analysis.figures import load_rl_runs, rl_llm_summary
+    from pavkit.analysis.loaders import load_rl_runs
+    from pavkit.analysis.tables import rl_llm_summary
 
     summary = rl_llm_summary(load_rl_runs(dirs))
     seconds = sum(r["seconds"] for r in runs.read_records(out, "stages.jsonl"))

@@ -536,7 +536,9 @@ def toy_sweep(experiment: str, out: str, provers: str, seeds: str, alpha: float,
     """
     from pathlib import Path
 
-    from pavkit.analysis.figures import fig3b_figure, load_rl_runs, sweep_table
+    from pavkit.analysis.figures import fig3b_figure
+    from pavkit.analysis.loaders import load_rl_runs
+    from pavkit.analysis.tables import sweep_table
 
     prover_list = [p.strip() for p in provers.split(",") if p.strip()]
     try:
@@ -631,7 +633,7 @@ def demo(out: str, seeds: int, iters: int, workers: int | None, mu_reading: str)
     """
     from pathlib import Path
 
-    from pavkit.analysis import figures
+    from pavkit.analysis import figures, loaders, tables
 
     base = dict(n_mc=0, prover_mc=0, batch=64, lr=1e-3, eval_every=10, eval_samples=1000, final_samples=2000,
                 pass_at_iter=50, planted="3,6,0,3,5", sft_gamma=5.0, mu_reading=mu_reading)
@@ -651,12 +653,12 @@ def demo(out: str, seeds: int, iters: int, workers: int | None, mu_reading: str)
                                                                                  "outcome-only-seed0")))
     Path(out).mkdir(parents=True, exist_ok=True)
     _run_sweep(jobs, workers or _default_workers())
-    fig_a = figures.load_rl_runs([o for _, o in jobs if "/fig3a/" in o.replace("\\", "/")])
-    fig_b = figures.load_rl_runs([o for _, o in jobs if "/fig3b/" in o.replace("\\", "/")])
+    fig_a = loaders.load_rl_runs([o for _, o in jobs if "/fig3a/" in o.replace("\\", "/")])
+    fig_b = loaders.load_rl_runs([o for _, o in jobs if "/fig3b/" in o.replace("\\", "/")])
     figures.fig3a_figure(fig_a).savefig(Path(out) / "fig3a.png", dpi=130)
     figures.fig3b_figure(fig_b).savefig(Path(out) / "fig3b.png", dpi=130)
     figures.fig3c_figure(fig_a).savefig(Path(out) / "fig3c.png", dpi=130)
-    summary, sweep = figures.fig3_summary(fig_a), figures.sweep_table(fig_b)
+    summary, sweep = tables.fig3_summary(fig_a), tables.sweep_table(fig_b)
     text = _fig3_text(summary, sweep, "Q^π = sampled reward (n_mc = 0), exact A^μ, α = 1, batch 64, Adam 1e-3, "
                                       f"μ_γ reading {mu_reading}")
     (Path(out) / "summary.txt").write_text(text)
@@ -1062,7 +1064,7 @@ def _pipeline_summary(out_dir, preset, seed: int) -> dict:
     held-out label problems), whether ORM best-of-N grows with N, PAV vs Q^π beam search, π-likelihood
     best-of-N, the Best-of-K sweep, accuracies with bootstrap CIs, and the stages' wall time."""
     from pavkit import runs
-    from pavkit.analysis.figures import best_of_n_growth, fig4_summary, search_table
+    from pavkit.analysis.tables import best_of_n_growth, fig4_summary, search_table
     from pavkit.llm.search import METHODS
 
     ns = sorted(set(preset.pool_ns) | set(preset.beam_ns))
@@ -1595,10 +1597,10 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
 
 
 def _search_table(out_dir, methods, ns, seed: int, num_problems: int | None = None) -> tuple[dict, list[dict]]:
-    """(:func:`pavkit.analysis.figures.search_table` of a search run directory over ``methods`` at ``ns``, its
+    """(:func:`pavkit.analysis.tables.search_table` of a search run directory over ``methods`` at ``ns``, its
     pool records), on the first ``num_problems`` problems (default all)."""
     from pavkit import runs
-    from pavkit.analysis.figures import search_table
+    from pavkit.analysis.tables import search_table
 
     def wanted(r: dict) -> bool:
         return num_problems is None or r["problem_index"] < num_problems
@@ -1611,8 +1613,8 @@ def _search_table(out_dir, methods, ns, seed: int, num_problems: int | None = No
 def _table_summary(table: dict, pool: list[dict], methods) -> dict:
     """{"accuracy": {method: {N: mean}}, "compute": {method: {N: mean tokens}}, "problems", "fig4", "ranking"} of a
     search table; "ranking": within-problem and pooled AUC of each pool score
-    (:func:`pavkit.analysis.figures.pool_ranking`)."""
-    from pavkit.analysis.figures import fig4_summary, pool_ranking
+    (:func:`pavkit.analysis.tables.pool_ranking`)."""
+    from pavkit.analysis.tables import fig4_summary, pool_ranking
 
     out: dict = {"accuracy": {}, "compute": {}, "problems": table["problems"]}
     for method in methods:
@@ -1872,11 +1874,11 @@ def _write_figure(make, out: str) -> None:
 
 
 def _plot_rl(kind: str, run_dirs: tuple[str, ...], out: str) -> None:
-    from pavkit.analysis import figures
+    from pavkit.analysis import figures, loaders
 
     draw = {"fig3a": figures.fig3a_figure, "fig3b": figures.fig3b_figure, "fig3c": figures.fig3c_figure,
             "fig7": figures.fig7_figure, "fig8": figures.fig8_figure}[kind]
-    _write_figure(lambda: draw(figures.load_rl_runs(_expand_run_dirs(run_dirs))), out)
+    _write_figure(lambda: draw(loaders.load_rl_runs(_expand_run_dirs(run_dirs))), out)
 
 
 _RUNS_ARG = click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
@@ -1940,10 +1942,10 @@ def _plot_search(kind: str, run_dirs: tuple[str, ...], out: str, n: int = 16) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pavkit.analysis import figures
+    from pavkit.analysis import figures, loaders
 
     def make():
-        found = figures.load_search_runs(_expand_run_dirs(run_dirs))
+        found = loaders.load_search_runs(_expand_run_dirs(run_dirs))
         if kind == "fig5b":
             return figures.fig5b_figure(found)
         if kind == "fig5c":

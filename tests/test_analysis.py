@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 
 from pavkit import runs
-from pavkit.analysis.figures import RLRun, fig3_summary, fig3a_figure, fig3b_figure, fig3c_figure, sweep_table
+from pavkit.analysis.figures import fig3a_figure, fig3b_figure, fig3c_figure
+from pavkit.analysis.loaders import RLRun
 from pavkit.analysis.metrics import (
     bootstrap_ci,
     growth_ratio,
     iterations_to_reach,
     reach_ratio,
 )
+from pavkit.analysis.tables import fig3_summary, sweep_table
 
 
 def test_bootstrap_ci_mean_and_degenerate_cases():

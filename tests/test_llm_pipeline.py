@@ -14,7 +14,8 @@ def test_pipeline_tiny_runs_every_stage_and_resumes(tmp_path):
     import torch
     from click.testing import CliRunner
 
-    from pavkit.analysis.figures import load_search_runs, run_table
+    from pavkit.analysis.loaders import load_search_runs
+    from pavkit.analysis.tables import run_table
     from pavkit.cli import main
 
     torch.set_num_threads(1)

@@ -9,7 +9,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pavkit.analysis.figures import RLRun, hard_problem_curves, rl_llm_summary
+from pavkit.analysis.loaders import RLRun
+from pavkit.analysis.tables import hard_problem_curves, rl_llm_summary
 from pavkit.cli import main
 from pavkit.llm.organism import OrganismConfig, init_model, organism_problems, organism_tokenizer
 from pavkit.llm.rl import (

@@ -10,21 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from pavkit.analysis.figures import (
-    SearchRun,
-    base_prover_grid,
-    best_of_n_growth,
-    fig4_figure,
-    fig4_headline,
-    fig4_summary,
-    fig5b_figure,
-    fig5c_figure,
-    fig6a_figure,
-    fig10_table,
-    load_search_runs,
-    pool_ranking,
-    search_table,
-)
+from pavkit.analysis.figures import fig4_figure, fig4_headline, fig5b_figure, fig5c_figure, fig6a_figure
+from pavkit.analysis.loaders import SearchRun, load_search_runs
 from pavkit.analysis.metrics import (
     accuracy_at_compute,
     accuracy_ci,
@@ -37,6 +24,14 @@ from pavkit.analysis.metrics import (
     threshold_error,
 )
 from pavkit.analysis.plots import STYLE, coincident, plot_search_curves, styles
+from pavkit.analysis.tables import (
+    base_prover_grid,
+    best_of_n_growth,
+    fig4_summary,
+    fig10_table,
+    pool_ranking,
+    search_table,
+)
 from pavkit.estimators import pass_at_n_matrix
 
 CORRECT = np.array([[1, 0, 0, 1, 0], [0, 1, 1, 0, 0], [0, 0, 0, 0, 1]], dtype=float)
