@@ -359,12 +359,16 @@ _PROVER_HELP = ("Prover μ: 'gamma:G' (the procedural μ_γ of §3.3, exact A^μ
                 "(Best-of-K(π), V^μ = 1 − (1 − V^π)^K from the Monte Carlo V^π).")
 
 
-_MU_READING_OPTION = click.option(
-    "--mu-reading", type=click.Choice(["pooled", "per-token"]), default="pooled", show_default=True,
-    help="Reading of the paper's μ_γ (\"mass proportional to γ on y*_{k+1}, uniform on all other tokens\"): "
-         "pooled = weight γ against 1 shared by all the others (μ_10 succeeds 88 % of the time, μ_100 99.5 %, as "
-         "in Fig. 9); per-token = weight γ on the next y* token and 1 on EACH of the other 14 (μ_10 succeeds "
-         "4.6 %). Also decides the SFT data (samples of μ_{--sft-gamma}). README, Design: why pooled.")
+def _mu_reading_option(f):
+    from pavkit.toy.planted import DEFAULT_MU_READING, MU_READINGS  # numpy only: --help stays fast
+
+    return click.option(
+        "--mu-reading", type=click.Choice(MU_READINGS), default=DEFAULT_MU_READING, show_default=True,
+        help="Reading of the paper's μ_γ (\"mass proportional to γ on y*_{k+1}, uniform on all other tokens\"): "
+             "pooled = weight γ against 1 shared by all the others (μ_10 succeeds 88 % of the time, μ_100 99.5 %, "
+             "as in Fig. 9); per-token = weight γ on the next y* token and 1 on EACH of the other 14 (μ_10 "
+             "succeeds 4.6 %). Also decides the SFT data (samples of μ_{--sft-gamma}). README, Design: why "
+             "pooled.")(f)
 
 
 def _rl_options(f):
@@ -401,7 +405,7 @@ def _rl_options(f):
                      help="SFT steps (batch 64, Adam 1e-3) on 3,200 samples of μ_{--sft-gamma} (paper: 50)."),
         click.option("--length", type=click.IntRange(1), default=10, show_default=True,
                      help="Sequence length H (paper: 10); y* must fit."),
-        _MU_READING_OPTION,
+        _mu_reading_option,
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -623,7 +627,7 @@ def _fig3_text(summary: dict, sweep: dict, settings: str) -> str:
               help="RL iterations of the Fig. 3(a) runs (the sweep runs 3/4 of that).")
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Parallel runs (default: the number of CPU cores).")
-@_MU_READING_OPTION
+@_mu_reading_option
 def demo(out: str, seeds: int, iters: int, workers: int | None, mu_reading: str) -> None:
     """Fig. 3 in about two minutes on 2 cores: RL with the effective reward vs outcome-only, a prover sweep, Pass@N.
 
