@@ -14,6 +14,10 @@ Pooled numbers also reward knowing which problems are hard (more slips, larger |
 counts only comparisons inside a problem: within_corr correlates the advantages after subtracting each
 problem's mean (of its steps, over all its responses), within_slip_auc is the mean over problems with both
 kinds of step of the problem's own slip AUC (``verifier.within_problem_auc``, with its standard error).
+missed_slip_rate is the share of slip steps whose learned advantage is above −0.1 (a slip the PAV does not
+punish), false_slip_rate the share of other steps below −0.1; --examples K adds the K missed slips with the
+highest learned advantage ("missed_slips": problem, the steps before, the slip step, learned and exact A) —
+run it on a policy after PAV-RL to see what the policy learned to write that the verifier takes for progress.
 Usage: python bench/rl_advantages.py --policy runs/bench-rl/rft/model --pqv runs/organism-cpu/pqv
 """
 
@@ -40,6 +44,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--examples", type=int, default=0, help="list this many missed slips (see above)")
     a = p.parse_args()
 
     import torch
@@ -82,7 +87,21 @@ def main() -> None:
         "within_corr": float(np.corrcoef(_demean(a_l, problem), _demean(a_e, problem))[0, 1]),
         "within_slip_auc": within["auc"], "within_slip_auc_se": within["se"], "slip_problems": within["problems"],
         "within_problem_outcome_auc": float(np.mean(outcome_auc)) if outcome_auc else None,
-        "problems_with_mixed_outcomes": len(outcome_auc)}))
+        "problems_with_mixed_outcomes": len(outcome_auc),
+        "missed_slip_rate": float((a_l[slip] > -0.1).mean()) if slip.any() else None,
+        "false_slip_rate": float((a_l[~slip] < -0.1).mean()) if (~slip).any() else None,
+        **({"missed_slips": _missed(problems, steps, learned, exact, a.samples, a.examples)} if a.examples else {})}))
+
+
+def _missed(problems, steps, learned, exact, samples: int, k: int) -> list[dict]:
+    """The k slip steps (exact A < −0.1) with the highest learned advantage."""
+    rows = []
+    for i, (s, vl, ve) in enumerate(zip(steps, learned, exact, strict=True)):
+        for h, (al, ae) in enumerate(zip(np.diff(vl), np.diff(ve), strict=True)):
+            if ae < -0.1:
+                rows.append({"problem": problems[i // samples].problem, "before": s[:h], "step": s[h],
+                             "learned": round(float(al), 3), "exact": round(float(ae), 3)})
+    return sorted(rows, key=lambda r: -r["learned"])[:k]
 
 
 if __name__ == "__main__":
