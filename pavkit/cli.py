@@ -1131,6 +1131,7 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
     from pathlib import Path
 
     from pavkit.llm.pipeline import PRESETS, SMOLLM2_INSTALL, gguf_to_folder, packaged_smollm2_gguf
+    from pavkit.llm.search import BEAM_METHODS, POOL_METHODS
 
     p = PRESETS[preset]
     out_dir = Path(out)
@@ -1160,10 +1161,10 @@ def llm_pipeline(ctx: click.Context, preset: str, out: str, threads: int, seed: 
     common = {"policy": str(policy), "orm": str(orm), "pqv": str(pqv),
               "problems": p.search_problems, "seed": seed, "threads": threads, **p.search}
     _stage(out_dir, "search-pool", lambda: ctx.invoke(llm_search, out=str(out_dir / "search"),
-                                                      methods="bon-orm,bon-pav,bon-likelihood,majority,pass",
+                                                      methods=",".join(POOL_METHODS),
                                                       ns=",".join(map(str, p.pool_ns)), **common))
     _stage(out_dir, "search-beam", lambda: ctx.invoke(llm_search, out=str(out_dir / "search"),
-                                                      methods="beam-q,beam-pav",
+                                                      methods=",".join(BEAM_METHODS),
                                                       ns=",".join(map(str, p.beam_ns)), **common))
     for k in p.bok_sweep:
         _stage(out_dir, f"search-bok-{k}", lambda k=k: ctx.invoke(

@@ -30,7 +30,7 @@ from pavkit.analysis.tables import (
     runs_by_method,
     sweep_table,
 )
-from pavkit.llm.search import BEAM_METHODS
+from pavkit.llm.search import BEAM_METHODS, METHODS
 
 
 def verify_bound_figure(records: Sequence[dict], summary: dict):
@@ -154,8 +154,8 @@ def fig4_figure(run: SearchRun, ax=None, table: dict | None = None):
     from pavkit.analysis.plots import plot_search_curves
 
     table = table or run_table(run)
-    curves = {k: _curve(table[k]) for k in ("bon-orm", "bon-pav", "bon-likelihood", "majority", "beam-q",
-                                             "beam-pav", "pass") if k in table}
+    order = [m for m in METHODS if m != "pass"] + ["pass"]  # Pass@N (the ceiling) drawn last
+    curves = {k: _curve(table[k]) for k in order if k in table}
     if not curves:
         raise ValueError(f"{run.path}: no search records")
     plot_search_curves(curves, ax=ax)
