@@ -6,8 +6,9 @@
     DIR/metrics.json   final figures, written atomically when the run ends
     DIR/checkpoint.pt  optional: the state to resume from (written atomically)
 
-Only ``cli.py`` calls the writers; analysis code calls the readers. A run killed mid-write leaves at most one
-truncated last line in a JSONL file: ``read_records`` skips it and ``truncate_records`` removes it.
+The run drivers (``pavkit.drivers``) and the CLI call the writers; analysis code calls the readers. A run
+killed mid-write leaves at most one truncated last line in a JSONL file: ``read_records`` skips it and
+``truncate_records`` removes it.
 """
 
 from __future__ import annotations
@@ -25,9 +26,41 @@ from pathlib import Path
 import numpy as np
 
 
-class RunConfigMismatch(ValueError):
+class UserInputError(ValueError):
+    """Bad input from a person (a file, a spec, an option value, a run directory): the message names the file,
+    line and field, and the CLI prints it as one line (exit 2, no traceback). Library code raises it or a
+    subclass (``DataError``, ``SpecError``, :class:`RunConfigMismatch`); any other exception is a bug."""
+
+
+class RunConfigMismatch(UserInputError):
     """A run directory holds a different config than the one asked for."""
 
+
+class Bar:
+    """A progress bar that shows nothing: what :class:`Reporter` hands out for library use."""
+
+    def __call__(self, record: dict) -> None:
+        """Advance by one record (a bar that shows counts those ``counts(record)`` accepts)."""
+
+    def finish(self) -> None:
+        """Close the bar."""
+
+
+class Reporter:
+    """What a run driver tells a person while it works: a progress bar per loop and one-line notes ("resuming
+    OUT from iteration N"). This one says nothing (library use, sweep workers); the CLI passes one that draws
+    click progress bars and writes the notes on stderr."""
+
+    def bar(self, label: str, total: int, start: int = 0, counts: Callable[[dict], bool] | None = None,
+            describe: Callable[[dict], str | None] | None = None) -> Bar:
+        """A bar over ``total`` records, ``start`` of them done; ``describe(record)`` may extend its label."""
+        return Bar()
+
+    def note(self, text: str) -> None:
+        """One line for a person."""
+
+
+QUIET = Reporter()
 
 
 def derive_seed(*parts: int, bits: int = 31) -> int:
@@ -143,7 +176,7 @@ def read_records(path: str | Path, name: str = "train.jsonl") -> list[dict]:
         except json.JSONDecodeError:
             if i == len(lines) - 1:  # the last line lacks its newline: an interrupted write
                 break
-            raise ValueError(f"{file}:{i + 1}: not valid JSON") from None
+            raise UserInputError(f"{file}:{i + 1}: not valid JSON") from None
     return records
 
 
@@ -174,7 +207,7 @@ def read_json(path: str | Path, name: str) -> dict:
     try:
         return json.loads(file.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
+        raise UserInputError(f"{file}:{e.lineno}: not valid JSON ({e.msg})") from None
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:

@@ -346,21 +346,21 @@ def test_search_cli_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path, one_t
 
 
 def test_cli_search_resume_drops_a_cut_last_line_and_parses_problem_specs(tmp_path):
-    import click
-
-    from pavkit.cli import _load_problems, _search_done
+    from pavkit.drivers import search_done
+    from pavkit.llm.data import problems_from_spec
+    from pavkit.runs import UserInputError
 
     good = json.dumps({"problem_index": 0, "method": "beam-q", "n": 2}) + "\n"
     (tmp_path / "search.jsonl").write_text(good + '{"problem_index": 1, "meth')
     (tmp_path / "pool.jsonl").write_text(json.dumps({"problem_index": 3}) + "\n")
-    assert _search_done(tmp_path) == ({3}, {(0, "beam-q", 2)})
+    assert search_done(tmp_path) == ({3}, {(0, "beam-q", 2)})
     assert (tmp_path / "search.jsonl").read_text() == good  # the cut line is gone, so appends stay valid JSONL
     for bad in ("organism:x:3", "organism:1", "organism:test:0:0", "organism:0:3", "organism:dev:0:3",
                 str(tmp_path / "missing.jsonl")):
-        with pytest.raises(click.ClickException) as e:
-            _load_problems(bad)
-        assert e.value.exit_code == 2 and "--problems" in e.value.message
-    problems, source = _load_problems("organism:test:0:3")
+        with pytest.raises(UserInputError) as e:  # the CLI prints it as one line, exit 2
+            problems_from_spec(bad)
+        assert str(e.value).startswith("--problems")
+    problems, source = problems_from_spec("organism:test:0:3")
     assert len(problems) == 3 and source == "organism:test:0:3" and all(p.answer for p in problems)
 
 

@@ -358,3 +358,26 @@ def fig8_figure(runs: Sequence[RLRun], axes=None):
                      f"(b) SFT solved each of the {h['problems']} held-out problems at least once\n"
                      f"in {h['reference_samples']} samples: there are no unsolved problems", ha="center")
     return axes[0].figure
+
+
+RL_FIGURES = {"fig3a": fig3a_figure, "fig3b": fig3b_figure, "fig3c": fig3c_figure, "fig7": fig7_figure,
+              "fig8": fig8_figure}
+
+
+def search_figure(kind: str, runs: Sequence[SearchRun], n: int = 16):
+    """``pavkit plot KIND`` of search runs: fig4 / fig6a / fig10 one panel per run; fig5b / fig5c all runs in
+    one panel (fig5c compares at beam size ``n``)."""
+    if kind == "fig5b":
+        return fig5b_figure(runs)
+    if kind == "fig5c":
+        return fig5c_figure(runs, n=n)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    draw = {"fig4": fig4_figure, "fig6a": fig6a_figure, "fig10": fig10_figure}[kind]
+    fig, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 4.6), constrained_layout=True, squeeze=False)
+    for run, ax in zip(runs, axes[0], strict=True):
+        draw(run, ax=ax)
+    return fig

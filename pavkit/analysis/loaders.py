@@ -97,3 +97,35 @@ def load_search_runs(paths: Sequence[str]) -> list[SearchRun]:
             raise ValueError(f"{p}/config.json: not a `pavkit llm search` run (no 'pqv'/'orm' field)")
         runs.append(SearchRun(str(p), cfg, read_records(p, "pool.jsonl"), read_records(p, "search.jsonl")))
     return runs
+
+
+def search_records(out_dir, methods, num_problems: int | None = None) -> tuple[list[dict], list[dict]]:
+    """(pool records, search records of ``methods``) of a `pavkit llm search` run directory, on its first
+    ``num_problems`` problems (default all)."""
+    from pavkit import runs
+
+    def wanted(r: dict) -> bool:
+        return num_problems is None or r["problem_index"] < num_problems
+
+    pool = [r for r in runs.read_records(out_dir, "pool.jsonl") if wanted(r)]
+    search = [r for r in runs.read_records(out_dir, "search.jsonl") if wanted(r) and r["method"] in methods]
+    return pool, search
+
+
+def expand_run_dirs(paths: Sequence[str]) -> list[str]:
+    """Run directories from paths that are run directories or folders of them (a sweep, a demo)."""
+    from pathlib import Path
+
+    from pavkit.runs import UserInputError
+
+    found = []
+    for p in paths:
+        d = Path(p)
+        if (d / "config.json").exists():
+            found.append(str(d))
+        else:
+            subs = sorted(str(s) for s in d.rglob("config.json"))
+            if not subs:
+                raise UserInputError(f"{p}: no config.json in it or below it (not a run directory)")
+            found.extend(str(Path(s).parent) for s in subs)
+    return found

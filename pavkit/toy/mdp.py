@@ -22,12 +22,14 @@ from typing import NoReturn
 
 import numpy as np
 
+from pavkit.runs import UserInputError
+
 PROB_TOL = 1e-6
 MAX_LEAVES = 1 << 26  # 67M leaves ≈ 0.5 GB per value array: beyond that a spec is surely a mistake
 SPEC_FIELDS = ("num_actions", "horizon", "terminal_reward", "policies")
 
 
-class SpecError(ValueError):
+class SpecError(UserInputError):
     """A malformed spec: says which file, line and field, in one line."""
 
     def __init__(self, message: str, field: str = "", path: str | None = None, line: int | None = None):
