@@ -85,6 +85,39 @@ class _Stderr:
 REPORT = _Stderr()
 
 
+def _field_options(config: str, *names: str):
+    """Click options for the fields ``names`` of the dataclass ``config`` ("module.Class"), from their
+    ``pavkit.options.option`` metadata: the default, help text and range are stated once, on the field."""
+    import dataclasses
+    import importlib
+
+    module, _, name = config.rpartition(".")
+    fields = {f.name: f for f in dataclasses.fields(getattr(importlib.import_module(module), name))}
+
+    def number_type(kind, m: dict):
+        if m["min"] is None and m["max"] is None:
+            return kind
+        rng = click.IntRange if kind is int else click.FloatRange
+        return rng(m["min"], m["max"], min_open=m["min_open"], max_open=m["max_open"])
+
+    def decorate(f):
+        for name in reversed(names):
+            field, m = fields[name], fields[name].metadata
+            kind = type(field.default)
+            if kind is bool:  # an off-by-default switch
+                f = click.option("--" + name.replace("_", "-"), name, is_flag=True, help=m["help"])(f)
+                continue
+            if m["choices"]:
+                kind = click.Choice(m["choices"])
+            elif kind in (int, float):
+                kind = number_type(kind, m)
+            f = click.option("--" + name.replace("_", "-"), name, type=kind, default=field.default, show_default=True,
+                             help=m["help"])(f)
+        return f
+
+    return decorate
+
+
 def _open_run(out, config: dict, seed: int | None, ignore=()) -> dict | None:
     """``pavkit.drivers.open_run`` with the CLI's notes (the labels and search commands)."""
     from pavkit.drivers import open_run
@@ -658,27 +691,11 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, train.jsonl, checkpoint.pt, ckpt-ITER/ at every evaluation, and "
                    "base/, weak/, strong/ (HF folders) at the end. Running the same command again resumes.")
-@click.option("--iters", type=click.IntRange(1), default=1200, show_default=True, help="AdamW steps.")
-@click.option("--batch", type=click.IntRange(1), default=32, show_default=True,
-              help="Fresh training problems per step.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=3e-3, show_default=True,
-              help="Peak learning rate (linear warm-up, then cosine decay to a tenth).")
-@click.option("--warmup", type=click.IntRange(0), default=100, show_default=True, help="Warm-up steps.")
-@click.option("--hidden", type=click.IntRange(8), default=128, show_default=True, help="Model width.")
-@click.option("--layers", type=click.IntRange(1), default=3, show_default=True, help="Transformer layers.")
-@click.option("--heads", type=click.IntRange(1), default=4, show_default=True, help="Attention heads.")
-@click.option("--intermediate", type=click.IntRange(8), default=256, show_default=True, help="MLP width.")
-@click.option("--min-ops", type=click.IntRange(1), default=2, show_default=True,
-              help="Fewest operations (solution steps before the answer line) per problem.")
-@click.option("--max-ops", type=click.IntRange(1), default=5, show_default=True, help="Most operations.")
-@click.option("--eval-every", type=click.IntRange(1), default=200, show_default=True,
-              help="Steps between evaluations; each saves a checkpoint folder (a prover candidate).")
-@click.option("--eval-problems", type=click.IntRange(1), default=200, show_default=True,
-              help="Validation problems per evaluation (one temperature-1 sample each).")
+@_field_options("pavkit.llm.organism.OrganismConfig", "iters", "batch", "lr", "warmup", "hidden", "layers", "heads",
+                "intermediate", "min_ops", "max_ops", "eval_every", "eval_problems")
 @click.option("--target", default="0.2,0.6", show_default=True,
               help="LOW,HIGH: the base checkpoint is the first with validation accuracy in this band.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
-              help="Seeds data, initialisation and evaluation.")
+@_field_options("pavkit.llm.organism.OrganismConfig", "seed")
 @_threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json's content as one JSON line.")
 def llm_organism(out: str, target: str, threads: int, as_json: bool, **fields) -> None:
@@ -781,31 +798,8 @@ def llm_export_trl(labels: str, out: str, value: str, prompt_field: str) -> None
               help="Run directory: config.json, meta.json, train.jsonl, metrics.json, and OUT/model (loads with "
                    "AutoModelForTokenClassification.from_pretrained; verifier.json inside). Re-running resumes "
                    "from the last evaluation's checkpoint; a finished run is a no-op.")
-@click.option("--iters", type=click.IntRange(1), default=400, show_default=True,
-              help="Optimiser steps (paper: 20,000 on a 9B model).")
-@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True,
-              help="Trajectories per step; one forward pass each reads all its labelled prefixes (paper: 32).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=3e-4, show_default=True,
-              help="Peak AdamW learning rate: linear warm-up, then cosine decay to 0 (paper: 5e-7 at 9B).")
-@click.option("--warmup", type=click.IntRange(0), default=40, show_default=True,
-              help="Linear warm-up steps (at most --iters).")
-@click.option("--arch", type=click.Choice(["lm-features", "token-classification"]), default="lm-features",
-              show_default=True,
-              help="lm-features: --base frozen, a head on its last hidden state and on running statistics of its "
-                   "log-probabilities of the written tokens (min, mean, gap to its first choice, disagreements), "
-                   "trained on cached readings; token-classification: the backbone fine-tuned with a linear head "
-                   "on the hidden state (ranked the organism's responses within a problem at AUC ≈ 0.5).")
-@click.option("--balance", type=click.Choice(["down", "up", "none"]), default="down", show_default=True,
-              help="Class-balanced sampling over buckets Q̂ < 0.5 / Q̂ >= 0.5, re-drawn every epoch (App. D): "
-                   "down = subsample the larger bucket, up = resample the smaller one, none = all prefixes.")
-@click.option("--eval-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
-              help="Share of problems held out (split by problem, never by row) for eval BCE / MAE / AUC.")
-@click.option("--eval-every", type=click.IntRange(1), default=50, show_default=True,
-              help="Steps between evaluations; each also writes OUT/checkpoint.pt.")
-@click.option("--max-length", type=click.IntRange(2), default=512, show_default=True,
-              help="Token cap per trajectory; prefixes read beyond it are not trained on.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
-              help="Seeds the held-out split, the balanced draws, batch order and the head's dropout.")
+@_field_options("pavkit.llm.verifier.VerifierConfig", "iters", "batch_size", "lr", "warmup", "arch", "balance",
+                "eval_fraction", "eval_every", "max_length", "seed")
 @click.option("--delimiter", default=None,
               help="Step delimiter (backslash escapes decoded) [default: the labels' provenance.delimiter, else \\n].")
 @_threads_option
@@ -927,17 +921,7 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
 @llm.command("rft", short_help="Rejection fine-tuning: the RL initialisation (SFT on the policy's correct samples).")
 @click.option("--policy", required=True, callback=_model_option("lm"),
               help="The base (SFT) policy: a local HF causal LM folder.")
-@click.option("--problems", default="organism:train:2:1000", show_default=True,
-              help="Problems to sample on: gsm8k, a problems JSONL file, or organism:SPLIT:SEED:COUNT.")
-@click.option("--samples", type=click.IntRange(1), default=4, show_default=True,
-              help="Temperature-1 samples per problem; the correct, distinct ones are the fine-tuning data.")
-@click.option("--epochs", type=click.IntRange(1), default=2, show_default=True, help="Passes over the kept samples.")
-@click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="Responses per AdamW step.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=3e-4, show_default=True,
-              help="Peak learning rate (warm-up over 10 % of steps, then cosine decay to a tenth).")
-@click.option("--max-new-tokens", type=click.IntRange(1), default=160, show_default=True,
-              help="Longest sampled response.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Sampling and data order.")
+@_field_options("pavkit.llm.rl.RFTConfig", "problems", "samples", "epochs", "batch", "lr", "max_new_tokens", "seed")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, train.jsonl, metrics.json and model/ (the RFT policy, an HF folder).")
 @_threads_option
@@ -966,49 +950,12 @@ def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: 
 @click.option("--verifier", default=None, callback=_model_option("verifier"),
               help="The fixed PQV (`pavkit llm train-verifier --kind pqv` run or model folder) behind bok:K provers, "
                    "or organism-oracle (exact step checking, a control). Not needed with --alpha 0.")
-@click.option("--prover", default="bok:4", show_default=True,
-              help="μ: bok:K (V^μ = 1-(1-V̂^π)^K from the PQV) or model:DIR (a --kind qmu verifier, e.g. trained on "
-                   "a weaker checkpoint's rollouts).")
-@click.option("--alpha", type=click.FloatRange(0), default=3.0, show_default=True,
-              help="α of the step weight Q^π + α·A^μ (paper: 3-5); 0 is outcome-only RL.")
-@click.option("--iters", type=click.IntRange(0), default=200, show_default=True,
-              help="RL iterations; 0 only evaluates --policy (Pass@N with --final-samples: the SFT/RFT rows).")
-@click.option("--train-problems", default="organism:train:1:20000", show_default=True,
-              help="Training problems: gsm8k, a problems JSONL file, or organism:SPLIT:SEED:COUNT.")
-@click.option("--eval-problems", default="organism:test:0:100", show_default=True,
-              help="Held-out problems for accuracy and Pass@N (same forms).")
-@click.option("--problems-per-iter", type=click.IntRange(1), default=16, show_default=True,
-              help="Problems per iteration.")
-@click.option("--group", type=click.IntRange(1), default=4, show_default=True,
-              help="Responses per problem (batch = problems × group); >= 2 for the leave-one-out baseline.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True,
-              help="Adam peak learning rate (warm-up then cosine decay to 0).")
-@click.option("--warmup", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
-              help="Fraction of iterations with linear warm-up.")
-@click.option("--kl-coef", type=click.FloatRange(0), default=0.001, show_default=True,
-              help="β of the KL penalty to the initial policy (paper: 0.001).")
-@click.option("--baseline", type=click.Choice(["loo", "loo-effective", "value", "none"]), default="loo",
-              show_default=True,
-              help="loo: subtract the mean outcome of the other responses to the same problem; loo-effective: "
-                   "subtract the other responses' mean step weight r + α·A^μ (centres the PAV term too); value: "
-                   "the paper's learned token-level value model (initialised from --policy, squared loss, Adam at "
-                   "--lr); none: no baseline.")
-@click.option("--rewards-to-go", is_flag=True,
-              help="Weight step h by Σ_{h'≥h} α·A^μ (rewards-to-go) instead of Eq. 5's α·A^μ(s_h, a_h).")
-@click.option("--eval-every", type=click.IntRange(0), default=10, show_default=True,
-              help="Iterations between accuracy evaluations (and checkpoints).")
-@click.option("--eval-samples", type=click.IntRange(1), default=2, show_default=True,
-              help="Samples per held-out problem at each evaluation.")
-@click.option("--final-samples", type=click.IntRange(1), default=32, show_default=True,
-              help="Samples per held-out problem at the last iteration (final accuracy, Pass@N, counts for Fig. 8).")
+@_field_options("pavkit.llm.rl.RLConfig", "prover", "alpha", "iters", "train_problems", "eval_problems",
+                "problems_per_iter", "group", "lr", "warmup", "kl_coef", "baseline", "rewards_to_go", "eval_every",
+                "eval_samples", "final_samples")
 @click.option("--pass-ns", default=None, help="N of Pass@N, comma-separated (default: powers of 2 up to "
                                               "--final-samples).")
-@click.option("--max-new-tokens", type=click.IntRange(1), default=160, show_default=True,
-              help="Longest sampled response (paper: 512).")
-@click.option("--microbatch", type=click.IntRange(1), default=64, show_default=True,
-              help="Responses per forward/backward pass (gradients accumulate; lower it to save memory).")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
-              help="Problem choice, sampling and evaluation.")
+@_field_options("pavkit.llm.rl.RLConfig", "max_new_tokens", "microbatch", "seed")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, train.jsonl, metrics.json, checkpoint.pt and policy/ (the final "
                    "policy). Re-running the same command resumes from the last checkpoint.")

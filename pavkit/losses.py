@@ -15,8 +15,12 @@ mean of a group: ``leave_one_out_baseline``). ``reinforce_loss`` is the negated 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def token_weights(step_weights: np.ndarray, token_steps: np.ndarray) -> np.ndarray:
@@ -88,6 +92,8 @@ def reinforce_loss(logp: torch.Tensor, weights, mask, baseline=None) -> torch.Te
     Returns:
         scalar tensor.
     """
+    import torch  # here, so that importing the losses (and llm.rl's configs) stays torch-free
+
     w = torch.as_tensor(np.asarray(weights, dtype=np.float32) if not torch.is_tensor(weights) else weights,
                         dtype=logp.dtype, device=logp.device)
     if baseline is not None:
@@ -109,6 +115,8 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, mask) -> torch.Tensor
     Args:
         logp, ref_logp: (B, T); mask: (B, T) bool.
     """
+    import torch  # here, so that importing the losses (and llm.rl's configs) stays torch-free
+
     d = ref_logp.detach() - logp
     m = torch.as_tensor(mask, device=logp.device).to(logp.dtype)
     return (m * (torch.exp(d) - d - 1)).sum() / logp.shape[0]

@@ -43,6 +43,7 @@ import numpy as np
 
 from pavkit.llm.data import Problem
 from pavkit.llm.steps import DEFAULT_DELIMITER
+from pavkit.options import option
 from pavkit.types import VerifierStats
 
 NAMES = ("Mia", "Tom", "Ana", "Leo", "Ivy", "Sam", "Zoe", "Max", "Eva", "Ben")
@@ -173,24 +174,26 @@ class OrganismConfig:
         seed: data, initialisation and evaluation sampling.
     """
 
-    min_ops: int = 2
-    max_ops: int = 5
+    min_ops: int = option(2, "Fewest operations (solution steps before the answer line) per problem.", min=1)
+    max_ops: int = option(5, "Most operations.", min=1)
     max_value: int = 99
     max_operand: int = 19
-    hidden: int = 128
-    layers: int = 3
-    heads: int = 4
-    intermediate: int = 256
-    iters: int = 1200
-    batch: int = 32
-    lr: float = 3e-3
-    warmup: int = 100
+    hidden: int = option(128, "Model width.", min=8)
+    layers: int = option(3, "Transformer layers.", min=1)
+    heads: int = option(4, "Attention heads.", min=1)
+    intermediate: int = option(256, "MLP width.", min=8)
+    iters: int = option(1200, "AdamW steps.", min=1)
+    batch: int = option(32, "Fresh training problems per step.", min=1)
+    lr: float = option(3e-3, "Peak learning rate (linear warm-up, then cosine decay to a tenth).", min=0,
+                       min_open=True)
+    warmup: int = option(100, "Warm-up steps.", min=0)
     weight_decay: float = 0.01
-    eval_every: int = 200
-    eval_problems: int = 200
+    eval_every: int = option(200, "Steps between evaluations; each saves a checkpoint folder (a prover candidate).",
+                             min=1)
+    eval_problems: int = option(200, "Validation problems per evaluation (one temperature-1 sample each).", min=1)
     target_low: float = 0.2
     target_high: float = 0.6
-    seed: int = 0
+    seed: int = option(0, "Seeds data, initialisation and evaluation.", min=0)
 
     def __post_init__(self) -> None:
         OrganismTask(self.min_ops, self.max_ops, self.max_value, self.max_operand)  # validates the task fields

@@ -41,6 +41,7 @@ from pavkit.estimators import effective_reward, mean_pass_at_n
 from pavkit.llm.data import Problem
 from pavkit.llm.steps import DEFAULT_DELIMITER, split_steps
 from pavkit.losses import kl_penalty, leave_one_out_baseline, reinforce_loss, rewards_to_go, token_weights
+from pavkit.options import option
 from pavkit.provers import VERIFIER_PROVERS, parse_prover
 from pavkit.runs import derive_seed
 
@@ -87,32 +88,52 @@ class RLConfig:
 
     policy: str
     verifier: str = ""
-    prover: str = "bok:4"
-    alpha: float = 3.0
-    iters: int = 200
-    train_problems: str = "organism:train:1:20000"
-    eval_problems: str = "organism:test:0:100"
-    problems_per_iter: int = 16
-    group: int = 4
-    lr: float = 1e-4
-    warmup: float = 0.1
-    kl_coef: float = 0.001
-    baseline: str = "loo"
-    rewards_to_go: bool = False
+    prover: str = option(
+        "bok:4",
+        "μ: bok:K (V^μ = 1-(1-V̂^π)^K from the PQV) or model:DIR (a --kind qmu verifier, e.g. trained on a weaker "
+        "checkpoint's rollouts).")
+    alpha: float = option(3.0, 'α of the step weight Q^π + α·A^μ (paper: 3-5); 0 is outcome-only RL.', min=0)
+    iters: int = option(
+        200,
+        "RL iterations; 0 only evaluates --policy (Pass@N with --final-samples: the SFT/RFT rows).", min=0)
+    train_problems: str = option(
+        "organism:train:1:20000",
+        "Training problems: gsm8k, a problems JSONL file, or organism:SPLIT:SEED:COUNT.")
+    eval_problems: str = option("organism:test:0:100", 'Held-out problems for accuracy and Pass@N (same forms).')
+    problems_per_iter: int = option(16, 'Problems per iteration.', min=1)
+    group: int = option(
+        4,
+        "Responses per problem (batch = problems × group); >= 2 for the leave-one-out baseline.", min=1)
+    lr: float = option(1e-4, 'Adam peak learning rate (warm-up then cosine decay to 0).', min=0, min_open=True)
+    warmup: float = option(0.1, 'Fraction of iterations with linear warm-up.', min=0, max=1, max_open=True)
+    kl_coef: float = option(0.001, 'β of the KL penalty to the initial policy (paper: 0.001).', min=0)
+    baseline: str = option(
+        "loo",
+        "loo: subtract the mean outcome of the other responses to the same problem; loo-effective: subtract the other "
+        "responses' mean step weight r + α·A^μ (centres the PAV term too); value: the paper's learned token-level "
+        "value model (initialised from --policy, squared loss, Adam at --lr); none: no baseline.",
+        choices=BASELINES)
+    rewards_to_go: bool = option(
+        False,
+        "Weight step h by Σ_{h'≥h} α·A^μ (rewards-to-go) instead of Eq. 5's α·A^μ(s_h, a_h).")
     max_grad_norm: float = 1.0
     temperature: float = 1.0
-    max_new_tokens: int = 160
-    eval_every: int = 10
-    eval_samples: int = 2
-    final_samples: int = 32
+    max_new_tokens: int = option(160, 'Longest sampled response (paper: 512).', min=1)
+    eval_every: int = option(10, 'Iterations between accuracy evaluations (and checkpoints).', min=0)
+    eval_samples: int = option(2, 'Samples per held-out problem at each evaluation.', min=1)
+    final_samples: int = option(
+        32,
+        "Samples per held-out problem at the last iteration (final accuracy, Pass@N, counts for Fig. 8).", min=1)
     pass_ns: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    microbatch: int = 64
+    microbatch: int = option(
+        64,
+        "Responses per forward/backward pass (gradients accumulate; lower it to save memory).", min=1)
     batch_size: int = 128
     delimiter: str = DEFAULT_DELIMITER
     prompt_format: str = "auto"
     strict: bool = True
     symbolic: bool = False
-    seed: int = 0
+    seed: int = option(0, 'Problem choice, sampling and evaluation.', min=0)
 
     def __post_init__(self) -> None:
         parse_prover(self.prover, VERIFIER_PROVERS)
@@ -598,19 +619,25 @@ class RFTConfig:
     """
 
     policy: str
-    problems: str = "organism:train:2:1000"
-    samples: int = 4
-    epochs: int = 2
-    batch: int = 32
-    lr: float = 3e-4
+    problems: str = option(
+        "organism:train:2:1000",
+        "Problems to sample on: gsm8k, a problems JSONL file, or organism:SPLIT:SEED:COUNT.")
+    samples: int = option(
+        4,
+        "Temperature-1 samples per problem; the correct, distinct ones are the fine-tuning data.", min=1)
+    epochs: int = option(2, 'Passes over the kept samples.', min=1)
+    batch: int = option(32, 'Responses per AdamW step.', min=1)
+    lr: float = option(
+        3e-4,
+        "Peak learning rate (warm-up over 10 % of steps, then cosine decay to a tenth).", min=0, min_open=True)
     warmup: float = 0.1
-    max_new_tokens: int = 160
+    max_new_tokens: int = option(160, 'Longest sampled response.', min=1)
     batch_size: int = 128
     delimiter: str = DEFAULT_DELIMITER
     prompt_format: str = "auto"
     strict: bool = True
     symbolic: bool = False
-    seed: int = 0
+    seed: int = option(0, 'Sampling and data order.', min=0)
 
     def __post_init__(self) -> None:
         for name in ("samples", "epochs", "batch", "max_new_tokens", "batch_size"):

@@ -53,6 +53,7 @@ from pavkit.llm.folders import verifier_dir
 from pavkit.llm.lmfeatures import ARCH as LM_FEATURES
 from pavkit.llm.prefix import right_pad
 from pavkit.llm.steps import DEFAULT_DELIMITER, check_steps, step_token_spans
+from pavkit.options import option
 from pavkit.types import VerifierStats
 
 KINDS = ("orm", "pqv", "qmu")
@@ -76,19 +77,34 @@ class VerifierConfig:
     """
 
     kind: str                     # "orm" | "pqv" | "qmu" (module docstring)
-    arch: str = LM_FEATURES       # "lm-features": frozen LM + head on its hidden state and token log-prob
+    arch: str = option(
+        LM_FEATURES,
+        "lm-features: --base frozen, a head on its last hidden state and on running statistics of its "
+        "log-probabilities of the written tokens (min, mean, gap to its first choice, disagreements), trained on "
+        "cached readings; token-classification: the backbone fine-tuned with a linear head on the hidden state (ranked"
+        " the organism's responses within a problem at AUC ≈ 0.5).", choices=('lm-features', 'token-classification'))
                                   # statistics (pavkit.llm.lmfeatures); "token-classification": the backbone
                                   # fine-tuned with a linear head on the hidden state (the paper's setup)
-    iters: int = 400              # optimiser steps (paper: 20,000)
-    batch_size: int = 16          # trajectories per step, each giving up to H+1 labelled positions (paper: 32)
-    lr: float = 3e-4              # peak learning rate (paper: 5e-7 on a 9B model)
-    warmup: int = 40              # linear warm-up steps, then cosine decay to 0 (paper: 2,000 of 20,000)
-    balance: str = "down"         # "down" | "up" | "none": class balance over buckets Q̂ < 0.5 / Q̂ >= 0.5
-    eval_fraction: float = 0.1    # held-out share of PROBLEMS (split by problem_index, never by row)
-    eval_every: int = 50          # evaluate every this many steps (and before the first and after the last)
-    seed: int = 0                 # split, sampling, batch order, torch's RNG (head dropout)
+    iters: int = option(400, 'Optimiser steps (paper: 20,000 on a 9B model).', min=1)
+    batch_size: int = option(
+        16,
+        "Trajectories per step; one forward pass each reads all its labelled prefixes (paper: 32).", min=1)
+    lr: float = option(
+        3e-4,
+        "Peak AdamW learning rate: linear warm-up, then cosine decay to 0 (paper: 5e-7 at 9B).", min=0, min_open=True)
+    warmup: int = option(40, 'Linear warm-up steps (at most --iters).', min=0)
+    balance: str = option(
+        "down",
+        "Class-balanced sampling over buckets Q̂ < 0.5 / Q̂ >= 0.5, re-drawn every epoch (App. D): down = subsample "
+        "the larger bucket, up = resample the smaller one, none = all prefixes.", choices=('down', 'up', 'none'))
+    eval_fraction: float = option(
+        0.1,
+        "Share of problems held out (split by problem, never by row) for eval BCE / MAE / AUC.",
+        min=0, max=1, max_open=True)
+    eval_every: int = option(50, 'Steps between evaluations; each also writes OUT/checkpoint.pt.', min=1)
+    seed: int = option(0, "Seeds the held-out split, the balanced draws, batch order and the head's dropout.", min=0)
     delimiter: str = "\n"         # step delimiter of the labels (pavkit.llm.steps)
-    max_length: int = 512         # token cap per trajectory; positions read beyond it are dropped
+    max_length: int = option(512, 'Token cap per trajectory; prefixes read beyond it are not trained on.', min=2)
     weight_decay: float = 0.0     # AdamW decoupled weight decay (0: Adam, as in the paper)
     grad_clip: float = 1.0        # max global gradient norm (0: no clipping)
     init_head: bool = True        # before step 1: head weights N(0, initializer_range²) drawn from `seed`, bias
