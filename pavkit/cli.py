@@ -587,10 +587,8 @@ def llm_grade(file: str, strict: bool, timeout: float, workers: int | None, as_j
 
 
 def _problems(spec: str):
-    """``pavkit.llm.data.problems_from_spec``: (problems, source string for config.json)."""
-    from pavkit.llm.data import problems_from_spec
-
-    return problems_from_spec(spec)
+    """``pavkit.drivers.problems_from_spec``: (problems, source string for config.json)."""
+    return drivers.problems_from_spec(spec)
 
 
 def _vllm_options(engine: str, **options) -> dict:
@@ -611,30 +609,16 @@ def _vllm_options(engine: str, **options) -> dict:
 @click.option("--problems", required=True,
               help="A problems JSONL file (id, problem, answer[, solution]), the name gsm8k (the bundled 100), or "
                    "organism:SPLIT:SEED:COUNT (the model organism's generator, e.g. organism:train:0:150).")
-@click.option("--n-cov", type=click.IntRange(1), default=4, show_default=True,
-              help="Seed rollouts from π per problem (coverage); one record per seed.")
-@click.option("--n-mc", type=click.IntRange(1), default=20, show_default=True,
-              help="Monte Carlo completions per prefix (the paper uses 20).")
+@_field_options("pavkit.llm.label.LabelConfig", "n_cov", "n_mc")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json + labels.jsonl. Running the same command again resumes it.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
-              help="Base seed; every engine call's seed derives from (seed, problem index, stage).")
+@_field_options("pavkit.llm.label.LabelConfig", "seed")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Label only the first N problems (may be raised on a resumed run).")
 @click.option("--delimiter", default="\\n", show_default=True,
               help="Step delimiter; backslash escapes are decoded (\\n\\n: steps separated by a blank line).")
-@click.option("--prompt-format", type=click.Choice(["auto", "chat", "plain"]), default="auto", show_default=True,
-              help="chat: the tokenizer's chat template with a step-by-step instruction; plain: the problem "
-                   "text + delimiter; auto: chat if the tokenizer has a template.")
-@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
-              help="π's sampling temperature (seeds and Monte Carlo rollouts).")
-@click.option("--max-new-tokens", type=click.IntRange(1), default=256, show_default=True,
-              help="Token cap of every seed and Monte Carlo completion.")
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
-              help="Most sequences per generate call (memory bound; changes the samples, so it is in config).")
-@click.option("--engine", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True,
-              help="Generation engine: transformers (hf) or vLLM (needs vllm installed; on CPU pavkit turns "
-                   "vLLM's chunked prefill off, see pavkit.llm.engines.vllm_llm_kwargs).")
+@_field_options("pavkit.llm.label.LabelConfig", "prompt_format", "temperature", "max_new_tokens", "batch_size",
+                "engine")
 @click.option("--vllm-dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
               help="With --engine vllm: weight dtype [default: vLLM's auto, which runs float32 checkpoints in "
                    "bfloat16 without saying so; float32 matches --engine hf].")
@@ -648,11 +632,7 @@ def _vllm_options(engine: str, **options) -> dict:
 @click.option("--first-pit/--no-first-pit", default=False, show_default=True,
               help="App. D first-pit seeding: cut wrong seeds after their first step with screened Q̂^π <= "
                    "--pit-threshold; only kept prefixes get --n-mc rollouts.")
-@click.option("--pit-screen", type=click.IntRange(1), default=4, show_default=True,
-              help="Screening rollouts per prefix for --first-pit.")
-@click.option("--pit-threshold", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="A step is a pit when its screened Q̂^π <= this (0: no screening rollout succeeded).")
-@click.option("--strict", is_flag=True, help="Grade only responses with an explicit final-answer marker.")
+@_field_options("pavkit.llm.label.LabelConfig", "pit_screen", "pit_threshold", "strict")
 @_threads_option
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON summary (records, rollouts, seconds, rollouts_per_second, labels path).")
@@ -834,45 +814,27 @@ def llm_train_verifier(labels: str, base: str, kind: str, out: str, delimiter: s
 @click.option("--pqv", required=True, callback=_model_option("verifier"),
               help="PQV verifier folder (--kind pqv): Q̂^π, the beam score and the final pick (Q^π as ORM); or "
                    "`organism-oracle`.")
-@click.option("--prover", default="bok:4", show_default=True,
-              help="μ of beam-pav: bok:K (Q̂^μ = 1-(1-Q̂^π)^K from the PQV) or model:DIR (a --kind qmu verifier).")
+@_field_options("pavkit.llm.search.SearchConfig", "prover")
 @click.option("--methods", default="bon-orm,bon-pav,bon-likelihood,majority,pass,beam-q,beam-pav",
               show_default=True,
               help="Comma-separated: bon-orm, bon-pav, bon-likelihood (π's mean log-probability, no training), "
                    "majority, pass (all from one pool of --pool samples), beam-q, beam-pav (one beam search per N).")
 @click.option("--n", "ns", default="2,4,8,16", show_default=True,
               help="Comma-separated N: samples of best-of-N / majority / Pass@N, and beam widths.")
-@click.option("--pool", type=click.IntRange(1), default=128, show_default=True,
-              help="M i.i.d. responses per problem for the pool methods (accuracy at N <= M by subsampling).")
-@click.option("--alpha", type=click.FloatRange(0), default=0.5, show_default=True,
-              help="α of beam-pav's score Q̂^π + α·(Q̂^μ(child) − Q̂^μ(parent)) (paper: 0.5).")
-@click.option("--c", "c", type=click.IntRange(1), default=3, show_default=True,
-              help="Proposals sampled per unfinished beam per step (paper: 3).")
-@click.option("--max-steps", type=click.IntRange(1), default=10, show_default=True,
-              help="Depth cap of beam search (steps per response).")
+@_field_options("pavkit.llm.search.SearchConfig", "pool", "alpha", "c", "max_steps")
 @click.option("--problems", required=True,
               help="gsm8k (the bundled 100), a problems JSONL file, or organism:SPLIT:SEED:COUNT (the organism's "
                    "generator; search on the test split, e.g. organism:test:0:100).")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Search only the first P problems (may be raised on a resumed run).")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
-              help="Base seed; every engine call's seed derives from (seed, problem, stage, N, depth).")
+@_field_options("pavkit.llm.search.SearchConfig", "seed")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, pool.jsonl, search.jsonl, metrics.json. The same command resumes "
                    "it; more --methods or --n values only add records.")
 @click.option("--delimiter", default="\\n", show_default=True,
               help="Step delimiter (backslash escapes decoded); must match the verifiers' labels.")
-@click.option("--prompt-format", type=click.Choice(["auto", "chat", "plain"]), default="auto", show_default=True,
-              help="How the prompt is built, as in `pavkit llm label` (must match the verifiers' labels).")
-@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
-              help="π's sampling temperature.")
-@click.option("--max-step-tokens", type=click.IntRange(1), default=64, show_default=True,
-              help="Token cap of one beam-search step.")
-@click.option("--max-new-tokens", type=click.IntRange(1), default=256, show_default=True,
-              help="Token cap of one pool response.")
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
-              help="Most sequences per generate call (changes the samples, so it is in config.json).")
-@click.option("--strict", is_flag=True, help="Grade only responses with an explicit final-answer marker.")
+@_field_options("pavkit.llm.search.SearchConfig", "prompt_format", "temperature", "max_step_tokens", "max_new_tokens",
+                "batch_size", "strict")
 @_threads_option
 @click.option("--json", "as_json", is_flag=True,
               help='Last line: {"accuracy": {method: {N: acc}}, "compute": {method: {N: tokens}}, "problems", '

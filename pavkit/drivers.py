@@ -463,6 +463,31 @@ def search(cfg, problems, out, report: Reporter = QUIET, threads: int = 1) -> tu
 # the pipeline build their configs here, so a stage run by the pipeline is the command a person would type.
 
 
+def problems_from_spec(spec: str) -> tuple[list, str]:
+    """`gsm8k` (the bundled set), `organism:SPLIT:SEED:COUNT` (the model organism's generator) or a problems
+    JSONL path → (problems, source string for config.json)."""
+    from pavkit.llm.data import gsm8k_problems, load_problems
+
+    if spec == "gsm8k":
+        return gsm8k_problems(), "gsm8k"
+    if spec.startswith("organism:"):
+        from pavkit.llm.organism import SPLITS, organism_problems
+
+        parts = spec.split(":")
+        if (len(parts) != 4 or parts[1] not in SPLITS or not (parts[2].isdigit() and parts[3].isdigit())
+                or int(parts[3]) < 1):
+            raise UserInputError(f"--problems: expected organism:SPLIT:SEED:COUNT with SPLIT in {'/'.join(SPLITS)}, "
+                                    f"integers SEED >= 0 and COUNT >= 1; got {spec!r}")
+        return organism_problems(int(parts[3]), int(parts[2]), parts[1]), spec
+    if not Path(spec).is_file():
+        raise UserInputError(f"--problems: {spec}: no such file (give a problems JSONL file, gsm8k, or "
+                                "organism:SPLIT:SEED:COUNT)")
+    try:
+        return load_problems(spec), str(Path(spec).resolve())
+    except ValueError as e:  # DataError / SpecError name file, line and field
+        raise UserInputError(str(e)) from None
+
+
 def check_model(option: str, path: str, kind: str = "lm") -> str:
     """``path`` when it holds a loadable model of ``kind`` (``pavkit.llm.folders.model_problem``: "lm",
     "lm-or-gguf", "verifier"; a verifier may also be the organism's exact checker), else a UserInputError naming
@@ -500,7 +525,6 @@ def verifier_path(value: str) -> str:
 def label_config(model: str, problems: str, *, prover: str = "bok:4", **fields) -> tuple[Any, list]:
     """(LabelConfig, the problems) for ``pavkit llm label``: ``problems`` is a spec (``problems_from_spec``),
     ``fields`` are LabelConfig fields (``delimiter`` already decoded)."""
-    from pavkit.llm.data import problems_from_spec
     from pavkit.llm.label import LabelConfig, problems_digest
     from pavkit.provers import LABEL_PROVERS, parse_prover
 
@@ -521,7 +545,6 @@ def label_config(model: str, problems: str, *, prover: str = "bok:4", **fields) 
 def search_config(policy: str, orm: str | None, pqv: str, problems: str, *, prover: str = "bok:4",
                   **fields) -> tuple[Any, list]:
     """(SearchConfig, the problems) for ``pavkit llm search``; ``fields`` are SearchConfig fields."""
-    from pavkit.llm.data import problems_from_spec
     from pavkit.llm.label import problems_digest
     from pavkit.llm.search import SearchConfig
     from pavkit.provers import VERIFIER_PROVERS, parse_prover

@@ -346,8 +346,7 @@ def test_search_cli_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path, one_t
 
 
 def test_cli_search_resume_drops_a_cut_last_line_and_parses_problem_specs(tmp_path):
-    from pavkit.drivers import search_done
-    from pavkit.llm.data import problems_from_spec
+    from pavkit.drivers import problems_from_spec, search_done
     from pavkit.runs import UserInputError
 
     good = json.dumps({"problem_index": 0, "method": "beam-q", "n": 2}) + "\n"

@@ -604,26 +604,3 @@ def champ_first_wrong_steps() -> list[FirstWrongStep]:
                 first, wrong = step_index_at(a["text"], a["start_idx"]), a["text"][a["start_idx"]:a["end_idx"]]
             out.append(FirstWrongStep(problems[p["id"]], model, steps, first, wrong))
     return out
-
-
-def problems_from_spec(spec: str) -> tuple[list[Problem], str]:
-    """`gsm8k` (the bundled set), `organism:SPLIT:SEED:COUNT` (the model organism's generator) or a problems
-    JSONL path → (problems, source string for config.json)."""
-    if spec == "gsm8k":
-        return gsm8k_problems(), "gsm8k"
-    if spec.startswith("organism:"):
-        from pavkit.llm.organism import SPLITS, organism_problems
-
-        parts = spec.split(":")
-        if (len(parts) != 4 or parts[1] not in SPLITS or not (parts[2].isdigit() and parts[3].isdigit())
-                or int(parts[3]) < 1):
-            raise UserInputError(f"--problems: expected organism:SPLIT:SEED:COUNT with SPLIT in {'/'.join(SPLITS)}, "
-                                    f"integers SEED >= 0 and COUNT >= 1; got {spec!r}")
-        return organism_problems(int(parts[3]), int(parts[2]), parts[1]), spec
-    if not Path(spec).is_file():
-        raise UserInputError(f"--problems: {spec}: no such file (give a problems JSONL file, gsm8k, or "
-                                "organism:SPLIT:SEED:COUNT)")
-    try:
-        return load_problems(spec), str(Path(spec).resolve())
-    except ValueError as e:  # DataError / SpecError name file, line and field
-        raise UserInputError(str(e)) from None

@@ -58,6 +58,7 @@ import numpy as np
 from pavkit import __version__, runs
 from pavkit.estimators import bok, first_pit, mc_estimate
 from pavkit.llm.steps import DEFAULT_DELIMITER, prefix_text, split_steps
+from pavkit.options import option
 from pavkit.provers import LABEL_PROVERS, parse_prover
 
 # Stages of one problem's computation; each gets its own sampling seed (runs.derive_seed).
@@ -87,19 +88,33 @@ class LabelConfig:
     prover: str
     problems: str
     problems_sha256: str
-    n_cov: int
-    n_mc: int
-    seed: int = 0
+    n_cov: int = option(4, "Seed rollouts from π per problem (coverage); one record per seed.", min=1)
+    n_mc: int = option(20, "Monte Carlo completions per prefix (the paper uses 20).", min=1)
+    seed: int = option(0, "Base seed; every engine call's seed derives from (seed, problem index, stage).", min=0)
     delimiter: str = DEFAULT_DELIMITER
-    prompt_format: str = "auto"
-    temperature: float = 1.0
-    max_new_tokens: int = 256
-    batch_size: int = 32
-    engine: str = "hf"
+    prompt_format: str = option(
+        "auto",
+        "chat: the tokenizer's chat template with a step-by-step instruction; plain: the problem text + delimiter; "
+        "auto: chat if the tokenizer has a template.",
+        choices=("auto", "chat", "plain"))
+    temperature: float = option(1.0, "π's sampling temperature (seeds and Monte Carlo rollouts).", min=0, min_open=True)
+    max_new_tokens: int = option(256, "Token cap of every seed and Monte Carlo completion.", min=1)
+    batch_size: int = option(
+        32,
+        "Most sequences per generate call (memory bound; changes the samples, so it is in config).",
+        min=1)
+    engine: str = option(
+        "hf",
+        "Generation engine: transformers (hf) or vLLM (needs vllm installed; on CPU pavkit turns vLLM's chunked "
+        "prefill off, see pavkit.llm.engines.vllm_llm_kwargs).",
+        choices=("hf", "vllm"))
     first_pit: bool = False
-    pit_screen: int = 4
-    pit_threshold: float = 0.0
-    strict: bool = False
+    pit_screen: int = option(4, "Screening rollouts per prefix for --first-pit.", min=1)
+    pit_threshold: float = option(
+        0.0,
+        "A step is a pit when its screened Q̂^π <= this (0: no screening rollout succeeded).",
+        min=0, max=1)
+    strict: bool = option(False, "Grade only responses with an explicit final-answer marker.")
     vllm_options: dict = field(default_factory=dict)
     pavkit_version: str = field(default=__version__)
 

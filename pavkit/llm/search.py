@@ -46,6 +46,7 @@ import numpy as np
 from pavkit import __version__, runs
 from pavkit.estimators import effective_reward
 from pavkit.llm.steps import DEFAULT_DELIMITER, clean_step, join_steps, prefix_text, split_steps
+from pavkit.options import option
 from pavkit.provers import VERIFIER_PROVERS, parse_prover
 from pavkit.search import beam_search
 from pavkit.types import SearchResult, Verifier
@@ -75,21 +76,37 @@ class SearchConfig:
     pqv: str                          # PQV verifier folder (kind "pqv"): Q̂^π, also the final pick of beam search
     problems: str = ""                # the problem source, for people (not compared)
     problems_sha256: str = ""         # what a resume compares (pavkit.llm.label.problems_digest)
-    prover: str = "bok:4"             # the paper's default prover: Bo4(π)
+    # prover: the paper's default prover: Bo4(π)
+    prover: str = option(
+        "bok:4",
+        "μ of beam-pav: bok:K (Q̂^μ = 1-(1-Q̂^π)^K from the PQV) or model:DIR (a --kind qmu verifier).")
     methods: tuple[str, ...] = METHODS
     ns: tuple[int, ...] = (2, 4, 8, 16)  # paper: 2 … 128 (beam width = N)
-    pool: int = 128                   # M i.i.d. responses per problem for the pool methods (paper: up to 128)
-    alpha: float = 0.5                # paper: 0.5 for Gemma 2B/9B, 0.2 for 27B
-    c: int = 3                        # paper: C = 3 proposals per beam element
-    max_steps: int = 10               # depth cap (horizon H)
-    seed: int = 0
+    # pool: M i.i.d. responses per problem for the pool methods (paper: up to 128)
+    pool: int = option(
+        128,
+        "M i.i.d. responses per problem for the pool methods (accuracy at N <= M by subsampling).",
+        min=1)
+    # alpha: paper: 0.5 for Gemma 2B/9B, 0.2 for 27B
+    alpha: float = option(0.5, "α of beam-pav's score Q̂^π + α·(Q̂^μ(child) − Q̂^μ(parent)) (paper: 0.5).", min=0)
+    # c: paper: C = 3 proposals per beam element
+    c: int = option(3, "Proposals sampled per unfinished beam per step (paper: 3).", min=1)
+    # max_steps: depth cap (horizon H)
+    max_steps: int = option(10, "Depth cap of beam search (steps per response).", min=1)
+    seed: int = option(0, "Base seed; every engine call's seed derives from (seed, problem, stage, N, depth).", min=0)
     delimiter: str = DEFAULT_DELIMITER
-    prompt_format: str = "auto"
-    temperature: float = 1.0
-    max_step_tokens: int = 64
-    max_new_tokens: int = 256
-    batch_size: int = 32
-    strict: bool = False
+    prompt_format: str = option(
+        "auto",
+        "How the prompt is built, as in `pavkit llm label` (must match the verifiers' labels).",
+        choices=("auto", "chat", "plain"))
+    temperature: float = option(1.0, "π's sampling temperature.", min=0, min_open=True)
+    max_step_tokens: int = option(64, "Token cap of one beam-search step.", min=1)
+    max_new_tokens: int = option(256, "Token cap of one pool response.", min=1)
+    batch_size: int = option(
+        32,
+        "Most sequences per generate call (changes the samples, so it is in config.json).",
+        min=1)
+    strict: bool = option(False, "Grade only responses with an explicit final-answer marker.")
     pavkit_version: str = field(default=__version__)
 
     def __post_init__(self) -> None:
