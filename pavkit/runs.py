@@ -14,6 +14,7 @@ killed mid-write leaves at most one truncated last line in a JSONL file: ``read_
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import socket
@@ -72,6 +73,16 @@ def derive_seed(*parts: int, bits: int = 31) -> int:
     """
     state = int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
     return state & ((1 << bits) - 1)
+
+def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.0) -> float:
+    """The learning-rate multiplier of optimiser step ``step`` (0-based) in every LLM training loop: linear
+    warm-up (step+1)/warmup, then floor + (1 − floor)·½(1 + cos(π·k/span)) with k = step − warmup (capped at
+    span = total − warmup), from 1 down to ``floor`` (0 for RL and verifiers, 0.1 for the organism and RFT)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(total - warmup, 1)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step - warmup, span) / span))
+
 
 def _versions() -> dict:
     out = {"python": platform.python_version()}

@@ -27,11 +27,11 @@ from pavkit.llm.verifier import (
     binary_auc,
     constant_bce,
     epoch_weights,
-    lr_factor,
     records_delimiter,
     split_by_problem,
     verifier_rows,
 )
+from pavkit.runs import warmup_cosine
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -119,11 +119,14 @@ def test_bce_and_constant_bce():
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():
-    f = [lr_factor(s, 4, 20) for s in range(20)]
+    f = [warmup_cosine(s, 4, 20) for s in range(20)]
     assert f[:4] == [0.25, 0.5, 0.75, 1.0]
     assert f[4] == 1.0 and all(a >= b for a, b in zip(f[4:], f[5:], strict=False))
-    assert lr_factor(19, 4, 20) == pytest.approx(0.5 * (1 + math.cos(math.pi * 15 / 16)))
-    assert lr_factor(0, 0, 10) == 1.0
+    assert warmup_cosine(19, 4, 20) == pytest.approx(0.5 * (1 + math.cos(math.pi * 15 / 16)))
+    assert warmup_cosine(0, 0, 10) == 1.0
+    # the organism's and RFT's schedule ends at a tenth: 0.1 + 0.9·½(1 + cos(π·k/span)), capped at k = span
+    assert warmup_cosine(19, 4, 20, floor=0.1) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 15 / 16)))
+    assert warmup_cosine(4, 4, 20, floor=0.1) == 1.0 and warmup_cosine(99, 4, 20, floor=0.1) == pytest.approx(0.1)
 
 
 def test_config_validation_names_the_field():

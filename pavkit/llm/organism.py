@@ -266,13 +266,9 @@ class OrganismState:
 
 
 def _lr_lambda(cfg: OrganismConfig):
-    def factor(step: int) -> float:
-        if step < cfg.warmup:
-            return (step + 1) / cfg.warmup
-        progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
-        return 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress))
+    from pavkit.runs import warmup_cosine
 
-    return factor
+    return lambda step: warmup_cosine(step, cfg.warmup, cfg.iters, floor=0.1)
 
 
 def init_state(cfg: OrganismConfig) -> OrganismState:

@@ -43,7 +43,7 @@ from pavkit.llm.steps import DEFAULT_DELIMITER, split_steps
 from pavkit.losses import kl_penalty, leave_one_out_baseline, reinforce_loss, rewards_to_go, token_weights
 from pavkit.options import option
 from pavkit.provers import VERIFIER_PROVERS, parse_prover
-from pavkit.runs import derive_seed
+from pavkit.runs import derive_seed, warmup_cosine
 
 BASELINES = ("loo", "loo-effective", "value", "none")
 
@@ -178,14 +178,7 @@ class RLState:
 
 def _lr_lambda(cfg: RLConfig) -> Callable[[int], float]:
     warm = max(1, round(cfg.warmup * cfg.iters))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        progress = min(1.0, (step - warm) / max(1, cfg.iters - warm))
-        return 0.5 * (1 + np.cos(np.pi * progress))
-
-    return factor
+    return lambda step: warmup_cosine(step, warm, cfg.iters)
 
 
 def init_state(cfg: RLConfig, device: str | None = None) -> RLState:
@@ -683,10 +676,7 @@ def rft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], cfg: RFTCo
     warm = max(1, round(cfg.warmup * total))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
 
-    def factor(s: int) -> float:  # linear warm-up, then cosine decay to a tenth
-        return (s + 1) / warm if s < warm else 0.1 + 0.45 * (1 + np.cos(np.pi * (s - warm) / max(1, total - warm)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, warm, total, floor=0.1))
     rng = np.random.default_rng(cfg.seed)
     pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos)
     model.train()

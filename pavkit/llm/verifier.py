@@ -54,6 +54,7 @@ from pavkit.llm.lmfeatures import ARCH as LM_FEATURES
 from pavkit.llm.prefix import right_pad
 from pavkit.llm.steps import DEFAULT_DELIMITER, check_steps, step_token_spans
 from pavkit.options import option
+from pavkit.runs import warmup_cosine
 from pavkit.types import VerifierStats
 
 KINDS = ("orm", "pqv", "qmu")
@@ -459,15 +460,6 @@ def init_head(model: Any, mean: float, seed: int) -> None:
 # Training.
 
 
-def lr_factor(step: int, warmup: int, iters: int) -> float:
-    """Learning-rate multiplier of optimiser step ``step`` (0-based): (step+1)/warmup during warm-up, then
-    ½(1 + cos(π·t)) with t = (step − warmup)/(iters − warmup) going from 1 to 0 (App. D's shape)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    span = max(iters - warmup, 1)
-    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, span) / span))
-
-
 @dataclass
 class _Encoded:
     """A row's token ids (cut at max_length) and reading positions (H+1,); positions past the cut have keep 0."""
@@ -699,7 +691,7 @@ class VerifierTrainer:
         w_t = torch.as_tensor(w, dtype=z.dtype, device=z.device)
         per = torch.nn.functional.binary_cross_entropy_with_logits(z, y_t, reduction="none")
         loss = (w_t * per).sum() / w_t.sum()
-        lr = self.cfg.lr * lr_factor(self.iteration, self.cfg.warmup, self.cfg.iters)
+        lr = self.cfg.lr * warmup_cosine(self.iteration, self.cfg.warmup, self.cfg.iters)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
