@@ -1,4 +1,6 @@
-"""The ``pavkit`` command line. The only module that parses arguments, prints, and writes files.
+"""The ``pavkit`` command line: the only module that parses arguments and prints. Each command turns its options
+into a config (options generated from the config fields, ``pavkit.options``), calls the library (the run drivers
+of ``pavkit.drivers``, which write the run directories) and prints the result.
 
 Heavy imports (numpy, matplotlib, torch, transformers) happen inside commands so ``pavkit --help`` is fast.
 """

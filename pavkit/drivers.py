@@ -1,8 +1,8 @@
-"""Run drivers: one function per training command, from a config to a finished run directory.
+"""Run drivers: one function per computing command, from a config to a finished run directory.
 
 Each driver opens the run directory (or reopens it to resume), restores or initialises the state, drops the
 records a checkpoint does not cover, runs the loop through :func:`pavkit.runs.run_loop` (records, progress,
-checkpoints), and writes ``metrics.json``. They are what the CLI, the demo and ``bench/`` call; a person's
+checkpoints), and writes ``metrics.json``. They are what the CLI, the §4 pipeline and the demo call; a person's
 messages go through a :class:`pavkit.runs.Reporter` (``runs.QUIET`` says nothing), and bad input raises
 :class:`pavkit.runs.UserInputError`. Resume is the same for all of them, and tested once, on ``run_loop``.
 
@@ -10,6 +10,10 @@ messages go through a :class:`pavkit.runs.Reporter` (``runs.QUIET`` says nothing
     organism         pavkit llm organism
     train_verifier   pavkit llm train-verifier
     rft, llm_rl      pavkit llm rft, pavkit llm rl
+    labels, search   pavkit llm label, pavkit llm search (append-only records keyed by what they cover)
+
+and the config builders (``label_config``, ``search_config``, ``organism_config``, ``problems_from_spec``,
+``check_model``, ``decode_delimiter``) that turn what a person types into those configs.
 
 Heavy imports (torch, transformers) happen inside the drivers, so importing this module is cheap.
 """
