@@ -588,11 +588,6 @@ def llm_grade(file: str, strict: bool, timeout: float, workers: int | None, as_j
         click.echo(f"{sum(correct)} correct of {len(correct)} ({ungradable} ungradable) in {file}")
 
 
-def _problems(spec: str):
-    """``pavkit.drivers.problems_from_spec``: (problems, source string for config.json)."""
-    return drivers.problems_from_spec(spec)
-
-
 def _vllm_options(engine: str, **options) -> dict:
     """The --vllm-* options that were given, as vllm.LLM keyword arguments; InputError with --engine hf."""
     given = {k: v for k, v in options.items() if v is not None}
@@ -897,7 +892,7 @@ def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: 
 
     from pavkit.llm.rl import RFTConfig
 
-    probs, source = _problems(problems)
+    probs, source = drivers.problems_from_spec(problems)
     cfg = RFTConfig(policy=str(Path(policy).resolve()), problems=source, **fields)
     metrics = drivers.rft(cfg, probs, out, REPORT, threads)
     if as_json:
@@ -943,7 +938,8 @@ def llm_rl(policy: str, verifier: str | None, pass_ns: str | None, out: str, thr
     ns = (_int_list(pass_ns, "--pass-ns") if pass_ns
           else tuple(2 ** i for i in range(final.bit_length()) if 2 ** i <= final))
     # a bad spec fails here, before the run directory is made or any model loads
-    train_problems, eval_problems = (_problems(fields[k])[0] for k in ("train_problems", "eval_problems"))
+    train_problems, eval_problems = (drivers.problems_from_spec(fields[k])[0]
+                                     for k in ("train_problems", "eval_problems"))
     try:
         cfg = RLConfig(policy=str(Path(policy).resolve()), verifier=drivers.verifier_path(verifier) if verifier else "",
                        pass_ns=ns, **fields)
