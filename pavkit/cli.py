@@ -120,13 +120,6 @@ def _field_options(config: str, *names: str):
     return decorate
 
 
-def _open_run(out, config: dict, seed: int | None, ignore=()) -> dict | None:
-    """``pavkit.drivers.open_run`` with the CLI's notes (the labels and search commands)."""
-    from pavkit.drivers import open_run
-
-    return open_run(out, config, seed, REPORT, ignore=ignore)
-
-
 def _emit_json(obj: dict) -> None:
     click.echo(json.dumps(obj))
 

@@ -210,7 +210,6 @@ def train_verifier(labels, base: str, kind: str, out, *, delimiter: str | None =
     at the end OUT/model/ (save_pretrained model + tokenizer + verifier.json) and OUT/metrics.json. A finished
     run is a no-op; a changed config is refused.
     """
-    import torch
     from transformers.utils import logging as hf_logging
 
     from pavkit.llm.folders import MODEL_SUBDIR
@@ -223,9 +222,8 @@ def train_verifier(labels, base: str, kind: str, out, *, delimiter: str | None =
     model_dir = out_dir / MODEL_SUBDIR
     if (model_dir / VERIFIER_JSON).exists() and (out_dir / "metrics.json").exists():
         return runs.read_json(out_dir, "metrics.json")
-    torch.set_num_threads(threads)
+    _torch_setup(threads)
     hf_logging.set_verbosity_error()  # "score.* newly initialised, lm_head unused" is the expected load report
-    hf_logging.disable_progress_bar()
     model, tokenizer = init_for_arch(cfg.arch, base, seed=cfg.seed)
     trainer = VerifierTrainer(model, tokenizer, records, cfg)
     if ckpt is not None:

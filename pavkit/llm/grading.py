@@ -389,5 +389,5 @@ def read_grade_file(path: str) -> tuple[list[str], list[str]]:
             out.append(value)
     if not responses:
         raise UserInputError(f"{path}: no records to grade (the file is empty or blank; give one JSON line "
-                         '{"response": ..., "answer": ...} per response)')
+                             '{"response": ..., "answer": ...} per response)')
     return responses, answers

@@ -156,8 +156,8 @@ def run(preset: str, out, *, seed: int = 0, threads: int = 1, report: Reporter =
         cfg, probs = drivers.label_config(str(policy), problems, seed=seed, **options)
         drivers.labels(cfg, probs[:limit] if limit else probs, folder, report, threads)
 
-    def verifier(labels: Path, kind: str, folder: Path) -> None:
-        drivers.train_verifier(labels, str(vbase), kind, folder, seed=seed, threads=threads, report=report,
+    def verifier(labels_dir: Path, kind: str, folder: Path) -> None:
+        drivers.train_verifier(labels_dir, str(vbase), kind, folder, seed=seed, threads=threads, report=report,
                                **p.verifier)
 
     def search(folder: Path, methods, ns, **options) -> None:
