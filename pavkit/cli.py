@@ -191,36 +191,14 @@ def toy_exact(spec: str, base: str, prover: str, alpha: float, lr: float, as_jso
     SPEC is {"num_actions": A, "horizon": H, "terminal_reward": [A**H numbers in [0,1]],
     "policies": {"NAME": [[A probabilities] per internal state, breadth-first]}}.
     """
-    from pavkit.toy.exact import exact_values, prover_values
-    from pavkit.toy.mdp import SpecError, load_spec
-    from pavkit.toy.theory import theorem_terms
+    from pavkit.analysis.tables import exact_text
+    from pavkit.toy.theory import exact_report
 
-    try:
-        mdp = load_spec(spec)
-        base_values = exact_values(mdp, mdp.policy(base))
-        values = {base: base_values, prover: prover_values(mdp, prover, base_values)}
-        terms = theorem_terms(mdp, base, prover, alpha, lr, base_values)
-    except SpecError as e:
-        if e.path is None:
-            e = SpecError(e.message, e.field, path=spec, line=e.line)
-        raise InputError(str(e)) from None
-    out = {
-        "V": {name: v.v.tolist() for name, v in values.items()},
-        "Q": {name: v.q.tolist() for name, v in values.items()},
-        "A": {name: v.a.tolist() for name, v in values.items()},
-        **terms.as_dict(),
-        "bound_plus_held": terms.improvement >= terms.bound_plus,
-        "bound_minus_held": terms.improvement >= terms.bound_minus,
-    }
+    mdp, out = exact_report(spec, base, prover, alpha, lr)
     if as_json:
         _emit_json(out)
-        return
-    click.echo(f"{spec}: A = {mdp.num_actions}, H = {mdp.horizon}, {mdp.num_states} states")
-    for name, v in values.items():
-        click.echo(f"  V^{name}(root) = {v.v[0]:.6f}")
-    for key in ("distinguishability", "alignment", "improvement", "first_order", "bound_plus", "bound_minus"):
-        click.echo(f"  {key:<19} {out[key]: .6e}")
-    click.echo(f"  bound held: + reading {out['bound_plus_held']}, − reading {out['bound_minus_held']}")
+    else:
+        click.echo(exact_text(spec, mdp.num_actions, mdp.horizon, mdp.num_states, out))
 
 
 @toy.command("make-spec")
@@ -310,7 +288,7 @@ def toy_verify_bound(instances: int, seed: int, ks: str, num_actions: int, horiz
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: rows and kept beams.")
 def toy_table(alpha: float, as_json: bool) -> None:
     """The paper's Fig. 2(a): Q, V, A of six proposals and the beams kept by Q^π vs the effective reward."""
-    from pavkit.estimators import effective_reward_qa
+    from pavkit.analysis.tables import fig2a_text
     from pavkit.toy.fig2 import fig2a_rows, fig2a_search
 
     rows = fig2a_rows()
@@ -318,15 +296,8 @@ def toy_table(alpha: float, as_json: bool) -> None:
     if as_json:
         _emit_json({"rows": rows, "alpha": alpha, "kept_q_only": q_only.beams,
                     "kept_effective_reward": effective.beams})
-        return
-    click.echo("Fig. 2(a): beam width 2, 3 proposals per state\n")
-    click.echo(f"{'state':<6} {'V^π(s)':>7}  {'action':<7} {'Q^π(s,a)':>9} {'A^π(s,a)':>9} "
-               f"{'Q+αA':>7}")
-    for r in rows:
-        click.echo(f"{r['state']:<6} {r['V']:>7.2f}  {r['action']:<7} {r['Q']:>9.2f} {r['A']:>+9.2f} "
-                   f"{float(effective_reward_qa(r['Q'], r['A'], alpha)):>7.3f}")
-    click.echo(f"\nkept by Q^π only:                {', '.join(q_only.beams)}")
-    click.echo(f"kept by Q^π + {alpha}·A^μ (μ = π):  {', '.join(effective.beams)}")
+    else:
+        click.echo(fig2a_text(rows, alpha, q_only.beams, effective.beams))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -459,17 +430,7 @@ def toy_sweep(experiment: str, out: str, provers: str, seeds: str, alpha: float,
     Runs are independent processes (one torch thread each); an interrupted sweep resumes when re-run with the
     same options.
     """
-    from pathlib import Path
-
-    from pavkit.analysis.figures import fig3b_figure
-    from pavkit.analysis.loaders import load_rl_runs
-    from pavkit.analysis.tables import sweep_table
-
     prover_list = [p.strip() for p in provers.split(",") if p.strip()]
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise InputError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
     from pavkit.provers import PLANTED_PROVERS, parse_prover
 
     try:
@@ -478,20 +439,13 @@ def toy_sweep(experiment: str, out: str, provers: str, seeds: str, alpha: float,
         raise InputError(f"--provers: {e}") from None
     if len(kinds) != 1:
         raise InputError(f"--provers: one kind per sweep ('gamma:G' or 'bok:K'), got {provers!r}")
-    jobs = []
-    for seed in seed_list:
-        settings = [(p, alpha) for p in prover_list] + ([(prover_list[0], 0.0)] if baseline else [])
-        for p, a in settings:
-            cfg = _rl_config(p, a, seed, **rl_options)
-            name = "outcome-only" if a == 0 else p.replace(":", "-")
-            jobs.append((cfg, str(Path(out) / f"{name}-seed{seed}")))
-    Path(out).mkdir(parents=True, exist_ok=True)
-    drivers.run_toy_rl_jobs(jobs, workers or drivers.default_workers(), threads or 1, REPORT)
-    runs = load_rl_runs([o for _, o in jobs])
-    table = sweep_table(runs)
-    (Path(out) / "sweep.json").write_text(json.dumps(table, indent=2) + "\n")
-    if plot:
-        fig3b_figure(runs).savefig(plot, dpi=130)
+    settings = [(p, alpha) for p in prover_list] + ([(prover_list[0], 0.0)] if baseline else [])
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise InputError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+    configs = [_rl_config(p, a, seed, **rl_options) for seed in seed_list for p, a in settings]
+    table = drivers.toy_sweep(configs, out, workers or drivers.default_workers(), threads or 1, REPORT, plot)
     if as_json:
         _emit_json(table)
         return
@@ -956,129 +910,66 @@ def plot() -> None:
     """Figures from run directories (matplotlib, written to --out)."""
 
 
-def _write_figure(make, out: str) -> None:
-    """Build a figure with ``make()`` and write it to OUT; unreadable or unsuitable runs are an InputError."""
-    try:
-        fig = make()
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        raise InputError(str(e)) from None
-    fig.savefig(out, dpi=130)
-    click.echo(f"wrote {out}")
-
-
-def _plot_rl(kind: str, run_dirs: tuple[str, ...], out: str) -> None:
-    from pavkit.analysis import figures, loaders
-
-    _write_figure(lambda: figures.RL_FIGURES[kind](loaders.load_rl_runs(loaders.expand_run_dirs(run_dirs))), out)
-
-
-def _plot_search(kind: str, run_dirs: tuple[str, ...], out: str, n: int = 16) -> None:
-    from pavkit.analysis import figures, loaders
-
-    _write_figure(lambda: figures.search_figure(kind, loaders.load_search_runs(loaders.expand_run_dirs(run_dirs)),
-                                                n=n), out)
-
-
 _RUNS_ARG = click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 _OUT_OPT = click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
                         help="Image file to write (the suffix picks the format: .png, .pdf, .svg).")
+_RL_RUNS = "RUN_DIRS are `pavkit toy rl` run directories, or folders holding them (a sweep or demo folder)."
+_LLM_RL_RUNS = "RUN_DIRS are `pavkit llm rl` run directories or folders of them; --iters 0 runs give the SFT/RFT bars."
+_SEARCH_RUNS = "RUN_DIRS are `pavkit llm search` run directories (one panel each), or folders holding them."
+
+# name: (run kind, help). RL figures read `toy rl` / `llm rl` runs, search figures `llm search` runs.
+_PLOTS = {
+    "fig3a": ("rl", "Accuracy vs RL iterations: effective reward vs outcome-only, mean over seeds with 95 % bootstrap "
+                    f"bands.\n\n{_RL_RUNS}"),
+    "fig3b": ("rl", "Accuracy averaged over the run vs prover strength (γ or K): the inverted U of Fig. 3(b)."),
+    "fig3c": ("rl", "Pass@N vs N after --pass-at-iter RL iterations: effective reward, outcome-only and the initial "
+                    "π."),
+    "fig7": ("rl", "Online RL on an LLM (paper Fig. 7): (a) final test accuracy of SFT, RFT, outcome-only RL and "
+                   "PAV-RL; (b) test accuracy vs iterations with 95 % bands over seeds and the sample-efficiency "
+                   f"ratio.\n\n{_LLM_RL_RUNS}"),
+    "fig8": ("rl", "Exploration after RL (paper Fig. 8): (a) Pass@N of SFT, RFT and the RL policies; (b) Pass@N of "
+                   "the RL policies on the held-out problems an SFT evaluation-only run (e.g. --iters 0 "
+                   "--final-samples 256) never solved."),
+    "fig4": ("search", "Accuracy vs compute (policy + verifier tokens): ORM and PAV-as-ORM best-of-N, majority, beam "
+                       "search with Q^π and with PAV, Pass@N dashed; the title gives PAV's compute-to-match ratio "
+                       f"and accuracy gain.\n\n{_SEARCH_RUNS}"),
+    "fig5b": ("search", "PAV beam search accuracy vs N, one line per Best-of-K(π) prover (one search run per --prover "
+                        "bok:K)."),
+    "fig5c": ("search", "Base × prover: % improvement of PAV beam search over ORM best-of-N, one bar per (base "
+                        "policy, prover) run."),
+    "fig6a": ("search", "Pass@N: i.i.d. sampling vs any final candidate correct in beam search with Q^π and with "
+                        "PAV."),
+    "fig10": ("search", "Error of predicting a response's final outcome at each step, by thresholding the effective "
+                        "reward Q̂^π + α·A^μ (the run's α and bok:K prover) or Q̂^π alone; thresholds tuned per "
+                        "step on half of the problems, error on the other half. Reads the pool's per-prefix PQV "
+                        "values (pool records written since pqv_steps)."),
+}
+_FIG5C_N = click.option("--n", "n", type=click.IntRange(1), default=16, show_default=True,
+                        help="Beam size / N at which PAV beam search is compared with ORM best-of-N (paper: 16).")
 
 
-@plot.command("fig3a")
-@_RUNS_ARG
-@_OUT_OPT
-def plot_fig3a(run_dirs: tuple[str, ...], out: str) -> None:
-    """Accuracy vs RL iterations: effective reward vs outcome-only, mean over seeds with 95 % bootstrap bands.
+def _plot_command(name: str, runs_kind: str, text: str) -> None:
+    """Register `pavkit plot NAME RUN_DIRS --out FILE`: load the runs, draw figure NAME, write it."""
 
-    RUN_DIRS are `pavkit toy rl` run directories, or folders holding them (a sweep or demo folder).
-    """
-    _plot_rl("fig3a", run_dirs, out)
+    def command(run_dirs: tuple[str, ...], out: str, n: int = 16) -> None:
+        from pavkit.analysis import figures, loaders
 
+        dirs = loaders.expand_run_dirs(run_dirs)
+        try:
+            fig = (figures.RL_FIGURES[name](loaders.load_rl_runs(dirs)) if runs_kind == "rl"
+                   else figures.search_figure(name, loaders.load_search_runs(dirs), n=n))
+        except (ValueError, FileNotFoundError, KeyError) as e:  # unreadable or unsuitable runs
+            raise InputError(str(e)) from None
+        fig.savefig(out, dpi=130)
+        click.echo(f"wrote {out}")
 
-@plot.command("fig3b")
-@_RUNS_ARG
-@_OUT_OPT
-def plot_fig3b(run_dirs: tuple[str, ...], out: str) -> None:
-    """Accuracy averaged over the run vs prover strength (γ or K): the inverted U of Fig. 3(b)."""
-    _plot_rl("fig3b", run_dirs, out)
-
-
-@plot.command("fig3c")
-@_RUNS_ARG
-@_OUT_OPT
-def plot_fig3c(run_dirs: tuple[str, ...], out: str) -> None:
-    """Pass@N vs N after --pass-at-iter RL iterations: effective reward, outcome-only and the initial π."""
-    _plot_rl("fig3c", run_dirs, out)
+    for decorate in ([_FIG5C_N] if name == "fig5c" else []) + [_OUT_OPT, _RUNS_ARG]:
+        command = decorate(command)
+    plot.command(name, help=text)(command)
 
 
-@plot.command("fig7")
-@_RUNS_ARG
-@_OUT_OPT
-def plot_fig7(run_dirs: tuple[str, ...], out: str) -> None:
-    """Online RL on an LLM (paper Fig. 7): (a) final test accuracy of SFT, RFT, outcome-only RL and PAV-RL;
-    (b) test accuracy vs iterations with 95 % bands over seeds and the sample-efficiency ratio.
-
-    RUN_DIRS are `pavkit llm rl` run directories or folders of them; --iters 0 runs give the SFT/RFT bars.
-    """
-    _plot_rl("fig7", run_dirs, out)
-
-
-@plot.command("fig8")
-@_RUNS_ARG
-@_OUT_OPT
-def plot_fig8(run_dirs: tuple[str, ...], out: str) -> None:
-    """Exploration after RL (paper Fig. 8): (a) Pass@N of SFT, RFT and the RL policies; (b) Pass@N of the RL
-    policies on the held-out problems an SFT evaluation-only run (e.g. --iters 0 --final-samples 256) never solved.
-    """
-    _plot_rl("fig8", run_dirs, out)
-
-
-@plot.command("fig4")
-@_RUNS_ARG
-@_OUT_OPT
-def plot_fig4(run_dirs: tuple[str, ...], out: str) -> None:
-    """Accuracy vs compute (policy + verifier tokens): ORM and PAV-as-ORM best-of-N, majority, beam search with
-    Q^π and with PAV, Pass@N dashed; the title gives PAV's compute-to-match ratio and accuracy gain.
-
-    RUN_DIRS are `pavkit llm search` run directories (one panel each), or folders holding them.
-    """
-    _plot_search("fig4", run_dirs, out)
-
-
-@plot.command("fig5b")
-@_RUNS_ARG
-@_OUT_OPT
-def plot_fig5b(run_dirs: tuple[str, ...], out: str) -> None:
-    """PAV beam search accuracy vs N, one line per Best-of-K(π) prover (one search run per --prover bok:K)."""
-    _plot_search("fig5b", run_dirs, out)
-
-
-@plot.command("fig5c")
-@_RUNS_ARG
-@_OUT_OPT
-@click.option("--n", "n", type=click.IntRange(1), default=16, show_default=True,
-              help="Beam size / N at which PAV beam search is compared with ORM best-of-N (paper: 16).")
-def plot_fig5c(run_dirs: tuple[str, ...], out: str, n: int) -> None:
-    """Base × prover: % improvement of PAV beam search over ORM best-of-N, one bar per (base policy, prover) run."""
-    _plot_search("fig5c", run_dirs, out, n=n)
-
-
-@plot.command("fig6a")
-@_RUNS_ARG
-@_OUT_OPT
-def plot_fig6a(run_dirs: tuple[str, ...], out: str) -> None:
-    """Pass@N: i.i.d. sampling vs any final candidate correct in beam search with Q^π and with PAV."""
-    _plot_search("fig6a", run_dirs, out)
-
-
-@plot.command("fig10")
-@_RUNS_ARG
-@_OUT_OPT
-def plot_fig10(run_dirs: tuple[str, ...], out: str) -> None:
-    """Error of predicting a response's final outcome at each step, by thresholding the effective reward
-    Q̂^π + α·A^μ (the run's α and bok:K prover) or Q̂^π alone; thresholds tuned per step on half of the problems,
-    error on the other half. Reads the pool's per-prefix PQV values (pool records written since pqv_steps)."""
-    _plot_search("fig10", run_dirs, out)
+for _name, (_kind, _text) in _PLOTS.items():
+    _plot_command(_name, _kind, _text)
 
 
 if __name__ == "__main__":

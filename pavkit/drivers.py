@@ -110,6 +110,28 @@ def run_toy_rl_jobs(jobs: Sequence[tuple[Any, str]], workers: int, threads: int 
     return results
 
 
+def toy_sweep(configs: Sequence[Any], out, workers: int, threads: int = 1, report: Reporter = QUIET,
+              plot: str | None = None) -> dict:
+    """The Fig. 3(b) sweep: one didactic RL run per config in OUT/PROVER-seedS (α = 0 runs: outcome-only-seedS),
+    resumed where they stopped; writes OUT/sweep.json (and the figure to ``plot``); the sweep table."""
+    import json
+
+    from pavkit.analysis.figures import fig3b_figure
+    from pavkit.analysis.loaders import load_rl_runs
+    from pavkit.analysis.tables import sweep_table
+
+    jobs = [(cfg, str(Path(out) / f"{'outcome-only' if cfg.alpha == 0 else cfg.prover.replace(':', '-')}"
+                                   f"-seed{cfg.seed}")) for cfg in configs]
+    Path(out).mkdir(parents=True, exist_ok=True)
+    run_toy_rl_jobs(jobs, workers, threads, report)
+    rl_runs = load_rl_runs([o for _, o in jobs])
+    table = sweep_table(rl_runs)
+    (Path(out) / "sweep.json").write_text(json.dumps(table, indent=2) + "\n")
+    if plot:
+        fig3b_figure(rl_runs).savefig(plot, dpi=130)
+    return table
+
+
 def default_workers() -> int:
     """The CPU cores this process may use."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -266,11 +288,11 @@ def rft(cfg, problems, out, report: Reporter = QUIET, threads: int | None = None
     """Sample, filter and fine-tune (``RFTConfig``) into OUT/model; a finished run (metrics.json) is not redone."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from pavkit.llm.rl import RFT_ADDED_FIELDS, rft_data
     from pavkit.llm.rl import rft as rft_steps
-    from pavkit.llm.rl import rft_data
 
     _torch_setup(threads)
-    open_run(out, cfg.to_dict(), cfg.seed, report)
+    open_run(out, cfg.to_dict(), cfg.seed, report, defaults=RFT_ADDED_FIELDS)
     out = Path(out)
     if (out / "metrics.json").exists() and (out / "model" / "config.json").exists():
         return runs.read_json(out, "metrics.json")
@@ -432,9 +454,7 @@ def search(cfg, problems, out, report: Reporter = QUIET, threads: int = 1) -> tu
         from pavkit.llm.verifier import load_verifier
 
         torch.set_num_threads(threads)
-        engine = HFEngine.from_path(cfg.policy, delimiter=cfg.delimiter, max_step_tokens=cfg.max_step_tokens,
-                                    max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                    batch_size=cfg.batch_size)
+        engine = HFEngine.from_path(cfg.policy, max_step_tokens=cfg.max_step_tokens, **cfg.engine_options())
 
         def load(path: str):
             return load_verifier(path, delimiter=cfg.delimiter, tokenizer=engine.tokenizer)

@@ -614,3 +614,26 @@ def fig3_text(summary: dict, sweep: dict, settings: str) -> str:
     if sweep["baseline"]:
         lines.append(f"  α = 0     {sweep['baseline'][0]:.3f}")
     return "\n".join(lines) + "\n"
+
+
+def exact_text(spec: str, num_actions: int, horizon: int, num_states: int, report: dict) -> str:
+    """The text of `pavkit toy exact`: V at the root per policy and the theorem's terms (``exact_report``)."""
+    lines = [f"{spec}: A = {num_actions}, H = {horizon}, {num_states} states"]
+    lines += [f"  V^{name}(root) = {v[0]:.6f}" for name, v in report["V"].items()]
+    lines += [f"  {key:<19} {report[key]: .6e}" for key in ("distinguishability", "alignment", "improvement",
+                                                             "first_order", "bound_plus", "bound_minus")]
+    lines.append(f"  bound held: + reading {report['bound_plus_held']}, − reading {report['bound_minus_held']}")
+    return "\n".join(lines)
+
+
+def fig2a_text(rows: Sequence[dict], alpha: float, kept_q_only: Sequence[str], kept_effective: Sequence[str]) -> str:
+    """The text of `pavkit toy table`: Fig. 2(a)'s rows (``toy.fig2.fig2a_rows``) and the beams each score keeps."""
+    from pavkit.estimators import effective_reward_qa
+
+    lines = ["Fig. 2(a): beam width 2, 3 proposals per state\n",
+             f"{'state':<6} {'V^π(s)':>7}  {'action':<7} {'Q^π(s,a)':>9} {'A^π(s,a)':>9} {'Q+αA':>7}"]
+    lines += [f"{r['state']:<6} {r['V']:>7.2f}  {r['action']:<7} {r['Q']:>9.2f} {r['A']:>+9.2f} "
+              f"{float(effective_reward_qa(r['Q'], r['A'], alpha)):>7.3f}" for r in rows]
+    lines += [f"\nkept by Q^π only:                {', '.join(kept_q_only)}",
+              f"kept by Q^π + {alpha}·A^μ (μ = π):  {', '.join(kept_effective)}"]
+    return "\n".join(lines)

@@ -57,6 +57,7 @@ import numpy as np
 
 from pavkit import __version__, runs
 from pavkit.estimators import bok, first_pit, mc_estimate
+from pavkit.llm.sampling import PROMPT_FORMATS, SamplingConfig
 from pavkit.llm.steps import DEFAULT_DELIMITER, prefix_text, split_steps
 from pavkit.options import option
 from pavkit.provers import LABEL_PROVERS, parse_prover
@@ -68,7 +69,6 @@ INSTRUCTION = (
     "Solve the following math problem step by step. Write each step on its own line{blank}. "
     "Finish with a final line of the form 'The answer is: N'."
 )
-PROMPT_FORMATS = ("auto", "chat", "plain")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -76,12 +76,13 @@ PROMPT_FORMATS = ("auto", "chat", "plain")
 
 
 @dataclass(frozen=True)
-class LabelConfig:
+class LabelConfig(SamplingConfig):
     """Everything a labelling run's records depend on; written as ``config.json`` beside ``labels.jsonl``.
 
     ``problems`` names the source (``gsm8k`` or a file path) for people; ``problems_sha256`` (of the problems'
     ids, texts and answers, :func:`problems_digest`) is what a resume compares, so a moved file still resumes
-    and an edited one does not.
+    and an edited one does not. The sampling fields (seed, delimiter, prompt_format, temperature, max_new_tokens,
+    batch_size, strict) come from :class:`~pavkit.llm.sampling.SamplingConfig`.
     """
 
     model: str
@@ -90,19 +91,6 @@ class LabelConfig:
     problems_sha256: str
     n_cov: int = option(4, "Seed rollouts from π per problem (coverage); one record per seed.", min=1)
     n_mc: int = option(20, "Monte Carlo completions per prefix (the paper uses 20).", min=1)
-    seed: int = option(0, "Base seed; every engine call's seed derives from (seed, problem index, stage).", min=0)
-    delimiter: str = DEFAULT_DELIMITER
-    prompt_format: str = option(
-        "auto",
-        "chat: the tokenizer's chat template with a step-by-step instruction; plain: the problem text + delimiter; "
-        "auto: chat if the tokenizer has a template.",
-        choices=("auto", "chat", "plain"))
-    temperature: float = option(1.0, "π's sampling temperature (seeds and Monte Carlo rollouts).", min=0, min_open=True)
-    max_new_tokens: int = option(256, "Token cap of every seed and Monte Carlo completion.", min=1)
-    batch_size: int = option(
-        32,
-        "Most sequences per generate call (memory bound; changes the samples, so it is in config).",
-        min=1)
     engine: str = option(
         "hf",
         "Generation engine: transformers (hf) or vLLM (needs vllm installed; on CPU pavkit turns vLLM's chunked "
@@ -114,18 +102,14 @@ class LabelConfig:
         0.0,
         "A step is a pit when its screened Q̂^π <= this (0: no screening rollout succeeded).",
         min=0, max=1)
-    strict: bool = option(False, "Grade only responses with an explicit final-answer marker.")
     vllm_options: dict = field(default_factory=dict)
     pavkit_version: str = field(default=__version__)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         parse_prover(self.prover, LABEL_PROVERS)
         if self.n_cov < 1 or self.n_mc < 1 or self.pit_screen < 1:
             raise ValueError("n_cov, n_mc and pit_screen must be >= 1")
-        if self.prompt_format not in PROMPT_FORMATS:
-            raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {self.prompt_format!r}")
-        if not self.delimiter:
-            raise ValueError("the step delimiter must be a non-empty string")
         if self.vllm_options and self.engine != "vllm":
             raise ValueError(f"vllm_options {sorted(self.vllm_options)} need engine 'vllm', got {self.engine!r}")
 
@@ -167,8 +151,7 @@ def load_engines(cfg: LabelConfig, **load_kw: Any) -> tuple[Any, Any | None]:
     from pavkit.llm.engines import HFEngine, VLLMEngine
 
     cls = {"hf": HFEngine, "vllm": VLLMEngine}[cfg.engine]
-    kw = {"delimiter": cfg.delimiter, "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
-          "batch_size": cfg.batch_size}
+    kw = cfg.engine_options()
     load_kw = {**cfg.vllm_options, **load_kw}
     engine = cls.from_path(cfg.model, **kw, **load_kw)
     prover = parse_prover(cfg.prover, LABEL_PROVERS)

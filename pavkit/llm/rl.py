@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from pavkit.estimators import effective_reward, mean_pass_at_n
+from pavkit.llm import sampling
 from pavkit.llm.data import Problem
 from pavkit.llm.steps import DEFAULT_DELIMITER, split_steps
 from pavkit.losses import kl_penalty, leave_one_out_baseline, reinforce_loss, rewards_to_go, token_weights
@@ -53,7 +54,7 @@ BASELINES = ("loo", "loo-effective", "value", "none")
 
 
 @dataclass(frozen=True)
-class RLConfig:
+class RLConfig(sampling.SamplingConfig):
     """Everything an LLM RL run's records depend on (written as the run's config.json).
 
     Attributes:
@@ -76,14 +77,12 @@ class RLConfig:
             ``lr``, constant) or "none".
         rewards_to_go: weight step h by Σ_{h'≥h} α·A^μ instead of α·A^μ(s_h, a_h) (PAPER.md §10.5; off = Eq. 5).
         max_grad_norm: gradient clipping.
-        temperature, max_new_tokens: sampling (paper: max response length 512).
         eval_every, eval_samples: accuracy every that many iterations from that many samples per eval problem.
         final_samples, pass_ns: samples per eval problem at the last iteration, and the N of Pass@N (<= it).
         microbatch: sequences per forward/backward (gradients accumulate; the update is the same).
-        batch_size: rows per generate call.
-        delimiter, prompt_format, strict: step delimiter, prompt format (label.build_prompt), strict grading.
         symbolic: grade with math-verify when plain comparison does not decide (off for integer answers).
-        seed: problem choice, sampling and evaluation.
+        seed, delimiter, prompt_format, temperature, max_new_tokens, batch_size, strict: sampling and grading
+            (:class:`~pavkit.llm.sampling.SamplingConfig`; seed also draws the problems; paper: 512 new tokens).
     """
 
     policy: str
@@ -117,8 +116,6 @@ class RLConfig:
         False,
         "Weight step h by Σ_{h'≥h} α·A^μ (rewards-to-go) instead of Eq. 5's α·A^μ(s_h, a_h).")
     max_grad_norm: float = 1.0
-    temperature: float = 1.0
-    max_new_tokens: int = option(160, 'Longest sampled response (paper: 512).', min=1)
     eval_every: int = option(10, 'Iterations between accuracy evaluations (and checkpoints).', min=0)
     eval_samples: int = option(2, 'Samples per held-out problem at each evaluation.', min=1)
     final_samples: int = option(
@@ -128,29 +125,28 @@ class RLConfig:
     microbatch: int = option(
         64,
         "Responses per forward/backward pass (gradients accumulate; lower it to save memory).", min=1)
-    batch_size: int = 128
-    delimiter: str = DEFAULT_DELIMITER
-    prompt_format: str = "auto"
-    strict: bool = True
     symbolic: bool = False
-    seed: int = option(0, 'Problem choice, sampling and evaluation.', min=0)
+    # the organism's answers are short and always marked: longer batches, strict grading (paper: 512 tokens)
+    max_new_tokens: int = sampling.default("max_new_tokens", 160)
+    batch_size: int = sampling.default("batch_size", 128)
+    strict: bool = sampling.default("strict", True)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         parse_prover(self.prover, VERIFIER_PROVERS)
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if self.alpha > 0 and not self.verifier:
             raise ValueError("alpha > 0 needs a verifier (the PQV, or organism-oracle)")
-        for name in ("problems_per_iter", "group", "eval_samples", "final_samples", "microbatch", "batch_size",
-                     "max_new_tokens"):
+        for name in ("problems_per_iter", "group", "eval_samples", "final_samples", "microbatch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.iters < 0 or self.eval_every < 0:
             raise ValueError("iters and eval_every must be >= 0")
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
-        if not 0 <= self.warmup < 1 or self.lr <= 0 or self.kl_coef < 0 or self.temperature <= 0:
-            raise ValueError("need 0 <= warmup < 1, lr > 0, kl_coef >= 0 and temperature > 0")
+        if not 0 <= self.warmup < 1 or self.lr <= 0 or self.kl_coef < 0:
+            raise ValueError("need 0 <= warmup < 1, lr > 0 and kl_coef >= 0")
         if not self.pass_ns or max(self.pass_ns) > self.final_samples or min(self.pass_ns) < 1:
             raise ValueError(f"pass_ns must lie in [1, final_samples={self.final_samples}], got {self.pass_ns}")
 
@@ -334,16 +330,15 @@ def baselined_step_weights(outcomes: np.ndarray, v_mu: Sequence[np.ndarray] | No
 # Sampling and log-probabilities.
 
 
-# The helpers below take an RLConfig or an RFTConfig: they read only the sampling and grading fields (delimiter,
-# max_new_tokens, batch_size, prompt_format, strict, symbolic; temperature, which RFT fixes at 1).
+# The helpers below take an RLConfig or an RFTConfig: they read only the sampling and grading fields (those of
+# SamplingConfig, and symbolic).
 
 
 def sampler(model: Any, tokenizer: Any, cfg: RLConfig | RFTConfig):
     """An ``HFEngine`` over ``model`` with the config's sampling settings."""
     from pavkit.llm.engines import HFEngine
 
-    return HFEngine(model, tokenizer, delimiter=cfg.delimiter, max_new_tokens=cfg.max_new_tokens,
-                    temperature=getattr(cfg, "temperature", 1.0), batch_size=cfg.batch_size)
+    return HFEngine(model, tokenizer, **cfg.engine_options())
 
 
 def prompts_of(problems: Sequence[Problem], tokenizer: Any, cfg: RLConfig | RFTConfig) -> list[str]:
@@ -598,17 +593,23 @@ def run_metrics(records: list[dict], wall_seconds: float, policy_dir: Any) -> di
 # Rejection fine-tuning: the RL initialisation.
 
 
+# RFTConfig fields added after runs were first written, with the value every older run had (runs.config_difference):
+# RFT sampled at temperature 1 before it shared SamplingConfig.
+RFT_ADDED_FIELDS = {"temperature": 1.0}
+
+
 @dataclass(frozen=True)
-class RFTConfig:
+class RFTConfig(sampling.SamplingConfig):
     """Rejection fine-tuning of π on its own correct samples (paper §5: RFT with the SFT hyper-parameters).
 
     Attributes:
         policy: the base (SFT) model folder.
         problems: problem spec the samples are drawn on (recorded; the CLI loads it).
-        samples: samples per problem (temperature 1); the correct ones, de-duplicated per problem, are the data.
+        samples: samples per problem; the correct ones, de-duplicated per problem, are the data.
         epochs, batch, lr, warmup: AdamW over the kept responses, linear warm-up (fraction) then cosine to lr/10.
-        max_new_tokens, batch_size, delimiter, prompt_format, strict, symbolic: sampling and grading.
-        seed: sampling and data order.
+        symbolic: grade with math-verify when plain comparison does not decide.
+        seed, delimiter, prompt_format, temperature, max_new_tokens, batch_size, strict: sampling and grading
+            (:class:`~pavkit.llm.sampling.SamplingConfig`; seed also orders the data).
     """
 
     policy: str
@@ -624,16 +625,14 @@ class RFTConfig:
         3e-4,
         "Peak learning rate (warm-up over 10 % of steps, then cosine decay to a tenth).", min=0, min_open=True)
     warmup: float = 0.1
-    max_new_tokens: int = option(160, 'Longest sampled response.', min=1)
-    batch_size: int = 128
-    delimiter: str = DEFAULT_DELIMITER
-    prompt_format: str = "auto"
-    strict: bool = True
     symbolic: bool = False
-    seed: int = option(0, 'Sampling and data order.', min=0)
+    max_new_tokens: int = sampling.default("max_new_tokens", 160)  # as RLConfig
+    batch_size: int = sampling.default("batch_size", 128)
+    strict: bool = sampling.default("strict", True)
 
     def __post_init__(self) -> None:
-        for name in ("samples", "epochs", "batch", "max_new_tokens", "batch_size"):
+        super().__post_init__()
+        for name in ("samples", "epochs", "batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or not 0 <= self.warmup < 1:

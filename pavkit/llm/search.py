@@ -45,6 +45,7 @@ import numpy as np
 
 from pavkit import __version__, runs
 from pavkit.estimators import effective_reward
+from pavkit.llm.sampling import SamplingConfig
 from pavkit.llm.steps import DEFAULT_DELIMITER, clean_step, join_steps, prefix_text, split_steps
 from pavkit.options import option
 from pavkit.provers import VERIFIER_PROVERS, parse_prover
@@ -64,11 +65,12 @@ STAGE_POOL, STAGE_BEAM = 0, 1
 
 
 @dataclass(frozen=True)
-class SearchConfig:
+class SearchConfig(SamplingConfig):
     """Everything a search run's records depend on; written as ``config.json`` beside the records.
 
     ``methods`` and ``ns`` are not compared on resume (:data:`NOT_COMPARED`): a rerun may add methods or widths
-    and only computes the missing (problem_index, method, n) keys. Paper values in comments (§4, App. C).
+    and only computes the missing (problem_index, method, n) keys. Paper values in comments (§4, App. C). The
+    sampling fields come from :class:`~pavkit.llm.sampling.SamplingConfig` (max_new_tokens caps a pool response).
     """
 
     policy: str                       # π: a local HF model folder
@@ -93,23 +95,11 @@ class SearchConfig:
     c: int = option(3, "Proposals sampled per unfinished beam per step (paper: 3).", min=1)
     # max_steps: depth cap (horizon H)
     max_steps: int = option(10, "Depth cap of beam search (steps per response).", min=1)
-    seed: int = option(0, "Base seed; every engine call's seed derives from (seed, problem, stage, N, depth).", min=0)
-    delimiter: str = DEFAULT_DELIMITER
-    prompt_format: str = option(
-        "auto",
-        "How the prompt is built, as in `pavkit llm label` (must match the verifiers' labels).",
-        choices=("auto", "chat", "plain"))
-    temperature: float = option(1.0, "π's sampling temperature.", min=0, min_open=True)
     max_step_tokens: int = option(64, "Token cap of one beam-search step.", min=1)
-    max_new_tokens: int = option(256, "Token cap of one pool response.", min=1)
-    batch_size: int = option(
-        32,
-        "Most sequences per generate call (changes the samples, so it is in config.json).",
-        min=1)
-    strict: bool = option(False, "Grade only responses with an explicit final-answer marker.")
     pavkit_version: str = field(default=__version__)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "methods", tuple(self.methods))
         object.__setattr__(self, "ns", tuple(int(n) for n in self.ns))
         unknown = [m for m in self.methods if m not in METHODS]
@@ -117,16 +107,12 @@ class SearchConfig:
             raise ValueError(f"methods must be among {', '.join(METHODS)}, got {list(self.methods)}")
         if not self.ns or min(self.ns) < 1:
             raise ValueError(f"every N must be >= 1, got {list(self.ns)}")
-        if self.pool < 1 or self.c < 1 or self.max_steps < 1 or self.batch_size < 1:
-            raise ValueError("pool, c, max_steps and batch_size must be >= 1")
+        if self.pool < 1 or self.c < 1 or self.max_steps < 1 or self.max_step_tokens < 1:
+            raise ValueError("pool, c, max_steps and max_step_tokens must be >= 1")
         if self.pool_methods and max(self.ns) > self.pool:
             raise ValueError(f"pool methods need N <= pool = {self.pool}, got N = {max(self.ns)}")
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-        if not self.delimiter:
-            raise ValueError("the step delimiter must be a non-empty string")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
         parse_prover(self.prover, VERIFIER_PROVERS)
 
     @property

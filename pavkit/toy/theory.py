@@ -28,7 +28,7 @@ import numpy as np
 
 from pavkit.estimators import complementarity, effective_reward_qa
 from pavkit.toy.exact import Values, exact_values, occupancy, prover_values
-from pavkit.toy.mdp import TreeMDP, random_tree_mdp
+from pavkit.toy.mdp import SpecError, TreeMDP, load_spec, random_tree_mdp
 
 
 def npg_update(policy: np.ndarray, q_pi: np.ndarray, adv_mu: np.ndarray, lr: float, alpha: float) -> np.ndarray:
@@ -161,4 +161,30 @@ def summarize_bound(records: Sequence[dict], cfg: BoundConfig, tol: float = 1e-1
         "median_max_q": float(np.median([r["max_q"] for r in by_prover.get("mu", all_rows)])),
         "per_prover": {name: _group_summary(rows, tol) for name, rows in by_prover.items()},
         "remark_3_1": remark,
+    }
+
+
+def exact_report(spec: str, base: str, prover: str, alpha: float, lr: float) -> tuple[TreeMDP, dict]:
+    """`pavkit toy exact`: the tree MDP in the SPEC file, and V, Q, A of base and prover (lists in the spec's
+    state order) with Theorem 3.1's terms and whether each reading of the bound held.
+
+    Raises:
+        SpecError: naming the SPEC file (and line, field) when it, or a policy name in it, is bad.
+    """
+    try:
+        mdp = load_spec(spec)
+        base_values = exact_values(mdp, mdp.policy(base))
+        values = {base: base_values, prover: prover_values(mdp, prover, base_values)}
+        terms = theorem_terms(mdp, base, prover, alpha, lr, base_values)
+    except SpecError as e:
+        if e.path is None:
+            e = SpecError(e.message, e.field, path=spec, line=e.line)
+        raise e from None
+    return mdp, {
+        "V": {name: v.v.tolist() for name, v in values.items()},
+        "Q": {name: v.q.tolist() for name, v in values.items()},
+        "A": {name: v.a.tolist() for name, v in values.items()},
+        **terms.as_dict(),
+        "bound_plus_held": terms.improvement >= terms.bound_plus,
+        "bound_minus_held": terms.improvement >= terms.bound_minus,
     }
