@@ -307,53 +307,22 @@ _PROVER_HELP = ("Prover μ: 'gamma:G' (the procedural μ_γ of §3.3, exact A^μ
                 "(Best-of-K(π), V^μ = 1 − (1 − V^π)^K from the Monte Carlo V^π).")
 
 
-def _mu_reading_option(f):
-    from pavkit.toy.planted import DEFAULT_MU_READING, MU_READINGS  # numpy only: --help stays fast
-
-    return click.option(
-        "--mu-reading", type=click.Choice(MU_READINGS), default=DEFAULT_MU_READING, show_default=True,
-        help="Reading of the paper's μ_γ (\"mass proportional to γ on y*_{k+1}, uniform on all other tokens\"): "
-             "pooled = weight γ against 1 shared by all the others (μ_10 succeeds 88 % of the time, μ_100 99.5 %, "
-             "as in Fig. 9); per-token = weight γ on the next y* token and 1 on EACH of the other 14 (μ_10 "
-             "succeeds 4.6 %). Also decides the SFT data (samples of μ_{--sft-gamma}). README, Design: why "
-             "pooled.")(f)
+_mu_reading_option = _field_options("pavkit.toy.config.RLConfig", "mu_reading")
 
 
 def _rl_options(f):
-    """Options shared by `toy rl` and `toy sweep` (the RLConfig fields)."""
+    """Options shared by `toy rl` and `toy sweep` (the RLConfig fields; y* and the SFT ones are parsed here)."""
+    fields = _field_options("pavkit.toy.config.RLConfig", "iters", "n_mc", "prover_mc", "batch", "lr", "optimizer",
+                            "eval_every", "eval_samples", "final_samples", "pass_at_iter")
     opts = [
-        click.option("--iters", type=click.IntRange(1), default=400, show_default=True,
-                     help="RL iterations (paper: 10,000; γ = 10 saturates after ≈350)."),
-        click.option("--n-mc", type=click.IntRange(0), default=100, show_default=True,
-                     help="Monte Carlo rollouts of π per prefix for Q^π (paper: > 100); 0 uses the sampled "
-                          "sequence's own reward r(y) as Q^π (textbook REINFORCE return; not with bok:K)."),
-        click.option("--prover-mc", type=click.IntRange(0), default=0, show_default=True,
-                     help="0: V^μ of μ_γ exact (DP); n > 0: the mean of n rollouts of μ_γ per prefix, like the "
-                          "paper's Monte Carlo values (A^μ is then exactly 0 where all rollouts agree)."),
-        click.option("--batch", type=click.IntRange(1), default=64, show_default=True,
-                     help="Sequences sampled per iteration (paper: 64)."),
-        click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True,
-                     help="Learning rate of --optimizer, constant (paper: Adam 1e-3)."),
-        click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
-                     help="adam (the paper's) or sgd (plain gradient steps: a step's size follows the weights' "
-                          "size, where Adam normalises it; plain SGD needs a much larger --lr, e.g. 1)."),
-        click.option("--eval-every", type=click.IntRange(0), default=25, show_default=True,
-                     help="Iterations between accuracy evaluations (0: only first and last)."),
-        click.option("--eval-samples", type=click.IntRange(1), default=1000, show_default=True,
-                     help="Fresh temperature-1 samples per evaluation."),
-        click.option("--final-samples", type=click.IntRange(2000), default=4000, show_default=True,
-                     help="Fresh samples behind the final accuracy (>= 2,000)."),
-        click.option("--pass-at-iter", type=click.IntRange(0), default=100, show_default=True,
-                     help="Iteration after which Pass@N is measured (paper Fig. 3(c): 100); also at 0."),
+        fields,
         click.option("--planted", default="3,6,0,3,5", show_default=True,
                      help="y*, comma-separated tokens in 0..13 (paper example: 3 6 0 3 5)."),
         click.option("--sft-gamma", type=click.FloatRange(0), default=5.0, show_default=True,
                      help="γ of the weak prover whose samples initialise π by SFT (paper: 5)."),
         click.option("--sft-iters", type=click.IntRange(0), default=50, show_default=True,
                      help="SFT steps (batch 64, Adam 1e-3) on 3,200 samples of μ_{--sft-gamma} (paper: 50)."),
-        click.option("--length", type=click.IntRange(1), default=10, show_default=True,
-                     help="Sequence length H (paper: 10); y* must fit."),
-        _mu_reading_option,
+        _field_options("pavkit.toy.config.RLConfig", "length", "mu_reading"),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -363,8 +332,7 @@ def _rl_options(f):
 def _rl_config(prover: str, alpha: float, seed: int, *, planted: str, sft_gamma: float, sft_iters: int | None = None,
                **fields):
     """An RLConfig from the shared `_rl_options` (their names are RLConfig's fields, except the two below)."""
-    from pavkit.toy.policies import SFTConfig
-    from pavkit.toy.rl import RLConfig
+    from pavkit.toy.config import RLConfig, SFTConfig
 
     try:
         tokens = tuple(int(x) for x in planted.split(",") if x.strip())

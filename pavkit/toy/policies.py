@@ -20,13 +20,12 @@ used for Q^π: it shares one first-layer computation per distinct prefix, update
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 
 from pavkit.toy import planted as _planted
+from pavkit.toy.config import SFTConfig  # noqa: F401 (re-exported)
 from pavkit.toy.planted import PAD, PlantedTask
 
 
@@ -179,17 +178,6 @@ def rollout_successes(policy: MadePolicy, task: PlantedTask, prefixes: np.ndarra
         a1[:m] += w1t[j * V + tok]
     success[ids[state == L]] = True
     return success.numpy().astype(np.float64).reshape(pre.shape[0], n)
-
-
-@dataclass(frozen=True)
-class SFTConfig:
-    """Initialisation of π by SFT on samples of the weak prover μ_γ (paper: γ = 5, 3,200 samples, 50 × 64)."""
-
-    gamma: float = 5.0
-    samples: int = 3200
-    iters: int = 50
-    batch: int = 64
-    lr: float = 1e-3
 
 
 def sft(policy: MadePolicy, task: PlantedTask, cfg: SFTConfig, seed: int) -> list[float]:
