@@ -62,7 +62,8 @@ def toy_rl(cfg, out, report: Reporter = QUIET, threads: int | None = None) -> di
     """Run (or resume) one didactic RL run (``pavkit.toy.rl.RLConfig``) in OUT; its metrics. Safe to kill."""
     import torch
 
-    from pavkit.toy.rl import ADDED_FIELDS, checkpoint, init_state, restore, run_metrics, train
+    from pavkit.toy.config import ADDED_FIELDS
+    from pavkit.toy.rl import checkpoint, init_state, restore, run_metrics, train
 
     if threads:
         torch.set_num_threads(threads)

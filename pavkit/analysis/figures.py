@@ -104,7 +104,7 @@ def fig3b_figure(runs: Sequence[RLRun], ax=None):
 
 def _sweep_settings(runs: Sequence[RLRun], table: dict) -> str:
     """"3 seeds, μ_γ pooled, 120 iters, Adam": what a Fig. 3(b) panel's runs share (readings, optimisers)."""
-    from pavkit.toy.rl import ADDED_FIELDS  # what a run written before a field existed held
+    from pavkit.toy.config import ADDED_FIELDS  # what a run written before a field existed held (no torch)
 
     seeds = min(table["seeds"])
     parts = [f"{seeds} seed{'s' if seeds != 1 else ''}" + ("" if seeds == max(table["seeds"]) else " or more")]

@@ -126,7 +126,7 @@ class RLConfig(sampling.SamplingConfig):
         64,
         "Responses per forward/backward pass (gradients accumulate; lower it to save memory).", min=1)
     symbolic: bool = False
-    # the organism's answers are short and always marked: longer batches, strict grading (paper: 512 tokens)
+    # the organism's answers are short and always marked: larger batches, strict grading (paper: 512 tokens)
     max_new_tokens: int = sampling.default("max_new_tokens", 160)
     batch_size: int = sampling.default("batch_size", 128)
     strict: bool = sampling.default("strict", True)

@@ -21,9 +21,8 @@ PLANTED = (3, 6, 0, 3, 5)  # the paper's example y*
 def demo_jobs(out, seeds: int = 3, iters: int = 200, mu_reading: str | None = None) -> list[tuple]:
     """(RLConfig, run directory) of every demo run: OUT/fig3a/{effective-gamma-10,outcome-only}-seedS and
     OUT/fig3b/{gamma-G,outcome-only}-seed0."""
+    from pavkit.toy.config import RLConfig, SFTConfig
     from pavkit.toy.planted import DEFAULT_MU_READING
-    from pavkit.toy.policies import SFTConfig
-    from pavkit.toy.rl import RLConfig
 
     base = dict(n_mc=0, prover_mc=0, batch=64, lr=1e-3, eval_every=10, eval_samples=1000, final_samples=2000,
                 pass_at_iter=50, planted=PLANTED, sft=SFTConfig(gamma=5.0), mu_reading=mu_reading or DEFAULT_MU_READING)

@@ -32,7 +32,7 @@ from pavkit.estimators import effective_reward, pass_at_k
 from pavkit.losses import reinforce_loss
 from pavkit.provers import PLANTED_PROVERS, parse_prover
 from pavkit.toy import planted as _planted
-from pavkit.toy.config import ADDED_FIELDS, OPTIMIZERS, RLConfig, SFTConfig  # noqa: F401 (re-exported)
+from pavkit.toy.config import RLConfig, SFTConfig  # noqa: F401 (re-exported: RLConfig is this loop's config)
 from pavkit.toy.planted import PlantedTask
 from pavkit.toy.policies import MadePolicy, action_mask, rollout_successes, sft
 
