@@ -516,9 +516,21 @@ def check_model(option: str, path: str, kind: str = "lm") -> str:
     "lm-or-gguf", "verifier"; a verifier may also be the organism's exact checker), else a UserInputError naming
     the option, the path and what is missing."""
     from pavkit.llm.folders import model_problem
+    from pavkit.llm.prm import is_prm_spec, parse_prm_spec, resolved
     from pavkit.llm.verifier import ORACLE
 
     if kind == "verifier" and path == ORACLE:
+        return path
+    if kind == "verifier" and is_prm_spec(path):  # a public PRM: its folder is a model of its own convention
+        try:
+            spec = parse_prm_spec(path)
+            problem = model_problem(spec.path, "lm")
+            if not problem:
+                resolved(spec)  # the convention, the tag, the keys that apply
+        except ValueError as e:
+            problem = str(e)
+        if problem:
+            raise UserInputError(f"{option}: {path}: {problem}")
         return path
     problem = model_problem(path, kind)
     if problem:
@@ -539,9 +551,13 @@ def decode_delimiter(delimiter: str) -> str:
 
 
 def verifier_path(value: str) -> str:
-    """What a run's config records for a verifier: its absolute folder, or the exact checker's name as given."""
+    """What a run's config records for a verifier: its absolute folder, the exact checker's name as given, or a
+    public PRM's spec with its folder absolute and every default written out (``pavkit.llm.prm``)."""
+    from pavkit.llm.prm import is_prm_spec, parse_prm_spec, resolved
     from pavkit.llm.verifier import ORACLE
 
+    if is_prm_spec(value):
+        return resolved(parse_prm_spec(value)).text
     return value if value == ORACLE else str(Path(value).resolve())
 
 
@@ -577,7 +593,7 @@ def search_config(policy: str, orm: str | None, pqv: str, problems: str, *, prov
     except ValueError as e:
         raise UserInputError(f"--prover: {e}") from None
     if parsed.kind == "model":
-        prover = f"model:{Path(check_model('--prover', parsed.path, 'verifier')).resolve()}"
+        prover = f"model:{verifier_path(check_model('--prover', parsed.path, 'verifier'))}"
     probs, source = problems_from_spec(problems)
     try:
         cfg = SearchConfig(policy=str(Path(policy).resolve()), orm=verifier_path(orm) if orm else "",

@@ -834,11 +834,16 @@ ORACLE = "organism-oracle"  # names the exact step checker of the model organism
 
 def load_verifier(path: str | Path, *, delimiter: str | None = None, tokenizer: Any = None,
                   device: str | None = None):
-    """A verifier by path: a saved one (:meth:`Verifier.from_path`), or for ``ORACLE`` the organism's exact step
-    checker (``pavkit.llm.organism.OracleVerifier``, a control, not a learned model; ``tokenizer`` only serves
-    token counting)."""
+    """A verifier by path: a saved one (:meth:`Verifier.from_path`), a public PRM by its ``prm:DIR?…`` spec
+    (``pavkit.llm.prm.PRMVerifier``, which reads step tags instead of ``delimiter``), or for ``ORACLE`` the
+    organism's exact step checker (``pavkit.llm.organism.OracleVerifier``, a control, not a learned model;
+    ``tokenizer`` only serves token counting)."""
+    from pavkit.llm.prm import PRMVerifier, is_prm_spec
+
     if str(path) == ORACLE:
         from pavkit.llm.organism import OracleVerifier
 
         return OracleVerifier(tokenizer, delimiter=delimiter or DEFAULT_DELIMITER)
+    if is_prm_spec(str(path)):
+        return PRMVerifier.from_spec(str(path), device=device)
     return Verifier.from_path(path, delimiter=delimiter, device=device)
