@@ -694,6 +694,55 @@ def llm_export_trl(labels: str, out: str, value: str, prompt_field: str, label_m
     click.echo(f"wrote {out}: {len(examples)} examples from {len(records)} records", err=True)
 
 
+@llm.command("eval-verifier", short_help="Judge a verifier as the field does: ProcessBench first-error F1 and "
+                                         "within-problem ranking.")
+@click.option("--verifier", required=True, callback=_model_option("verifier"),
+              help="A verifier folder (`pavkit llm train-verifier`), a public PRM as prm:DIR?tag=…, or "
+                   "organism-oracle (the exact checker).")
+@click.option("--data", required=True,
+              help="processbench:FILE (ProcessBench JSONL), prm800k:FILE (PRM800K JSONL), champ (the bundled 540 "
+                   "first-wrong-step labels) or organism:SPLIT:SEED:COUNT (solutions sampled from --policy, "
+                   "labelled by the exact step checker).")
+@click.option("--policy", default=None, callback=_model_option("lm-or-gguf"),
+              help="The policy that samples organism: solutions.")
+@_field_options("pavkit.llm.processbench.EvalConfig", "samples", "fraction", "seed")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run directory: config.json, scores.jsonl (V̂ of every prefix of every solution, appended as "
+                   "scored: a rerun resumes), metrics.json, steps.png.")
+@click.option("--delimiter", default="\\n", show_default=True,
+              help="Step delimiter of the prompt format and of organism responses (backslash escapes decoded).")
+@_field_options("pavkit.llm.processbench.EvalConfig", "prompt_format", "temperature", "max_new_tokens", "batch_size")
+@_threads_option
+@click.option("--json", "as_json", is_flag=True, help="Last stdout line: metrics.json.")
+def llm_eval_verifier(verifier: str, data: str, policy: str | None, out: str, delimiter: str, threads: int,
+                      as_json: bool, **fields) -> None:
+    """Evaluate a verifier on solutions with first-error labels (pavkit.llm.processbench).
+
+    F1: the predicted first error is the first step scoring below τ; τ maximises F1 on a --fraction of the
+    problems and F1 is reported on the others. first_error_auc: within a solution, does the first wrong step
+    score below the right steps before it (for the score and for its progress V̂(s_h+1) − V̂(s_h))?
+    outcome_auc: within a problem, are error-free solutions scored above erroneous ones?
+    """
+    from pathlib import Path
+
+    from pavkit.llm.processbench import EvalConfig
+
+    try:
+        cfg = EvalConfig(verifier=drivers.verifier_path(verifier), data=drivers.eval_data(data),
+                         policy=str(Path(policy).resolve()) if policy else "",
+                         delimiter=drivers.decode_delimiter(delimiter), **fields)
+    except ValueError as e:
+        raise InputError(f"llm eval-verifier: {e}") from None
+    m = drivers.eval_verifier(cfg, out, REPORT, threads)
+    if as_json:
+        _emit_json(m)
+    else:
+        f1 = "no F1" if m["f1"] is None else f"F1 {m['f1']:.3f} (τ = {m['threshold']:.3g})"
+        auc = (m.get("first_error_auc") or {}).get("auc")
+        click.echo(f"{m['solutions']} solutions ({m['erroneous']} erroneous): {f1}; first-error AUC "
+                   f"{'—' if auc is None else f'{auc:.3f}'}; run in {out}")
+
+
 @llm.command("train-verifier", short_help="Train an ORM, a PQV (Q^π) or a Q^μ verifier on Monte Carlo labels.")
 @click.argument("labels", type=click.Path(exists=True))
 @click.option("--base", required=True, callback=_model_option("lm"),

@@ -616,3 +616,92 @@ def organism_config(target: str = "0.2,0.6", **fields):
         return OrganismConfig(target_low=low, target_high=high, **fields)
     except ValueError as e:
         raise UserInputError(f"--target/--min-ops/--max-ops/--hidden: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Verifier evaluation (ProcessBench-style, pavkit.llm.processbench).
+
+
+def eval_data(spec: str) -> str:
+    """What `--data` records: a file source with its path absolute (checked to exist), the others as given."""
+    from pavkit.llm.processbench import SOURCES
+
+    kind, _, arg = spec.partition(":")
+    if kind in ("processbench", "prm800k") and arg:
+        if not Path(arg).is_file():
+            raise UserInputError(f"--data: {arg}: no such file")
+        return f"{kind}:{Path(arg).resolve()}"
+    if spec == "champ" or kind == "organism":
+        if kind == "organism":
+            problems_from_spec(spec)  # a malformed organism spec fails here
+        return spec
+    raise UserInputError(f"--data: expected one of {', '.join(SOURCES)}; got {spec!r}")
+
+
+def _eval_solutions(cfg) -> list:
+    """The solutions of ``cfg.data``: read, or for organism data sampled from ``cfg.policy`` (``cfg.samples``
+    per problem, one engine call) and labelled by the exact step checker; solutions without a step are dropped."""
+    from pavkit.llm import processbench
+
+    if not cfg.data.startswith("organism:"):
+        try:
+            return processbench.solutions_from_spec(cfg.data)
+        except ValueError as e:  # DataError names file, line and field
+            raise UserInputError(str(e)) from None
+    from pavkit.llm.engines import HFEngine
+    from pavkit.llm.label import build_prompt
+    from pavkit.llm.steps import split_steps
+
+    problems, _ = problems_from_spec(cfg.data)
+    engine = HFEngine.from_path(cfg.policy, **cfg.engine_options())
+    prompts = [build_prompt(p.problem, engine.tokenizer, prompt_format=cfg.prompt_format, delimiter=cfg.delimiter)
+               for p in problems]
+    steps = [split_steps(c.text, cfg.delimiter) for row in engine.complete(prompts, cfg.samples, cfg.seed) for c in row]
+    return [s for s in processbench.organism_solutions(problems, steps, cfg.samples) if s.steps]
+
+
+def eval_verifier(cfg, out_dir: str | Path, report: Reporter = QUIET, threads: int = 1,
+                  chunk: int = 64) -> dict:
+    """`pavkit llm eval-verifier`: V̂ of every prefix of every solution of ``cfg.data`` by ``cfg.verifier``,
+    appended to OUT/scores.jsonl ``chunk`` solutions at a time (a rerun scores only what is missing), then the
+    measures of ``pavkit.llm.processbench.evaluate`` in OUT/metrics.json and the step-score figure OUT/steps.png."""
+    import numpy as np
+
+    from pavkit.analysis.figures import step_scores_figure
+    from pavkit.llm import processbench
+    from pavkit.llm.label import build_prompt
+    from pavkit.llm.verifier import load_verifier
+    from pavkit.runs import append_record, read_records, write_metrics
+
+    out_dir = Path(out_dir)
+    open_run(out_dir, cfg.to_json(), cfg.seed, report)
+    _torch_setup(threads)
+    solutions = _eval_solutions(cfg)
+    done = read_records(out_dir, "scores.jsonl")
+    if len(done) > len(solutions) or any(r["problem_id"] != solutions[r["index"]].problem_id for r in done):
+        raise UserInputError(f"{out_dir / 'scores.jsonl'}: its records are not of these solutions (the data "
+                             "changed?); use another --out")
+    if len(done) < len(solutions):
+        verifier = load_verifier(cfg.verifier, delimiter=cfg.delimiter)
+        tokenizer = getattr(verifier, "tokenizer", None)
+        bar = report.bar(f"scoring {len(solutions)} solutions", len(solutions), len(done))
+        for lo in range(len(done), len(solutions), chunk):
+            batch = solutions[lo:lo + chunk]
+            prompts = [build_prompt(s.problem, tokenizer, prompt_format=cfg.prompt_format, delimiter=cfg.delimiter)
+                       for s in batch]
+            for i, (s, v) in enumerate(zip(batch, verifier.prefix_values(prompts, [list(s.steps) for s in batch]),
+                                           strict=True)):
+                record = {"index": lo + i, "problem_id": s.problem_id, "first_error": s.first_error,
+                          "values": [float(x) for x in v]}
+                append_record(out_dir, record, "scores.jsonl")
+                bar(record)
+        bar.finish()
+    values = [np.array(r["values"]) for r in read_records(out_dir, "scores.jsonl")]
+    metrics = {"verifier": cfg.verifier, "data": cfg.data,
+               **processbench.evaluate(values, solutions, fraction=cfg.fraction, seed=cfg.seed)}
+    write_metrics(out_dir, metrics)
+    f1 = "no F1" if metrics["f1"] is None else f"F1 {metrics['f1']:.3f} at τ = {metrics['threshold']:.3g}"
+    step_scores_figure(processbench.step_score_curves(values, solutions),
+                       f"{Path(cfg.verifier).name} on {cfg.data.split(':')[0]}: {f1}").savefig(out_dir / "steps.png",
+                                                                                               dpi=120)
+    return metrics

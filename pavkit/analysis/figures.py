@@ -16,6 +16,7 @@ from pavkit.analysis.plots import (
     plot_learning_curves,
     plot_pass_at_n,
     plot_prover_sweep,
+    plot_step_scores,
 )
 from pavkit.analysis.tables import (
     aligned_curves,
@@ -381,3 +382,13 @@ def search_figure(kind: str, runs: Sequence[SearchRun], n: int = 16):
     for run, ax in zip(runs, axes[0], strict=True):
         draw(run, ax=ax)
     return fig
+
+
+def step_scores_figure(curves: dict, title: str = "", ax=None):
+    """`pavkit llm eval-verifier`'s figure: a verifier's step scores along correct and erroneous solutions
+    (``pavkit.llm.processbench.step_score_curves``)."""
+    ax = _new_axes(ax)
+    plot_step_scores(curves, ax=ax)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax.figure

@@ -286,3 +286,17 @@ def plot_grouped_bars(groups: Sequence[str], series: Sequence[str], values: np.n
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, title="prover", loc="best")
     return ax
+
+
+def plot_step_scores(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], ax=None):
+    """A verifier's mean step score V̂(s_{h+1}) ± SE along the steps, one line per set of steps
+    (``pavkit.llm.processbench.step_score_curves``: error-free solutions, erroneous ones before and from their
+    first error). curves: label → (h (K,), mean (K,), se (K,))."""
+    ax = _axes(ax)
+    _draw(ax, {label: (h, m, m - se, m + se) for label, (h, m, se) in curves.items()})
+    ax.set_xlabel("step h of the solution")
+    ax.set_ylabel(r"step score $\hat V(s_{h+1})$")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
