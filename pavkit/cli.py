@@ -743,6 +743,60 @@ def llm_eval_verifier(verifier: str, data: str, policy: str | None, out: str, de
                    f"{'—' if auc is None else f'{auc:.3f}'}; run in {out}")
 
 
+@llm.command("diagnose-provers", short_help="Rank candidate provers on a real policy: Thm. 3.1's "
+                                            "distinguishability and alignment by rollouts.")
+@click.option("--policy", required=True, callback=_model_option("lm-or-gguf"),
+              help="π: the base policy whose states, next steps and rollouts are sampled.")
+@click.option("--problems", required=True,
+              help="gsm8k, a problems JSONL file, or organism:SPLIT:SEED:COUNT; one state per problem.")
+@click.option("--provers", default="bok:2,bok:4,bok:8", show_default=True,
+              help="Comma-separated provers μ: bok:K (from π's own rollouts), pi, temp:T (π at temperature T) or "
+                   "model:DIR (another policy's rollouts).")
+@_field_options("pavkit.llm.diagnose.DiagnoseConfig", "children", "rollouts", "seed")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run directory: config.json, states.jsonl (one record per state, appended: a rerun resumes), "
+                   "metrics.json, provers.png.")
+@click.option("--delimiter", default="\\n", show_default=True,
+              help="Step delimiter (backslash escapes decoded).")
+@_field_options("pavkit.llm.diagnose.DiagnoseConfig", "prompt_format", "temperature", "max_step_tokens",
+                "max_new_tokens", "batch_size")
+@_threads_option
+@click.option("--json", "as_json", is_flag=True, help="Last stdout line: metrics.json.")
+def llm_diagnose_provers(policy: str, problems: str, provers: str, out: str, delimiter: str, threads: int,
+                         as_json: bool, **fields) -> None:
+    """Estimate, per prover μ, E_s Var_π[A^μ] (distinguishability) and E_s E_π[A^μ A^π] (alignment) at states
+    of π (pavkit.llm.diagnose): good provers have both large (paper Thm. 3.1), before any PAV is trained."""
+    from pathlib import Path
+
+    from pavkit.llm.diagnose import DiagnoseConfig
+    from pavkit.provers import LABEL_PROVERS, parse_prover
+
+    specs = []
+    for spec in (x.strip() for x in provers.split(",") if x.strip()):
+        try:
+            mu = parse_prover(spec, LABEL_PROVERS)
+        except ValueError as e:
+            raise InputError(f"--provers: {e}") from None
+        if mu.kind == "model":
+            spec = f"model:{Path(_model_arg('--provers', mu.path, 'lm-or-gguf')).resolve()}"
+        specs.append(spec if mu.kind == "model" else mu.spec)
+    probs, source = drivers.problems_from_spec(problems)
+    try:
+        cfg = DiagnoseConfig(policy=str(Path(policy).resolve()), problems=source, provers=tuple(specs),
+                             delimiter=drivers.decode_delimiter(delimiter), **fields)
+    except ValueError as e:
+        raise InputError(f"llm diagnose-provers: {e}") from None
+    m = drivers.diagnose_provers(cfg, probs, out, REPORT, threads)
+    if as_json:
+        _emit_json(m)
+        return
+    for r in m["provers"]:
+        click.echo(f"{r['prover']:>12}  distinguishability {r['distinguishability']:.4f} ± "
+                   f"{r['distinguishability_se'] or 0:.4f}  alignment {r['alignment']:.4f} ± "
+                   f"{r['alignment_se'] or 0:.4f}")
+    click.echo(f"{m['states']} states; run in {out}")
+
+
 @llm.command("train-verifier", short_help="Train an ORM, a PQV (Q^π) or a Q^μ verifier on Monte Carlo labels.")
 @click.argument("labels", type=click.Path(exists=True))
 @click.option("--base", required=True, callback=_model_option("lm"),

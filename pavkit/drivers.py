@@ -705,3 +705,55 @@ def eval_verifier(cfg, out_dir: str | Path, report: Reporter = QUIET, threads: i
                        f"{Path(cfg.verifier).name} on {cfg.data.split(':')[0]}: {f1}").savefig(out_dir / "steps.png",
                                                                                                dpi=120)
     return metrics
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prover diagnostics on a real policy (pavkit.llm.diagnose).
+
+
+def diagnose_provers(cfg, problems: Sequence, out_dir: str | Path, report: Reporter = QUIET,
+                     threads: int = 1) -> dict:
+    """`pavkit llm diagnose-provers`: one record per state in OUT/states.jsonl (appended as computed: a rerun
+    does only what is missing), the per-prover terms in OUT/metrics.json and their bars in OUT/provers.png."""
+    import numpy as np
+
+    from pavkit.analysis.figures import prover_terms_figure
+    from pavkit.llm import diagnose
+    from pavkit.llm.engines import HFEngine
+    from pavkit.llm.label import build_prompt
+    from pavkit.provers import LABEL_PROVERS, parse_prover
+    from pavkit.runs import append_record, read_records, write_metrics
+
+    out_dir = Path(out_dir)
+    open_run(out_dir, cfg.to_json(), cfg.seed, report)
+    _torch_setup(threads)
+    done = read_records(out_dir, "states.jsonl")
+    if len(done) < len(problems):
+        options = {"max_step_tokens": cfg.max_step_tokens, **cfg.engine_options()}
+        pi = HFEngine.from_path(cfg.policy, **options)
+        engines = {"pi": pi}
+        for spec in cfg.provers:
+            mu = parse_prover(spec, LABEL_PROVERS)
+            if mu.kind == "temp":
+                engines[spec] = HFEngine(pi.model, pi.tokenizer, **{**options, "temperature": mu.temperature})
+            elif mu.kind == "model":
+                engines[spec] = HFEngine.from_path(mu.path, **options)
+        prompts = [build_prompt(p.problem, pi.tokenizer, prompt_format=cfg.prompt_format, delimiter=cfg.delimiter)
+                   for p in problems]
+        states = diagnose.sample_states(pi, prompts, cfg.seed)
+        bar = report.bar(f"{len(problems)} states × {cfg.children} children × {cfg.rollouts} rollouts",
+                         len(problems), len(done))
+        for i in range(len(done), len(problems)):
+            record = diagnose.state_terms(engines, problems[i], prompts[i], states[i][0], cfg, i)
+            append_record(out_dir, record, "states.jsonl")
+            bar(record)
+        bar.finish()
+    records = read_records(out_dir, "states.jsonl")
+    rows = diagnose.summarize(records, cfg.provers)
+    q_pi = np.array([r["q_pi"] for r in records], dtype=float)
+    metrics = {"policy": cfg.policy, "problems": cfg.problems, "states": len(records), "children": cfg.children,
+               "rollouts": cfg.rollouts, "mean_q_pi": float(q_pi.mean()) if q_pi.size else None, "provers": rows}
+    write_metrics(out_dir, metrics)
+    prover_terms_figure(rows, f"{Path(cfg.policy).name}: {len(records)} states").savefig(out_dir / "provers.png",
+                                                                                        dpi=120)
+    return metrics

@@ -244,3 +244,27 @@ def complementarity(
     var_mu = (pi * (adv_mu - mean_mu) ** 2).sum(axis=1)
     cross = (pi * adv_mu * adv_pi).sum(axis=1)
     return Complementarity(float(rho @ var_mu), float(rho @ cross))
+
+
+def sampled_complementarity(q_mu_a: np.ndarray, q_mu_b: np.ndarray, q_pi_a: np.ndarray,
+                            q_pi_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per-state distinguishability and alignment (Thm. 3.1's terms) from C actions sampled from π at each of S
+    states, each action's Q^μ and Q^π estimated twice from independent halves A and B of its rollouts.
+
+        dist(s)  = Cov_c(Q̂^μ_A, Q̂^μ_B)                         → Var_{a~π}[A^μ(s, a)]
+        align(s) = ½ [Cov_c(Q̂^μ_A, Q̂^π_B) + Cov_c(Q̂^μ_B, Q̂^π_A)] → E_{a~π}[A^μ(s, a) · A^π(s, a)]
+
+    Cov_c is the sample covariance over the C actions (ddof 1). Both are unbiased: a variance or covariance
+    under π does not depend on the baselines V^μ(s), V^π(s) (E_π[A^π] = 0), and the rollout noise of two
+    independent halves does not covary, whereas the plain sample variance of one noisy estimate would add the
+    noise's variance to dist. They can come out negative at a state. All inputs (S, C), C >= 2; returns two
+    (S,) arrays (mean over states and its standard error: the terms with ρ = the sampled states' distribution).
+    """
+    arrays = [np.asarray(x, dtype=float) for x in (q_mu_a, q_mu_b, q_pi_a, q_pi_b)]
+    if len({x.shape for x in arrays}) != 1 or arrays[0].ndim != 2 or arrays[0].shape[1] < 2:
+        raise ValueError(f"the four estimates must share one (S, C) shape with C >= 2, got {[x.shape for x in arrays]}")
+    mu_a, mu_b, pi_a, pi_b = (x - x.mean(axis=1, keepdims=True) for x in arrays)
+    c = arrays[0].shape[1]
+    dist = (mu_a * mu_b).sum(axis=1) / (c - 1)
+    align = ((mu_a * pi_b).sum(axis=1) + (mu_b * pi_a).sum(axis=1)) / (2 * (c - 1))
+    return dist, align

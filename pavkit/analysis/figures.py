@@ -13,6 +13,7 @@ from pavkit.analysis.plots import (
     plot_bars_ci,
     plot_bok_ratio,
     plot_bound_scatter,
+    plot_grouped_bars,
     plot_learning_curves,
     plot_pass_at_n,
     plot_prover_sweep,
@@ -389,6 +390,20 @@ def step_scores_figure(curves: dict, title: str = "", ax=None):
     (``pavkit.llm.processbench.step_score_curves``)."""
     ax = _new_axes(ax)
     plot_step_scores(curves, ax=ax)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax.figure
+
+
+def prover_terms_figure(rows: Sequence[dict], title: str = "", ax=None):
+    """`pavkit llm diagnose-provers`'s figure: Thm. 3.1's distinguishability and alignment per prover, ± 1 SE
+    (rows of ``pavkit.llm.diagnose.summarize``)."""
+    ax = _new_axes(ax)
+    terms = ("distinguishability", "alignment")
+    values = np.array([[r[t] if r[t] is not None else np.nan for r in rows] for t in terms])
+    se = np.array([[r[f"{t}_se"] if r[f"{t}_se"] is not None else 0.0 for r in rows] for t in terms])
+    plot_grouped_bars(list(terms), [r["prover"] for r in rows], values, ax=ax, ylabel="mean over states",
+                      low=values - se, high=values + se)
     if title:
         ax.set_title(title, fontsize=9)
     return ax.figure

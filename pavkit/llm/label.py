@@ -237,21 +237,31 @@ def _grade(responses: Sequence[str], gold: str, strict: bool) -> tuple[np.ndarra
             np.array([o == UNGRADABLE for o in outcomes], dtype=bool))
 
 
-def _estimate(engine: Any, prompt: str, prefixes: Sequence[tuple[str, ...]], n: int, seed: int, gold: str,
-              delimiter: str, strict: bool) -> _Estimates:
-    """n completions of every prefix (step tuples) in ONE ``engine.complete`` call, graded; (U,) arrays."""
+def rollouts(engine: Any, prompt: str, prefixes: Sequence[Sequence[str]], n: int, seed: int, gold: str,
+             delimiter: str, strict: bool) -> tuple[np.ndarray, np.ndarray]:
+    """n completions of every prefix (step lists) in ONE ``engine.complete`` call, graded under Rex:
+    (correct (U, n) bool, ungradable (U, n) bool). The graded response is the steps so far, each with its
+    delimiter, followed by the completion."""
     u = len(prefixes)
     if u == 0:
-        z = np.zeros(0)
-        return _Estimates(z, z, np.zeros(0, dtype=int), np.zeros(0, dtype=int))
+        return np.zeros((0, n), dtype=bool), np.zeros((0, n), dtype=bool)
     groups = engine.complete([prefix_text(prompt, s, delimiter) for s in prefixes], n, seed)
     if len(groups) != u or any(len(g) != n for g in groups):
         raise RuntimeError(f"engine.complete returned {[len(g) for g in groups]} continuations, expected {u}×{n}")
-    # The graded response is the steps so far, each with its delimiter, followed by the continuation.
     responses = [prefix_text("", s, delimiter) + c.text for s, g in zip(prefixes, groups, strict=True) for c in g]
     correct, ungradable = _grade(responses, gold, strict)
-    v, se = mc_estimate(correct.reshape(u, n))
-    return _Estimates(v, se, np.full(u, n), ungradable.reshape(u, n).sum(axis=1))
+    return correct.reshape(u, n), ungradable.reshape(u, n)
+
+
+def _estimate(engine: Any, prompt: str, prefixes: Sequence[tuple[str, ...]], n: int, seed: int, gold: str,
+              delimiter: str, strict: bool) -> _Estimates:
+    """The Monte Carlo values of every prefix from :func:`rollouts`; (U,) arrays."""
+    correct, ungradable = rollouts(engine, prompt, prefixes, n, seed, gold, delimiter, strict)
+    if not len(prefixes):
+        z = np.zeros(0)
+        return _Estimates(z, z, np.zeros(0, dtype=int), np.zeros(0, dtype=int))
+    v, se = mc_estimate(correct)
+    return _Estimates(v, se, np.full(len(prefixes), n), ungradable.sum(axis=1))
 
 
 def _unique_prefixes(seeds: Sequence[_Seed], all_steps: bool) -> list[tuple[str, ...]]:
