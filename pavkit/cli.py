@@ -840,10 +840,11 @@ def llm_train_verifier(labels: str, base: str, kind: str, out: str, delimiter: s
               help="π: a local HF causal LM folder (or .gguf file) that samples responses and next steps.")
 @click.option("--orm", default=None, callback=_model_option("verifier"),
               help="ORM verifier folder (`pavkit llm train-verifier --kind orm`); needed by the pool methods. "
-                   "`organism-oracle`: exact step checking on organism problems (a ceiling, not a model).")
+                   "`organism-oracle`: exact step checking on organism problems (a ceiling, not a model); "
+                   "prm:DIR?tag=…: a public PRM (pavkit.llm.prm).")
 @click.option("--pqv", required=True, callback=_model_option("verifier"),
               help="PQV verifier folder (--kind pqv): Q̂^π, the beam score and the final pick (Q^π as ORM); or "
-                   "`organism-oracle`.")
+                   "`organism-oracle`, or a public PRM as prm:DIR?tag=….")
 @_field_options("pavkit.llm.search.SearchConfig", "prover")
 @click.option("--methods", default="bon-orm,bon-pav,bon-likelihood,majority,pass,beam-q,beam-pav",
               show_default=True,
@@ -941,7 +942,8 @@ def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: 
                    "reference of the KL penalty.")
 @click.option("--verifier", default=None, callback=_model_option("verifier"),
               help="The fixed PQV (`pavkit llm train-verifier --kind pqv` run or model folder) behind bok:K provers, "
-                   "or organism-oracle (exact step checking, a control). Not needed with --alpha 0.")
+                   "organism-oracle (exact step checking, a control), or a public PRM as prm:DIR?tag=… "
+                   "(pavkit.llm.prm). Not needed with --alpha 0.")
 @_field_options("pavkit.llm.rl.RLConfig", "prover", "alpha", "iters", "train_problems", "eval_problems",
                 "problems_per_iter", "group", "lr", "warmup", "kl_coef", "baseline", "rewards_to_go", "eval_every",
                 "eval_samples", "final_samples")

@@ -76,6 +76,10 @@ def test_diagnose_provers_cli_on_the_tiny_model(tiny_model_dir, tmp_path):
     assert list(rows) == ["bok:1", "pi", "bok:2", "temp:0.5"] and m["states"] == 3
     assert rows["bok:1"]["distinguishability"] == pytest.approx(rows["pi"]["distinguishability"])
     assert rows["pi"]["distinguishability"] == pytest.approx(rows["pi"]["alignment"])
+    assert rows["bok:1"]["distinguishability_vs_first"] == 0 and rows["pi"]["alignment_vs_first"] == pytest.approx(0)
+    d = [r["provers"]["bok:2"]["distinguishability"] - r["provers"]["bok:1"]["distinguishability"]
+         for r in read_records(out, "states.jsonl")]
+    assert rows["bok:2"]["distinguishability_vs_first"] == pytest.approx(np.mean(d))
     records = read_records(out, "states.jsonl")
     assert [len(r["children"]) for r in records] == [3, 3, 3]
     for r in records:

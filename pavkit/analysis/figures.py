@@ -396,14 +396,20 @@ def step_scores_figure(curves: dict, title: str = "", ax=None):
 
 
 def prover_terms_figure(rows: Sequence[dict], title: str = "", ax=None):
-    """`pavkit llm diagnose-provers`'s figure: Thm. 3.1's distinguishability and alignment per prover, ± 1 SE
-    (rows of ``pavkit.llm.diagnose.summarize``)."""
+    """`pavkit llm diagnose-provers`'s figure: per prover, Thm. 3.1's distinguishability and alignment minus
+    the first prover's, ± the paired standard error (rows of ``pavkit.llm.diagnose.summarize``; the paired
+    differences are what the sampled states resolve, the terms themselves vary far more across states)."""
+    from pavkit.provers import parse_prover
+
     ax = _new_axes(ax)
     terms = ("distinguishability", "alignment")
-    values = np.array([[r[t] if r[t] is not None else np.nan for r in rows] for t in terms])
-    se = np.array([[r[f"{t}_se"] if r[f"{t}_se"] is not None else 0.0 for r in rows] for t in terms])
-    plot_grouped_bars(list(terms), [r["prover"] for r in rows], values, ax=ax, ylabel="mean over states",
+    rest = rows[1:]
+    values = np.array([[r[f"{t}_vs_first"] for r in rest] for t in terms], dtype=float)
+    se = np.array([[r[f"{t}_vs_first_se"] or 0.0 for r in rest] for t in terms], dtype=float)
+    plot_grouped_bars(list(terms), [parse_prover(r["prover"]).label() for r in rest], values, ax=ax,
+                      ylabel=f"difference to {parse_prover(rows[0]['prover']).label()} (± paired SE)",
                       low=values - se, high=values + se)
+    ax.set_xlabel("")
     if title:
         ax.set_title(title, fontsize=9)
     return ax.figure

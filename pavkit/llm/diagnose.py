@@ -124,14 +124,21 @@ def state_terms(engines: dict[str, Any], problem: Any, prompt: str, steps: list[
     return record
 
 
+def _mean_se(x: np.ndarray) -> tuple[float | None, float | None]:
+    return (float(x.mean()) if x.size else None), (float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else None)
+
+
 def summarize(records: Sequence[dict], provers: Sequence[str]) -> list[dict]:
-    """Per prover: the mean over states of each term and its standard error (std / √S, ddof 1)."""
+    """Per prover: the mean over states of each term and its standard error (std / √S, ddof 1), and its
+    difference to the first prover's term with the paired standard error (the same states and children serve
+    every prover, so differences are far more precise than the terms): ``{term}_vs_first``, ``…_se``."""
     rows = []
     for spec in provers:
         row: dict[str, Any] = {"prover": spec, "states": len(records)}
         for term in ("distinguishability", "alignment"):
             x = np.array([r["provers"][spec][term] for r in records])
-            row[term] = float(x.mean()) if x.size else None
-            row[f"{term}_se"] = float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else None
+            first = np.array([r["provers"][provers[0]][term] for r in records])
+            row[term], row[f"{term}_se"] = _mean_se(x)
+            row[f"{term}_vs_first"], row[f"{term}_vs_first_se"] = _mean_se(x - first)
         rows.append(row)
     return rows
