@@ -70,6 +70,72 @@ def samples_per_second(run_dirs: list[str]) -> float | None:
     return round(sum(rates) / len(rates), 2) if rates else None
 
 
+def run_jobs(jobs: dict[str, tuple[str, ...]], out: Path, workers: int) -> None:
+    """Every `pavkit` job as its own stage of OUT (one recorded already is skipped), ``workers`` at a time."""
+    with ThreadPoolExecutor(workers) as pool:
+        for f in [pool.submit(_stage, out, f"rl {name}", lambda job=job: _pavkit(*job)) for name, job in jobs.items()]:
+            f.result()
+
+
+def _with_option(job: tuple[str, ...], option: str, value: str) -> tuple[str, ...]:
+    """The job with ``option``'s value replaced (every occurrence)."""
+    return tuple(value if i and job[i - 1] == option else x for i, x in enumerate(job))
+
+
+PROBE_ITERS = 4  # iterations of the timing probe; the last one also runs the probe's (2-sample) final evaluation
+
+
+def budgeted_iters(jobs: dict[str, tuple[str, ...]], out: Path, workers: int, seconds: float, most: int,
+                   eval_every: int) -> int:
+    """The iterations every RL run can have so that all of them end within ``seconds`` (probe included).
+
+    Runs each job still missing from OUT for PROBE_ITERS iterations at once into OUT/probe/NAME (the same
+    contention as the real runs) and reads, from the slowest run's records, the seconds of a training iteration
+    t (median of iterations 1 … PROBE_ITERS−1), of a 2-sample evaluation e, and the start-up overhead o (wall
+    time not in any record). With w waves of runs (``ceil(missing / workers)``) and the final evaluation's
+    cost at most e·(final samples / 2), the budget left after the probe buys
+    n = (left / w − o − e·final/2) / (t + e / eval_every) iterations, rounded down to a multiple of
+    ``eval_every`` and capped at ``most``. The figures go to OUT/probe.json.
+    """
+    import math
+    import statistics
+
+    from pavkit import runs
+
+    done = {r["stage"] for r in runs.read_records(out, "stages.jsonl")}
+    missing = {n: j for n, j in jobs.items() if f"rl {n}" not in done}
+    if not missing:
+        return most
+    t0 = time.perf_counter()
+    probe = {n: _with_option(_with_option(_with_option(j, "--iters", str(PROBE_ITERS)), "--final-samples", "2"),
+                             "--out", str(out / "probe" / n)) for n, j in missing.items()}
+    with ThreadPoolExecutor(workers) as pool:
+        for f in [pool.submit(_pavkit, *job) for job in probe.values()]:
+            f.result()
+    wall = time.perf_counter() - t0
+    waves = math.ceil(len(missing) / workers)
+    per_run = []
+    for n in missing:
+        records = runs.read_records(out / "probe" / n)
+        train = [r["seconds"] for r in records if 0 < r["iteration"] < PROBE_ITERS]
+        per_run.append((statistics.median(train), records[0]["seconds"], sum(r["seconds"] for r in records)))
+    t, e, recorded = max(per_run)
+    overhead = max(wall / waves - recorded, 0.0)
+    final = int(_option(next(iter(missing.values())), "--final-samples")) / 2
+    left = seconds - wall
+    n = (left / waves - overhead - e * final) / (t + e / max(eval_every, 1))
+    iters = max(eval_every, min(most, int(n // eval_every) * eval_every))
+    figures = {"runs": len(missing), "workers": workers, "probe_seconds": round(wall, 1),
+               "iteration_seconds": round(t, 3), "eval_seconds": round(e, 3), "overhead_seconds": round(overhead, 1),
+               "budget_seconds": seconds, "iters": iters}
+    (out / "probe.json").write_text(json.dumps(figures) + "\n")
+    return iters
+
+
+def _option(job: tuple[str, ...], option: str) -> str:
+    return job[job.index(option) + 1]
+
+
 def _arm_spec(text: str) -> tuple[str, list[str], list[str]]:
     """--arm "NAME=SEEDS:OPTIONS" → (NAME, seeds, options); ValueError naming the text otherwise."""
     import shlex
@@ -169,6 +235,10 @@ def main() -> None:
     p.add_argument("--control-seeds", default="0,1", help="seeds of the control arm")
     p.add_argument("--arm", action="append", default=[], metavar="NAME=SEEDS:OPTIONS",
                    help="an extra arm: OUT/NAME-sS for each seed, the common options plus OPTIONS (repeatable)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="fit the RL runs into this wall time: time PROBE_ITERS iterations of every missing run at "
+                        "once (OUT/probe), then set --iters to what the rest of the budget allows (a multiple of "
+                        "--eval-every, at most --iters); for leased machines")
     p.add_argument("--workers", type=int, default=2, help="runs at a time")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     a = p.parse_args()
@@ -209,9 +279,12 @@ def main() -> None:
             jobs[f"{name}-s{s}"] = ("llm", "rl", "--policy", rft_policy, *options, "--seed", s, *rl_common,
                                     "--out", str(out / f"{name}-s{s}"))
 
-    with ThreadPoolExecutor(a.workers) as pool:  # each run is its own stage: new seeds or arms run on a rerun
-        for f in [pool.submit(_stage, out, f"rl {name}", lambda job=job: _pavkit(*job)) for name, job in jobs.items()]:
-            f.result()
+    if a.minutes is not None:
+        run_jobs({n: jobs[n] for n in evals}, out, a.workers)  # the evaluations first: not part of the budget
+        jobs = {n: j for n, j in jobs.items() if n not in evals}
+        iters = budgeted_iters(jobs, out, a.workers, a.minutes * 60, a.iters, a.eval_every)
+        jobs = {n: _with_option(j, "--iters", str(iters)) for n, j in jobs.items()}
+    run_jobs(jobs, out, a.workers)
     initial = [str(out / d) for d in evals]
     dirs = initial + run_dirs["outcome"] + run_dirs["pav"]
     (out / "figures").mkdir(exist_ok=True)
