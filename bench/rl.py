@@ -27,7 +27,8 @@ stages (summed over resumed calls, kept in OUT/stages.jsonl); core_minutes = the
 own time (what one core spent). "arms" has one row per PAV arm (headline, control, each --arm with α > 0),
 each against the α = 0 runs with the same baseline ("loo-effective" equals "loo" at α = 0) — an --arm with α = 0
 and --baseline value is the value-baseline reference — or the headline outcome-only runs; OUT/table.md is
-the same as a Markdown table.
+the same as a Markdown table. With --minutes M, the RL runs get the iterations that fit M minutes of wall time,
+as a timed probe of all of them at once (OUT/probe/, figures in OUT/probe.json) predicts (`budgeted_iters`).
 Usage: python bench/rl.py --organism runs/organism-cpu [--out runs/bench-rl] [--seeds 0,1,2] [--arm ...]
 """
 

@@ -705,7 +705,7 @@ def llm_export_trl(labels: str, out: str, value: str, prompt_field: str, label_m
                    "labelled by the exact step checker).")
 @click.option("--policy", default=None, callback=_model_option("lm-or-gguf"),
               help="The policy that samples organism: solutions.")
-@_field_options("pavkit.llm.processbench.EvalConfig", "samples", "fraction", "seed")
+@_field_options("pavkit.llm.processbench.EvalConfig", "samples", "limit", "fraction", "seed")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, scores.jsonl (V̂ of every prefix of every solution, appended as "
                    "scored: a rerun resumes), metrics.json, steps.png.")

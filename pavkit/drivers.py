@@ -645,9 +645,10 @@ def _eval_solutions(cfg) -> list:
 
     if not cfg.data.startswith("organism:"):
         try:
-            return processbench.solutions_from_spec(cfg.data)
+            solutions = processbench.solutions_from_spec(cfg.data)
         except ValueError as e:  # DataError names file, line and field
             raise UserInputError(str(e)) from None
+        return solutions[:cfg.limit] if cfg.limit else solutions
     from pavkit.llm.engines import HFEngine
     from pavkit.llm.label import build_prompt
     from pavkit.llm.steps import split_steps
@@ -657,7 +658,8 @@ def _eval_solutions(cfg) -> list:
     prompts = [build_prompt(p.problem, engine.tokenizer, prompt_format=cfg.prompt_format, delimiter=cfg.delimiter)
                for p in problems]
     steps = [split_steps(c.text, cfg.delimiter) for row in engine.complete(prompts, cfg.samples, cfg.seed) for c in row]
-    return [s for s in processbench.organism_solutions(problems, steps, cfg.samples) if s.steps]
+    solutions = [s for s in processbench.organism_solutions(problems, steps, cfg.samples) if s.steps]
+    return solutions[:cfg.limit] if cfg.limit else solutions
 
 
 def eval_verifier(cfg, out_dir: str | Path, report: Reporter = QUIET, threads: int = 1,

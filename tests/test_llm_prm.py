@@ -180,3 +180,15 @@ def test_search_runs_with_a_prm_as_pqv_and_bok_pav(tiny_model_dir, token_prm_dir
     assert len(pool["orm"]) == 2 and all(0 < x < 1 for x in pool["orm"])
     assert {r["method"] for r in read_records(out, "search.jsonl")} == {"beam-pav"}
     assert set(json.loads(result.stdout.strip().splitlines()[-1])["accuracy"]) == {"bon-orm", "beam-pav"}
+
+
+def test_batches_sort_by_length_and_bound_rows_and_padded_tokens():
+    from pavkit.llm.prm import PRMVerifier
+
+    v = object.__new__(PRMVerifier)  # _batches reads only the two bounds
+    v.batch_size, v.batch_tokens = 3, 200
+    # sorted: rows 2 (3), 0 (5), 3 (50) fit (3 × 50 ≤ 200); row 1 starts a batch (3 rows already); row 4 alone
+    assert v._batches([5, 100, 3, 50, 7000]) == [[2, 0, 3], [1], [4]]
+    v.batch_size = 8
+    assert v._batches([5, 100, 3, 50, 7000]) == [[2, 0, 3], [1], [4]]  # 4 × 100 > 200
+    assert v._batches([]) == []

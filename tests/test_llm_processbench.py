@@ -134,6 +134,11 @@ def test_eval_verifier_cli_exact_checker_scores_f1_one_and_resumes(tmp_path):
     assert again.exit_code == 0 and (out / "scores.jsonl").read_text() == scores
     bad = CliRunner().invoke(main, [*args, "--fraction", "0.25"])
     assert bad.exit_code == 2 and "'fraction'" in bad.output
+    first = CliRunner().invoke(main, [*args[:-3], "--out", str(tmp_path / "ev5"), "--limit", "5", "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout.strip().splitlines()[-1])["solutions"] == 5
+    assert [r["index"] for r in map(json.loads, (tmp_path / "ev5" / "scores.jsonl").read_text().splitlines())] == \
+        list(range(5))
 
 
 @pytest.mark.parametrize("args, words", [

@@ -146,6 +146,7 @@ class PRMVerifier:
     spec: PRMSpec
     convention: str
     batch_size: int = 32
+    batch_tokens: int = 16384  # padded tokens of one forward pass (memory and wasted work; see _batches)
     stats: VerifierStats = field(default_factory=VerifierStats)
 
     def __post_init__(self) -> None:
@@ -200,16 +201,26 @@ class PRMVerifier:
         cap = getattr(self.model.config, "final_logit_softcapping", None)
         return cap * torch.tanh(logits / cap) if cap else logits
 
+    def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Row indices in order of length, cut into batches of at most ``batch_size`` rows and ``batch_tokens``
+        padded tokens (a longer row alone). Solutions of public benchmarks run from 50 to 6,000 tokens: padding
+        a batch to its longest row would make one long solution cost as much as a batch of them."""
+        batches: list[list[int]] = []
+        for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+            if batches and len(batches[-1]) < self.batch_size and \
+                    (len(batches[-1]) + 1) * lengths[i] <= self.batch_tokens:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
+
     def _scores(self, id_lists: Sequence[list[int]], reads: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """p (len(read),) at each row's read positions: batched forward passes without gradients, rows taken in
-        order of length so that a batch pads little (solutions of public benchmarks run from 50 to 6,000 tokens)."""
+        """p (len(read),) at each row's read positions: batched forward passes without gradients (:meth:`_batches`)."""
         import torch
 
         out: list[np.ndarray] = [np.zeros(0)] * len(id_lists)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        order = sorted(range(len(id_lists)), key=lambda i: len(id_lists[i]))
-        for lo in range(0, len(order), self.batch_size):
-            batch = order[lo:lo + self.batch_size]
+        for batch in self._batches([len(ids) for ids in id_lists]):
             input_ids, mask = right_pad([id_lists[i] for i in batch], pad, self.model.device)
             where = [np.asarray(reads[i], dtype=int) for i in batch]
             at = (torch.as_tensor(np.repeat(np.arange(len(batch)), [len(w) for w in where]), device=input_ids.device),

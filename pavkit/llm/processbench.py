@@ -53,6 +53,7 @@ class EvalConfig(SamplingConfig):
         data: one of :data:`SOURCES` (file paths absolute).
         policy: the policy that samples ``organism:`` solutions ("" for the other sources).
         samples: solutions sampled per organism problem.
+        limit: the first ``limit`` solutions only (0: all).
         fraction: share of the problems in the validation split that chooses τ.
     The sampling fields (SamplingConfig) serve the organism's policy; ``prompt_format`` and ``delimiter`` also
     build the prompt the verifier reads. Their defaults are the organism's (as RL).
@@ -62,6 +63,8 @@ class EvalConfig(SamplingConfig):
     data: str
     policy: str = ""
     samples: int = option(4, "Solutions sampled per problem of organism: data (from --policy).", min=1)
+    limit: int = option(0, "Only the first LIMIT solutions of the data (0: all); a quick look at a large set.",
+                        min=0)
     fraction: float = option(0.5, "Share of the problems whose solutions choose the F1 threshold (the validation "
                                   "split); F1 is reported on the others.", min=0, max=1, min_open=True, max_open=True)
     max_new_tokens: int = sampling.default("max_new_tokens", 160)
