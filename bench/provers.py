@@ -10,6 +10,10 @@ of --provers it reads or runs, each resumable:
    settings; OUT/search-a{α}-{prover}; model:ROLE provers score with the Q^μ model ORG/qmu-ROLE), and the share
    of problems whose chosen response differs from the first prover's.
 
+On organism problems it also checks the rollout estimates against exact values: a child whose steps leave the
+worked solution (the exact step checker, ``OracleVerifier``) cannot succeed, so every estimate of it, Q̂^π and
+each prover's Q̂^μ, must be 0 ("off_track": children, and how many have a nonzero estimate).
+
 It prints, per prover, both terms, their sum (the bound's first-order improvement, up to the learning rate) and
 the search accuracy at each α with its bootstrap 95 % interval, then Spearman's rank correlation between the
 bound and each α's accuracy ("spearman"), and "distinct_responses" (how many problems' chosen responses differ
@@ -33,6 +37,30 @@ def _prover_for(spec: str, org: Path, use: str) -> str:
         return spec
     role = spec.split(":", 1)[1]
     return f"model:{org / 'organism' / role}" if use == "rollouts" else f"model:{org / f'qmu-{role}'}"
+
+
+def off_track_check(records: list[dict], problems: str) -> dict | None:
+    """Children off the worked solution's track (exact value 0 under every policy) and how many of them have a
+    nonzero rollout estimate, Q̂^π or any prover's Q̂^μ (should be none); None for other than organism problems."""
+    import numpy as np
+
+    from pavkit import drivers
+    from pavkit.llm.organism import OracleVerifier
+
+    if not problems.startswith("organism:"):
+        return None
+    by_id = {p.id: p for p in drivers.problems_from_spec(problems)[0]}
+    oracle, children, nonzero = OracleVerifier(), 0, 0
+    for r in records:
+        problem = by_id[r["problem_id"]]
+        steps = [r["state"] + ([c] if c.strip() else []) for c in r["children"]]
+        exact = [v[-1] for v in oracle.prefix_values([problem.problem + oracle.delimiter] * len(steps), steps)]
+        estimates = np.array(r["q_pi"] + [q for mu in r["provers"].values() for q in mu["q_mu"]])  # (·, C)
+        for i, value in enumerate(exact):
+            if value == 0:
+                children += 1
+                nonzero += bool(estimates[:, i].any())
+    return {"children": children, "nonzero_estimates": nonzero}
 
 
 def main() -> None:
@@ -65,6 +93,7 @@ def main() -> None:
                     "--out", str(diag), "--threads", str(a.threads), "--provers", rollout_provers],
                    check=True, stdout=subprocess.DEVNULL)
     terms = json.loads((diag / "metrics.json").read_text())["provers"]
+    off_track = off_track_check(read_records(diag, "states.jsonl"), a.problems)
     settings = {k: v for k, v in PRESETS["organism"].search.items() if k != "prover"}
     rows = []
     for spec, t in zip(provers, terms, strict=True):
@@ -84,7 +113,8 @@ def main() -> None:
             row["accuracy"][alpha] = {"mean": float(ci.mean), "ci": [float(ci.low), float(ci.high)]}
             row["responses"][alpha] = [r["response"] for r in records]
         rows.append(row)
-    line = {"provers": [], "spearman": {}, "distinct_responses": {}, "problems": a.problems, "n": a.n}
+    line = {"off_track": off_track, "provers": [], "spearman": {}, "distinct_responses": {}, "problems": a.problems,
+            "n": a.n}
     for alpha in a.alphas.split(","):
         acc = [r["accuracy"][alpha]["mean"] for r in rows]
         rho = spearmanr([r["bound"] for r in rows], acc).statistic if len(set(acc)) > 1 else None

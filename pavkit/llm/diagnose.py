@@ -108,7 +108,7 @@ def state_terms(engines: dict[str, Any], problem: Any, prompt: str, steps: list[
 
     c_a, c_b = values(engines["pi"], 0)
     q_pi = [np.where(done, outcome, c / m) for c in (c_a, c_b)]
-    record: dict[str, Any] = {"index": index, "problem_id": problem.id, "h": len(steps),
+    record: dict[str, Any] = {"index": index, "problem_id": problem.id, "h": len(steps), "state": list(steps),
                               "children": [k.text for k in kids], "finished": done.tolist(),
                               "q_pi": [q.tolist() for q in q_pi], "provers": {}}
     for j, spec in enumerate(cfg.provers):
