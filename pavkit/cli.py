@@ -8,6 +8,7 @@ Heavy imports (numpy, matplotlib, torch, transformers) happen inside commands so
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -822,9 +823,14 @@ def llm_train_verifier(labels: str, base: str, kind: str, out: str, delimiter: s
     The verifier is AutoModelForTokenClassification(num_labels=1) on --base: the LM's backbone plus a new
     linear head whose logit at the last token of each step (and of the prompt) gives V̂(prefix) = sigmoid(logit).
     Loss: BCE with logits on the soft Monte Carlo label, weighted per prefix, with class-balanced sampling.
+
+    Data parallel: `torchrun --nproc-per-node N -m pavkit llm train-verifier ...` splits every batch of
+    --batch-size rows over N processes (gloo on CPU, nccl with one GPU each) and gives the one-process result.
     """
     summary = drivers.train_verifier(labels, base, kind, out, threads=threads, report=REPORT, **fields,
                                      delimiter=None if delimiter is None else drivers.decode_delimiter(delimiter))
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 speaks for the job
+        return
     if as_json:
         _emit_json(summary)
     else:

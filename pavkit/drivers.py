@@ -231,28 +231,47 @@ def train_verifier(labels, base: str, kind: str, out, *, delimiter: str | None =
     ``delimiter`` None reads the labels' own; ``fields`` are VerifierConfig fields. Writes OUT/config.json +
     meta.json, OUT/train.jsonl (one record per step and per evaluation), OUT/checkpoint.pt while training, and
     at the end OUT/model/ (save_pretrained model + tokenizer + verifier.json) and OUT/metrics.json. A finished
-    run is a no-op; a changed config is refused.
+    run is a no-op; a changed config is refused. Under ``torchrun`` every process trains its share of each batch
+    (``pavkit.distributed``) and rank 0 alone writes; the records and the model are the one-process run's, to
+    float rounding.
     """
     from transformers.utils import logging as hf_logging
 
+    from pavkit import distributed
     from pavkit.llm.folders import MODEL_SUBDIR
     from pavkit.llm.verifier import VERIFIER_JSON, VerifierTrainer, init_for_arch, save_verifier
 
+    process = distributed.setup()
+    report = report if process.main else QUIET
     records, file, data = read_labels(labels, report)
     cfg, config = verifier_config(records, file, data, base, kind, delimiter, fields)
     out_dir = Path(out)
-    ckpt = open_run(out_dir, config, cfg.seed, report)
+    ckpt, error = None, None
+    if process.main:  # the run directory is rank 0's: the others wait, then read its checkpoint
+        try:
+            ckpt = open_run(out_dir, config, cfg.seed, report)
+        except UserInputError as e:
+            error = e
+    if not distributed.agree(error is None, process):
+        raise error or UserInputError(f"{out_dir}: rank 0 refused the run (see its message)")
+    if not process.main and (out_dir / "checkpoint.pt").exists():
+        ckpt = runs.load_checkpoint(out_dir)
     model_dir = out_dir / MODEL_SUBDIR
     if (model_dir / VERIFIER_JSON).exists() and (out_dir / "metrics.json").exists():
         return runs.read_json(out_dir, "metrics.json")
     _torch_setup(threads)
     hf_logging.set_verbosity_error()  # "score.* newly initialised, lm_head unused" is the expected load report
-    model, tokenizer = init_for_arch(cfg.arch, base, seed=cfg.seed)
-    trainer = VerifierTrainer(model, tokenizer, records, cfg)
+    model, tokenizer = init_for_arch(cfg.arch, base, process.device, seed=cfg.seed)
+    trainer = VerifierTrainer(model, tokenizer, records, cfg, process)
     if ckpt is not None:
         trainer.load_state_dict(ckpt)
-    runs.drop_records_after(out_dir, ckpt, trainer.iteration, key="iter")
     first = trainer.iteration
+    if not process.main:
+        for _ in trainer.run():  # the same steps, nothing written
+            pass
+        distributed.barrier(process)  # rank 0 has written the model and metrics.json
+        return runs.read_json(out_dir, "metrics.json")
+    runs.drop_records_after(out_dir, ckpt, trainer.iteration, key="iter")
     bar = report.bar(f"training the {kind} verifier", cfg.iters, trainer.iteration, counts=lambda r: "loss" in r,
                      describe=lambda r: f"eval BCE {r['eval_bce']:.3f}" if "loss" not in r and "eval_bce" in r
                      else None)
@@ -269,7 +288,7 @@ def train_verifier(labels, base: str, kind: str, out, *, delimiter: str | None =
                "train_trajectories": len(trainer.train_rows), "eval_trajectories": len(trainer.eval_rows),
                "seconds": round(seconds, 3), "resumed_from_iter": first,
                "trajectories_per_second": round(trajectories / seconds, 2) if seconds > 0 else None,
-               "model": str(model_dir)}
+               "model": str(model_dir), "processes": process.world}
     tmp = out_dir / (MODEL_SUBDIR + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     save_verifier(model, tokenizer, tmp, {"kind": kind, "config": cfg.to_dict(), "base": config["base"],
@@ -278,6 +297,7 @@ def train_verifier(labels, base: str, kind: str, out, *, delimiter: str | None =
     os.replace(tmp, model_dir)
     runs.write_metrics(out_dir, summary)
     (out_dir / "checkpoint.pt").unlink(missing_ok=True)  # the saved model is the result now
+    distributed.barrier(process)
     return summary
 
 

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from pavkit.distributed import SINGLE, Process, all_sum, data_parallel, shard
 from pavkit.llm.folders import verifier_dir
 from pavkit.llm.lmfeatures import ARCH as LM_FEATURES
 from pavkit.llm.prefix import right_pad
@@ -363,11 +364,12 @@ def _pad_id(tokenizer: Any) -> int:
 
 
 def _forward_logits(model: Any, id_lists: Sequence[Sequence[int]], pad_id: int,
-                    reads: Sequence[np.ndarray] | None = None) -> Any:
+                    reads: Sequence[np.ndarray] | None = None, call: Any = None) -> Any:
     """Head logits (B, T) of a right-padded batch, mask 0 on padding.
 
     ``reads``: each row's reading positions (:func:`read_positions`); the ``lm-features`` arch needs them (the
-    response starts after ``reads[b][0]``), the token-classification arch ignores them.
+    response starts after ``reads[b][0]``), the token-classification arch ignores them. ``call``: what runs the
+    token classifier's forward pass (its DistributedDataParallel wrapper in training; default the model).
     """
     import torch
 
@@ -375,7 +377,7 @@ def _forward_logits(model: Any, id_lists: Sequence[Sequence[int]], pad_id: int,
     if is_lm_features(model):
         start = torch.as_tensor([int(r[0]) + 1 for r in reads], device=model.device)
         return model.logits(input_ids, mask, start)
-    return model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[..., 0]
+    return (call or model)(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[..., 0]
 
 
 def is_lm_features(model: Any) -> bool:
@@ -593,10 +595,11 @@ class VerifierTrainer:
     takes the same batches as an uninterrupted one.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], cfg: VerifierConfig):
+    def __init__(self, model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], cfg: VerifierConfig,
+                 process: Process = SINGLE):
         import torch
 
-        self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
+        self.model, self.tokenizer, self.cfg, self.process = model, tokenizer, cfg, process
         if (cfg.arch == LM_FEATURES) != is_lm_features(model):
             raise ValueError(f"VerifierConfig.arch is {cfg.arch!r} but the model is "
                              f"{'an lm-features verifier' if is_lm_features(model) else 'a token classifier'}")
@@ -616,6 +619,9 @@ class VerifierTrainer:
             self.train_cache, self.eval_cache = (
                 read_features(model, [e.ids for e in enc], [e.read for e in enc], pad, cfg.eval_batch_size)
                 for enc in (self.train_enc, self.eval_enc))
+        # what trains: the head on cached readings (lm-features) or the whole token classifier; under torchrun
+        # a DistributedDataParallel wrapper of it (pavkit.distributed), the forward passes of training go through
+        self.trained = data_parallel(model.head if self.train_cache is not None else model, process)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.iteration = 0
@@ -653,8 +659,9 @@ class VerifierTrainer:
         self.iteration = int(state["iter"])
 
     def evaluate(self) -> dict | None:
-        """:func:`evaluate` on the held-out problems with ``{"iter"}``; None when nothing is held out."""
-        if not self.eval_rows:
+        """:func:`evaluate` on the held-out problems with ``{"iter"}``; None when nothing is held out, and in every
+        process but the main one under torchrun (the main one writes the records)."""
+        if not self.eval_rows or not self.process.main:
             return None
         logits = None
         if self.eval_cache is not None:
@@ -676,21 +683,36 @@ class VerifierTrainer:
         if self.train_cache is not None:
             h = torch.cat([self.train_cache[i][0][torch.as_tensor(pos)] for i, pos, _, _ in parts])
             f = torch.cat([self.train_cache[i][1][torch.as_tensor(pos)] for i, pos, _, _ in parts])
-            return self.model.head(h, f), y, w, 0
+            return self.trained(h, f), y, w, 0
         enc = [self.train_enc[i] for i in idx]
-        z = _forward_logits(self.model, [e.ids for e in enc], _pad_id(self.tokenizer), [e.read for e in enc])
+        z = _forward_logits(self.model, [e.ids for e in enc], _pad_id(self.tokenizer), [e.read for e in enc],
+                            call=self.trained)
         b = np.concatenate([np.full(len(p[1]), k) for k, p in enumerate(parts)]).astype(int)
         t = np.concatenate([e.read[p[1]] for e, p in zip(enc, parts, strict=True)]).astype(int)
         return z[b, t], y, w, sum(len(e.ids) for e in enc)
 
     def _step(self, weights: list[np.ndarray], idx: np.ndarray) -> dict:
+        """One optimiser step on the batch ``idx``: loss Σ w·BCE / Σ w over its labelled positions.
+
+        Under torchrun each process runs its shard of ``idx`` and divides its Σ w·BCE by the whole batch's Σ w
+        (known to every process without communication), times the world size that DDP's gradient average
+        divides by: the summed gradient is the whole batch's. A process whose shard is empty (a last batch
+        smaller than the world) runs one row with weight 0, so that every process joins the gradient exchange.
+        """
         import torch
 
+        process, scale = self.process, 1.0
+        if process.world > 1:
+            total = sum(float(_labelled(self.train_enc[i], self.train_rows[i].targets, weights[i])[2].sum())
+                        for i in idx)
+            mine = shard(idx, process)
+            scale = process.world / total if len(mine) else 0.0
+            idx = mine if len(mine) else idx[:1]
         z, y, w, tokens = self._batch_logits(weights, idx)
         y_t = torch.as_tensor(y, dtype=z.dtype, device=z.device)
         w_t = torch.as_tensor(w, dtype=z.dtype, device=z.device)
         per = torch.nn.functional.binary_cross_entropy_with_logits(z, y_t, reduction="none")
-        loss = (w_t * per).sum() / w_t.sum()
+        loss = (w_t * per).sum() / w_t.sum() if process.world == 1 else (w_t * per).sum() * scale
         lr = self.cfg.lr * warmup_cosine(self.iteration, self.cfg.warmup, self.cfg.iters)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -700,8 +722,13 @@ class VerifierTrainer:
             torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
         self.optimizer.step()
         self.iteration += 1
-        return {"iter": self.iteration, "loss": float(loss.detach()), "lr": lr, "trajectories": len(idx),
-                "positions": len(y), "tokens": tokens}
+        reported, trajectories, positions = float(loss.detach()), len(idx), len(y)
+        if process.world > 1:  # the whole batch's figures, as one process reports them
+            mine = scale > 0
+            reported, trajectories, positions, tokens = all_sum(
+                [reported / process.world, trajectories * mine, positions * mine, tokens * mine], process)
+        return {"iter": self.iteration, "loss": reported, "lr": lr, "trajectories": int(trajectories),
+                "positions": int(positions), "tokens": int(tokens)}
 
     def run(self) -> Iterator[dict]:
         """Train from ``self.iteration`` to ``cfg.iters``; yields the records described in :func:`train_verifier`."""

@@ -1,0 +1,96 @@
+"""Data-parallel training under ``torchrun`` (torch.distributed): which process this is, and its collectives.
+
+``torchrun --nproc-per-node N -m pavkit llm train-verifier …`` starts N copies of the command with RANK,
+WORLD_SIZE and LOCAL_RANK set. Each builds the same global batch (the sampling schedules are pure functions of
+the seed), runs its share of the rows (:func:`shard`) through a ``DistributedDataParallel`` model, and scales its
+loss so that DDP's gradient average equals the gradient of the whole batch: the update is the one-process update
+at the same global batch, to float rounding. Rank 0 alone writes the run directory. Backend: nccl on CUDA (one
+GPU per process, ``cuda:LOCAL_RANK``), gloo on CPU. Without WORLD_SIZE (or with 1) nothing is initialised and
+every helper is the identity.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Process:
+    """This process's place in the job: ``rank`` of ``world`` processes, and its torch device (None: default)."""
+
+    rank: int = 0
+    world: int = 1
+    device: str | None = None
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one process that writes files and prints."""
+        return self.rank == 0
+
+
+SINGLE = Process()
+
+
+def setup() -> Process:
+    """The process of this job from torchrun's environment, with the default process group initialised once."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return SINGLE
+    import torch
+    import torch.distributed as dist
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    device = None
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device else "gloo")
+        atexit.register(dist.destroy_process_group)
+    return Process(rank, world, device)
+
+
+def shard(rows: np.ndarray, process: Process) -> np.ndarray:
+    """This process's share of a global batch of row indices: every world-th row from its rank (R,) → (≤ R/W,)."""
+    return rows[process.rank::process.world]
+
+
+def all_sum(values: Sequence[float], process: Process) -> list[float]:
+    """Σ over the processes of each value (float64); the values themselves in a single process."""
+    if process.world == 1:
+        return [float(v) for v in values]
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=process.device or "cpu")
+    dist.all_reduce(t)
+    return t.cpu().tolist()
+
+
+def barrier(process: Process) -> None:
+    """Wait for every process (nothing in a single process)."""
+    if process.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def data_parallel(module: Any, process: Process) -> Any:
+    """``module`` wrapped in DistributedDataParallel (parameters broadcast from rank 0, gradients averaged in the
+    backward pass), or the module itself in a single process."""
+    if process.world == 1:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(module, device_ids=[int(process.device.split(":")[1])] if process.device else None)
+
+
+def agree(ok: bool, process: Process) -> bool:
+    """Whether every process is ``ok`` (so that one process's error stops all of them instead of a hang)."""
+    return all_sum([0.0 if ok else 1.0], process)[0] == 0

@@ -1,0 +1,68 @@
+"""Data-parallel verifier training under torchrun (pavkit.distributed): 2 CPU processes (gloo) give the
+one-process run at the same global batch, to float rounding."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pavkit.distributed import SINGLE, Process, all_sum, shard
+
+
+def test_shard_splits_a_batch_over_ranks():
+    rows = np.arange(7)
+    assert [shard(rows, Process(r, 3)).tolist() for r in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
+    assert shard(rows, SINGLE).tolist() == rows.tolist()
+    assert all_sum([1, 2.5], SINGLE) == [1.0, 2.5] and SINGLE.main and not Process(1, 2).main
+
+
+def _train(labels: Path, base: Path, out: Path, processes: int, arch: str, batch: int) -> list[dict]:
+    args = ["-m", "pavkit", "llm", "train-verifier", str(labels), "--base", str(base), "--kind", "pqv",
+            "--arch", arch, "--out", str(out), "--iters", "6", "--batch-size", str(batch), "--warmup", "2",
+            "--eval-every", "3", "--eval-fraction", "0.25", "--json"]
+    cmd = [sys.executable, *args] if processes == 1 else \
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *args]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+
+
+def _without_dropout(src: Path, dst: Path) -> Path:
+    """A copy of the LM folder whose config sets classifier_dropout 0: a token classifier built on it has no
+    dropout (each process would draw its own masks: the same expected update, not the same numbers)."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    config = json.loads((dst / "config.json").read_text())
+    (dst / "config.json").write_text(json.dumps({**config, "classifier_dropout": 0.0}))
+    return dst
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch, batch", [("lm-features", 5), ("lm-features", 1), ("token-classification", 4)])
+def test_two_processes_give_the_one_process_loss_curve(tiny_model_dir, tmp_path, arch, batch):
+    """Batches of 5 rows over 2 ranks (3 + 2), of 1 (rank 1 runs a row of weight 0 to join the gradient
+    exchange) and of 4 (2 + 2): every record of the one-process run, to float
+    rounding (the lm-features head has no dropout; the token classifier is built without)."""
+    from test_llm_verifier import _write_labels, synthetic_records
+
+    labels = _write_labels(tmp_path / "labels", synthetic_records(16, seeds=2, seed=4))
+    base = tiny_model_dir if arch == "lm-features" else _without_dropout(tiny_model_dir, tmp_path / "base")
+    one = _train(labels, base, tmp_path / "one", 1, arch, batch)
+    two = _train(labels, base, tmp_path / "two", 2, arch, batch)
+    assert [sorted(r) for r in one] == [sorted(r) for r in two]
+    for a, b in zip(one, two, strict=True):
+        for key in ("loss", "eval_bce", "eval_mae"):
+            if key in a:
+                np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=f"{key} at {a['iter']}")
+        for key in ("trajectories", "positions", "tokens", "lr"):
+            assert a.get(key) == b.get(key), (key, a, b)
+    metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and not (tmp_path / "two" / "checkpoint.pt").exists()
