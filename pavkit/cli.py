@@ -864,7 +864,7 @@ def llm_train_verifier(labels: str, base: str, kind: str, out: str, delimiter: s
                    "generator; search on the test split, e.g. organism:test:0:100).")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Search only the first P problems (may be raised on a resumed run).")
-@_field_options("pavkit.llm.search.SearchConfig", "seed")
+@_field_options("pavkit.llm.search.SearchConfig", "seed", "verifier_engine")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, pool.jsonl, search.jsonl, metrics.json. The same command resumes "
                    "it; more --methods or --n values only add records.")
@@ -879,7 +879,7 @@ def llm_train_verifier(labels: str, base: str, kind: str, out: str, delimiter: s
 def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str, ns: str, pool: int, alpha: float,
                c: int, max_steps: int, problems: str, limit: int | None, seed: int, out: str, delimiter: str,
                prompt_format: str, temperature: float, max_step_tokens: int, max_new_tokens: int, batch_size: int,
-               strict: bool, threads: int, as_json: bool) -> None:
+               strict: bool, verifier_engine: str, threads: int, as_json: bool) -> None:
     """Test-time search with trained verifiers (paper §4): accuracy and compute of each method at each N.
 
     Pool methods come from ONE pool of --pool responses per problem scored once by the ORM and the PQV
@@ -896,7 +896,8 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
         policy, orm, pqv, problems, prover=prover, methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
         ns=n_list, pool=pool, alpha=alpha, c=c, max_steps=max_steps, seed=seed,
         delimiter=drivers.decode_delimiter(delimiter), prompt_format=prompt_format, temperature=temperature,
-        max_step_tokens=max_step_tokens, max_new_tokens=max_new_tokens, batch_size=batch_size, strict=strict)
+        max_step_tokens=max_step_tokens, max_new_tokens=max_new_tokens, batch_size=batch_size, strict=strict,
+        verifier_engine=verifier_engine)
     probs = probs[:limit] if limit else probs
     summary, new_units = drivers.search(cfg, probs, out, REPORT, threads)
     if as_json:

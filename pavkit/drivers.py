@@ -478,7 +478,11 @@ def search(cfg, problems, out, report: Reporter = QUIET, threads: int = 1) -> tu
         engine = HFEngine.from_path(cfg.policy, max_step_tokens=cfg.max_step_tokens, **cfg.engine_options())
 
         def load(path: str):
-            return load_verifier(path, delimiter=cfg.delimiter, tokenizer=engine.tokenizer)
+            try:
+                return load_verifier(path, delimiter=cfg.delimiter, tokenizer=engine.tokenizer,
+                                     engine=cfg.verifier_engine)
+            except ValueError as e:  # e.g. an lm-features verifier on vLLM
+                raise UserInputError(f"--verifier-engine {cfg.verifier_engine}: {e}") from None
 
         prover = parse_prover(cfg.prover, VERIFIER_PROVERS)
         pqv = load(cfg.pqv)

@@ -96,6 +96,11 @@ class SearchConfig(SamplingConfig):
     # max_steps: depth cap (horizon H)
     max_steps: int = option(10, "Depth cap of beam search (steps per response).", min=1)
     max_step_tokens: int = option(64, "Token cap of one beam-search step.", min=1)
+    verifier_engine: str = option(
+        "hf",
+        "What scores prefixes with the learned verifiers: transformers (hf) or vLLM's pooling runner (vllm: "
+        "token-classification verifiers, float32; the same values to ~1e-8, so a resume may switch).",
+        choices=("hf", "vllm"))
     pavkit_version: str = field(default=__version__)
 
     def __post_init__(self) -> None:
@@ -130,7 +135,7 @@ class SearchConfig(SamplingConfig):
 
 
 # Fields a resume does not compare: more methods / widths only add records; the rest is informational.
-NOT_COMPARED = frozenset({"methods", "ns", "problems", "pavkit_version"})
+NOT_COMPARED = frozenset({"methods", "ns", "problems", "pavkit_version", "verifier_engine"})
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -856,21 +856,89 @@ class Verifier:
         return np.array([v[-1] for v in self.prefix_values(prompts, steps)], dtype=float)
 
 
+@dataclass
+class VLLMVerifier(Verifier):
+    """A token-classification verifier served by vLLM's pooling runner: the V̂ of :class:`Verifier` (the same
+    reading tokens, :func:`read_positions`), every trajectory of a call in one ``LLM.encode`` that vLLM batches
+    and schedules itself. ``model`` is the ``vllm.LLM``. The head's raw logits are read (``use_activation=False``)
+    and the sigmoid applied here, as :class:`Verifier` does. Build it with :meth:`from_path`; vllm is imported
+    only there.
+
+    lm-features verifiers (the default arch) are refused: their head reads the LM's log-probabilities of the
+    written tokens beside its hidden state, which vLLM's pooling runner does not serve.
+    """
+
+    def __post_init__(self) -> None:
+        self.batch_size = 0  # vLLM schedules its own batches
+
+    @classmethod
+    def from_path(cls, path: str | Path, *, delimiter: str | None = None, **llm_kwargs: Any) -> VLLMVerifier:
+        """``vllm.LLM(model=path, runner="pooling", dtype="float32", …)`` over a saved token-classification
+        verifier (a checkpoint folder or a train-verifier run directory); ``llm_kwargs`` go to ``vllm.LLM``
+        (float32 unless ``dtype`` is given: vLLM's "auto" would run a float32 checkpoint in bfloat16). Prefix
+        caching is off: a pooled token's output is not cached, so a prefix served from the cache has none."""
+        from transformers import AutoTokenizer
+        from vllm import LLM
+        from vllm.platforms import current_platform
+
+        from pavkit.llm.engines import vllm_llm_kwargs
+
+        path = verifier_dir(path)
+        info = json.loads((path / VERIFIER_JSON).read_text()) if (path / VERIFIER_JSON).exists() else {}
+        if info.get("arch") == LM_FEATURES:
+            raise ValueError(f"{path}: an lm-features verifier reads the LM's log-probabilities beside its hidden "
+                             "state, which vLLM's pooling runner does not serve; score it with transformers "
+                             "(--verifier-engine hf)")
+        kwargs = vllm_llm_kwargs({"dtype": "float32", **llm_kwargs, "enable_prefix_caching": False},
+                                 on_cpu=current_platform.is_cpu())
+        llm = LLM(model=str(path), runner="pooling", **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        delimiter = delimiter or info.get("config", {}).get("delimiter", DEFAULT_DELIMITER)
+        return cls(llm, tokenizer, delimiter=delimiter, info=info)
+
+    def prefix_logits(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Head logits (H_b+1,) at the reading tokens of s_1 … s_{H_b+1} of each trajectory b (float64)."""
+        from vllm import PoolingParams
+
+        if len(prompts) != len(steps):
+            raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
+        if not prompts:
+            return []
+        encoded = [read_positions(self.tokenizer, p, s, self.delimiter) for p, s in zip(prompts, steps, strict=True)]
+        outputs = self.model.encode([{"prompt_token_ids": list(ids)} for ids, _ in encoded],
+                                    PoolingParams(use_activation=False), pooling_task="token_classify",
+                                    use_tqdm=False)
+        self.stats.forward_passes += 1
+        self.stats.trajectories += len(encoded)
+        self.stats.forward_tokens += sum(len(ids) for ids, _ in encoded)
+        self.stats.padded_tokens += sum(len(ids) for ids, _ in encoded)  # vLLM packs sequences: no padding
+        return [o.outputs.data[read, 0].double().cpu().numpy() for o, (_, read) in zip(outputs, encoded,
+                                                                                          strict=True)]
+
+
+VERIFIER_ENGINES = ("hf", "vllm")
 ORACLE = "organism-oracle"  # names the exact step checker of the model organism wherever a verifier path goes
 
 
 def load_verifier(path: str | Path, *, delimiter: str | None = None, tokenizer: Any = None,
-                  device: str | None = None):
-    """A verifier by path: a saved one (:meth:`Verifier.from_path`), a public PRM by its ``prm:DIR?…`` spec
-    (``pavkit.llm.prm.PRMVerifier``, which reads step tags instead of ``delimiter``), or for ``ORACLE`` the
+                  device: str | None = None, engine: str = "hf", vllm_options: Mapping[str, Any] | None = None):
+    """A verifier by path: a saved one (:meth:`Verifier.from_path`; with ``engine="vllm"``
+    :meth:`VLLMVerifier.from_path`, ``vllm_options`` going to ``vllm.LLM``), a public PRM by its ``prm:DIR?…``
+    spec (``pavkit.llm.prm.PRMVerifier``, which reads step tags instead of ``delimiter``), or for ``ORACLE`` the
     organism's exact step checker (``pavkit.llm.organism.OracleVerifier``, a control, not a learned model;
-    ``tokenizer`` only serves token counting)."""
+    ``tokenizer`` only serves token counting; no engine runs it)."""
     from pavkit.llm.prm import PRMVerifier, is_prm_spec
 
+    if engine not in VERIFIER_ENGINES:
+        raise ValueError(f"verifier engine must be one of {', '.join(VERIFIER_ENGINES)}, got {engine!r}")
     if str(path) == ORACLE:
         from pavkit.llm.organism import OracleVerifier
 
         return OracleVerifier(tokenizer, delimiter=delimiter or DEFAULT_DELIMITER)
     if is_prm_spec(str(path)):
+        if engine == "vllm":
+            raise ValueError(f"{path}: public PRMs are scored with transformers (--verifier-engine hf)")
         return PRMVerifier.from_spec(str(path), device=device)
+    if engine == "vllm":
+        return VLLMVerifier.from_path(path, delimiter=delimiter, **(vllm_options or {}))
     return Verifier.from_path(path, delimiter=delimiter, device=device)

@@ -1,0 +1,102 @@
+"""VLLMVerifier (vLLM's pooling runner) against the transformers Verifier, and search with --verifier-engine vllm.
+
+Skipped unless vllm imports; ci/test-vllm.sh runs it in .venv-vllm with PAVKIT_REQUIRE_VLLM=1 (fail, not skip).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+PROMPTS = ["Q: What is 3+4*2?\n", "Q: What is 5+1*2?\n", "Q: What is 3+4*2?\n", "Q: What is 7?\n"]
+STEPS = [["Step: 4*2=8", "Step: 3+8=11", "Answer: 11"], ["Step: 1*2=2"], [], ["Answer: 7"]]
+
+
+def _need_vllm() -> None:
+    if importlib.util.find_spec("vllm") is None:
+        if os.environ.get("PAVKIT_REQUIRE_VLLM"):
+            pytest.fail("PAVKIT_REQUIRE_VLLM is set but vllm is not importable")
+        pytest.skip("vllm not installed (ci/test-vllm.sh runs these in .venv-vllm)")
+
+
+@pytest.fixture(scope="module")
+def pqv_dir(tiny_model_dir, tmp_path_factory):
+    """An untrained token-classification verifier on the tiny LM (a random head), saved with verifier.json."""
+    import torch
+
+    from pavkit.llm.verifier import init_verifier, save_verifier
+
+    torch.manual_seed(3)
+    model, tokenizer = init_verifier(tiny_model_dir, device="cpu")
+    out = tmp_path_factory.mktemp("pqv")
+    save_verifier(model, tokenizer, out, {"kind": "pqv", "config": {"delimiter": "\n"}})
+    return out
+
+
+@pytest.fixture(scope="module")
+def vllm_pqv(pqv_dir):
+    _need_vllm()
+    from pavkit.llm.verifier import load_verifier
+
+    return load_verifier(pqv_dir, engine="vllm", vllm_options={"max_model_len": 512, "enforce_eager": True})
+
+
+def test_vllm_scores_equal_transformers(pqv_dir, vllm_pqv):
+    from pavkit.llm.verifier import Verifier, VLLMVerifier
+
+    assert isinstance(vllm_pqv, VLLMVerifier) and str(vllm_pqv.model.llm_engine.vllm_config.model_config.dtype) \
+        == "torch.float32"
+    hf = Verifier.from_path(pqv_dir, device="cpu")
+    got, want = vllm_pqv.prefix_values(PROMPTS, STEPS), hf.prefix_values(PROMPTS, STEPS)
+    assert [len(x) for x in got] == [4, 2, 1, 2]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, atol=1e-5)
+    np.testing.assert_allclose(vllm_pqv.values(PROMPTS, STEPS), [x[-1] for x in want], atol=1e-5)
+    assert vllm_pqv.prefix_values([], []) == [] and vllm_pqv.stats.trajectories == 8
+    assert vllm_pqv.stats.forward_tokens == vllm_pqv.stats.padded_tokens > 0  # packed: no padding
+
+
+def test_lm_features_and_prm_specs_are_refused_on_vllm(tiny_model_dir, tmp_path):
+    _need_vllm()
+    from pavkit.llm.verifier import load_verifier
+
+    (tmp_path / "lmf").mkdir()  # what save_verifier writes for an lm-features verifier, as far as the check reads
+    (tmp_path / "lmf" / "verifier.json").write_text(json.dumps({"kind": "pqv", "arch": "lm-features", "config": {}}))
+    with pytest.raises(ValueError, match="lm-features verifier reads the LM's log-probabilities"):
+        load_verifier(tmp_path / "lmf", engine="vllm")
+    with pytest.raises(ValueError, match="public PRMs are scored with transformers"):
+        load_verifier(f"prm:{tiny_model_dir}", engine="vllm")
+    with pytest.raises(ValueError, match="verifier engine must be one of hf, vllm"):
+        load_verifier(tiny_model_dir, engine="onnx")
+
+
+@pytest.mark.slow
+def test_search_with_the_vllm_verifier_gives_the_hf_records(tiny_model_dir, pqv_dir, vllm_pqv, tmp_path):
+    """Beam search (beam-q, beam-pav) on 2 problems: the same responses, values to float rounding."""
+    del vllm_pqv  # built (or skipped) first: the search builds its own
+    from click.testing import CliRunner
+
+    from pavkit.cli import main
+    from pavkit.runs import read_records
+
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"Q: What is {a}+{b}*2?", "answer": a + 2 * b})
+                                + "\n" for i, (a, b) in enumerate([(3, 4), (5, 1)])))
+    runs = {}
+    for engine in ("hf", "vllm"):
+        out = tmp_path / engine
+        res = CliRunner().invoke(main, [
+            "llm", "search", "--policy", str(tiny_model_dir), "--pqv", str(pqv_dir), "--problems", str(problems),
+            "--methods", "beam-q,beam-pav", "--n", "1,2", "--c", "2", "--max-steps", "3", "--max-step-tokens", "8",
+            "--prompt-format", "plain", "--seed", "5", "--out", str(out), "--threads", "1",
+            "--verifier-engine", engine])
+        assert res.exit_code == 0, res.output
+        runs[engine] = read_records(out, "search.jsonl")
+    assert len(runs["hf"]) == 8
+    for a, b in zip(runs["hf"], runs["vllm"], strict=True):
+        assert (a["method"], a["n"], a["response"], a["correct"]) == (b["method"], b["n"], b["response"],
+                                                                       b["correct"])
