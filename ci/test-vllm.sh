@@ -32,4 +32,4 @@ export HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=
 # Fail (rather than skip) if vllm cannot be used here: this script exists to test it.
 export PAVKIT_REQUIRE_VLLM=1
 python -m pytest -q -p no:cacheprovider tests/test_llm_engines.py tests/test_packaging.py -k vllm "$@"
-python -m pytest -q -p no:cacheprovider tests/test_llm_vllm_verifier.py "$@"
+python -m pytest -q -p no:cacheprovider tests/test_llm_vllm_search.py "$@"

@@ -504,12 +504,36 @@ def llm_grade(file: str, strict: bool, timeout: float, workers: int | None, as_j
         click.echo(f"{sum(correct)} correct of {len(correct)} ({ungradable} ungradable) in {file}")
 
 
-def _vllm_options(engine: str, **options) -> dict:
-    """The --vllm-* options that were given, as vllm.LLM keyword arguments; InputError with --engine hf."""
-    given = {k: v for k, v in options.items() if v is not None}
-    if given and engine != "vllm":
-        raise InputError(f"--vllm-{next(iter(given)).replace('_', '-')}: only with --engine vllm")
-    return given
+def _vllm_engine_options(f):
+    """The --vllm-* options (vllm.LLM keyword arguments), handed to the command as one ``vllm_options`` dict of
+    the options given; an InputError when some are given and no engine of the command is vLLM (its ``engine``,
+    and ``verifier_engine`` where it has one)."""
+    import functools
+
+    names = ("dtype", "max_model_len", "max_num_batched_tokens", "enforce_eager")
+
+    @functools.wraps(f)
+    def wrapper(**kw):
+        given = {k: v for k in names if (v := kw.pop(f"vllm_{k}")) is not None}
+        if given and "vllm" not in (kw.get("engine"), kw.get("verifier_engine")):
+            raise InputError(f"--vllm-{next(iter(given)).replace('_', '-')}: only with --engine vllm"
+                             + (" or --verifier-engine vllm" if "verifier_engine" in kw else ""))
+        return f(**kw, vllm_options=given)
+
+    for option in reversed((
+            click.option("--vllm-dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+                         help="With --engine vllm: weight dtype [default: vLLM's auto, which runs float32 checkpoints "
+                              "in bfloat16 without saying so; float32 matches --engine hf]."),
+            click.option("--vllm-max-model-len", type=click.IntRange(1), default=None,
+                         help="With --engine vllm: context length in tokens [default: the model's]."),
+            click.option("--vllm-max-num-batched-tokens", type=click.IntRange(1), default=None,
+                         help="With --engine vllm: tokens per scheduler step [default: vLLM's, 4096 on CPU]; "
+                              "without chunked prefill (pavkit's CPU default) at least the context length."),
+            click.option("--vllm-enforce-eager/--no-vllm-enforce-eager", default=None,
+                         help="With --engine vllm: eager PyTorch, no CUDA graphs or compilation [default: "
+                              "vLLM's]."))):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @llm.command("label")
@@ -532,16 +556,7 @@ def _vllm_options(engine: str, **options) -> dict:
               help="Step delimiter; backslash escapes are decoded (\\n\\n: steps separated by a blank line).")
 @_field_options("pavkit.llm.label.LabelConfig", "prompt_format", "temperature", "max_new_tokens", "batch_size",
                 "engine")
-@click.option("--vllm-dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
-              help="With --engine vllm: weight dtype [default: vLLM's auto, which runs float32 checkpoints in "
-                   "bfloat16 without saying so; float32 matches --engine hf].")
-@click.option("--vllm-max-model-len", type=click.IntRange(1), default=None,
-              help="With --engine vllm: context length in tokens [default: the model's].")
-@click.option("--vllm-max-num-batched-tokens", type=click.IntRange(1), default=None,
-              help="With --engine vllm: tokens per scheduler step [default: vLLM's, 4096 on CPU]; without chunked "
-                   "prefill (pavkit's CPU default) at least the context length.")
-@click.option("--vllm-enforce-eager/--no-vllm-enforce-eager", default=None,
-              help="With --engine vllm: eager PyTorch, no CUDA graphs or compilation [default: vLLM's].")
+@_vllm_engine_options
 @click.option("--first-pit/--no-first-pit", default=False, show_default=True,
               help="App. D first-pit seeding: cut wrong seeds after their first step with screened Q̂^π <= "
                    "--pit-threshold; only kept prefixes get --n-mc rollouts.")
@@ -551,9 +566,8 @@ def _vllm_options(engine: str, **options) -> dict:
               help="Print one JSON summary (records, rollouts, seconds, rollouts_per_second, labels path).")
 def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out: str, seed: int,
               limit: int | None, delimiter: str, prompt_format: str, temperature: float, max_new_tokens: int,
-              batch_size: int, engine: str, vllm_dtype: str | None, vllm_max_model_len: int | None,
-              vllm_max_num_batched_tokens: int | None, vllm_enforce_eager: bool | None, first_pit: bool,
-              pit_screen: int, pit_threshold: float, strict: bool, threads: int | None, as_json: bool) -> None:
+              batch_size: int, engine: str, vllm_options: dict, first_pit: bool, pit_screen: int,
+              pit_threshold: float, strict: bool, threads: int | None, as_json: bool) -> None:
     """Monte Carlo progress labels: Q̂^π and Q̂^μ of every step prefix of n_cov seed rollouts per problem.
 
     Writes OUT/config.json and appends one JSON line per seed trajectory to OUT/labels.jsonl (flushed as
@@ -566,9 +580,7 @@ def llm_label(model: str, prover: str, problems: str, n_cov: int, n_mc: int, out
         delimiter=drivers.decode_delimiter(delimiter),
         prompt_format=prompt_format, temperature=temperature, max_new_tokens=max_new_tokens, batch_size=batch_size,
         engine=engine, first_pit=first_pit, pit_screen=pit_screen, pit_threshold=pit_threshold, strict=strict,
-        vllm_options=_vllm_options(engine, dtype=vllm_dtype, max_model_len=vllm_max_model_len,
-                                   max_num_batched_tokens=vllm_max_num_batched_tokens,
-                                   enforce_eager=vllm_enforce_eager))
+        vllm_options=vllm_options)
     probs = probs[:limit] if limit else probs
     summary = drivers.labels(cfg, probs, out, REPORT, threads)
     written, total, rollouts, seconds = (summary[k] for k in ("new_records", "records", "rollouts", "seconds"))
@@ -864,7 +876,8 @@ def llm_train_verifier(labels: str, base: str, kind: str, out: str, delimiter: s
                    "generator; search on the test split, e.g. organism:test:0:100).")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Search only the first P problems (may be raised on a resumed run).")
-@_field_options("pavkit.llm.search.SearchConfig", "seed", "verifier_engine")
+@_field_options("pavkit.llm.search.SearchConfig", "seed", "engine", "verifier_engine")
+@_vllm_engine_options
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, pool.jsonl, search.jsonl, metrics.json. The same command resumes "
                    "it; more --methods or --n values only add records.")
@@ -879,7 +892,8 @@ def llm_train_verifier(labels: str, base: str, kind: str, out: str, delimiter: s
 def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str, ns: str, pool: int, alpha: float,
                c: int, max_steps: int, problems: str, limit: int | None, seed: int, out: str, delimiter: str,
                prompt_format: str, temperature: float, max_step_tokens: int, max_new_tokens: int, batch_size: int,
-               strict: bool, verifier_engine: str, threads: int, as_json: bool) -> None:
+               strict: bool, engine: str, verifier_engine: str, vllm_options: dict, threads: int,
+               as_json: bool) -> None:
     """Test-time search with trained verifiers (paper §4): accuracy and compute of each method at each N.
 
     Pool methods come from ONE pool of --pool responses per problem scored once by the ORM and the PQV
@@ -897,7 +911,7 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
         ns=n_list, pool=pool, alpha=alpha, c=c, max_steps=max_steps, seed=seed,
         delimiter=drivers.decode_delimiter(delimiter), prompt_format=prompt_format, temperature=temperature,
         max_step_tokens=max_step_tokens, max_new_tokens=max_new_tokens, batch_size=batch_size, strict=strict,
-        verifier_engine=verifier_engine)
+        engine=engine, verifier_engine=verifier_engine, vllm_options=vllm_options)
     probs = probs[:limit] if limit else probs
     summary, new_units = drivers.search(cfg, probs, out, REPORT, threads)
     if as_json:

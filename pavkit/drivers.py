@@ -456,39 +456,46 @@ def search(cfg, problems, out, report: Reporter = QUIET, threads: int = 1) -> tu
     Fig. 4's comparison, seconds; how many (problem, method, N) units this call computed)."""
     from pavkit.analysis.loaders import search_records
     from pavkit.analysis.tables import search_table, table_summary
-    from pavkit.llm.search import NOT_COMPARED, pending_units
+    from pavkit.llm.search import ADDED_FIELDS, NOT_COMPARED, pending_units
     from pavkit.provers import VERIFIER_PROVERS, parse_prover
 
     out_dir = Path(out)
     for name in ("pool.jsonl", "search.jsonl"):
         if (out_dir / name).exists() and not (out_dir / "config.json").exists():
             raise UserInputError(f"{out_dir / name}: exists without config.json; not a search run directory")
-    open_run(out_dir, cfg.to_json(), cfg.seed, report, ignore=NOT_COMPARED)
+    open_run(out_dir, cfg.to_json(), cfg.seed, report, ignore=NOT_COMPARED, defaults=ADDED_FIELDS)
     done_pool, done_search = search_done(out_dir, report)
     units = pending_units(len(problems), cfg, done_pool, done_search)
     start = time.perf_counter()
     if units:
         import torch
 
-        from pavkit.llm.engines import HFEngine
+        from pavkit.llm.engines import engine_from_path
+        from pavkit.llm.label import engine_tokenizer
         from pavkit.llm.search import PolicyLikelihood, Verifiers, iter_search
         from pavkit.llm.verifier import load_verifier
 
         torch.set_num_threads(threads)
-        engine = HFEngine.from_path(cfg.policy, max_step_tokens=cfg.max_step_tokens, **cfg.engine_options())
+        vllm = cfg.vllm_options if cfg.engine == "vllm" else {}
+        try:
+            engine = engine_from_path(cfg.engine, cfg.policy, max_step_tokens=cfg.max_step_tokens,
+                                      **cfg.engine_options(), **vllm)
+        except ValueError as e:  # e.g. vllm_llm_kwargs: a step budget below the context length
+            raise UserInputError(f"--engine {cfg.engine}: {e}") from None
+        tokenizer = engine_tokenizer(engine)
 
         def load(path: str):
             try:
-                return load_verifier(path, delimiter=cfg.delimiter, tokenizer=engine.tokenizer,
-                                     engine=cfg.verifier_engine)
+                return load_verifier(path, delimiter=cfg.delimiter, tokenizer=tokenizer, engine=cfg.verifier_engine,
+                                     vllm_options=cfg.vllm_options)
             except ValueError as e:  # e.g. an lm-features verifier on vLLM
                 raise UserInputError(f"--verifier-engine {cfg.verifier_engine}: {e}") from None
 
         prover = parse_prover(cfg.prover, VERIFIER_PROVERS)
         pqv = load(cfg.pqv)
+        likelihood = PolicyLikelihood(engine.model, tokenizer, cfg.batch_size) if cfg.engine == "hf" else None
         verifiers = Verifiers(orm=load(cfg.orm) if cfg.orm else pqv, pqv=pqv,
-                              qmu=load(prover.path) if prover.kind == "model" else None,
-                              likelihood=PolicyLikelihood(engine.model, engine.tokenizer, cfg.batch_size))
+                              qmu=load(prover.path) if prover.kind == "model" else None, likelihood=likelihood)
         names = iter(units)
         bar = report.bar("searching", len(units),
                          describe=lambda _r: "problem {}: {} N={}".format(*next(names)))

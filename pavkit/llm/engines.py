@@ -608,6 +608,16 @@ def _request_seed(seed: int, index: int) -> int:
     return int.from_bytes(digest, "little") & 0x7FFFFFFF
 
 
+ENGINES = ("hf", "vllm")
+
+
+def engine_from_path(kind: str, path: str | Path, **kw: Any) -> Any:
+    """``HFEngine.from_path`` (kind "hf") or ``VLLMEngine.from_path`` ("vllm"; vllm imported there) with ``kw``."""
+    if kind not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {kind!r}")
+    return (HFEngine if kind == "hf" else VLLMEngine).from_path(path, **kw)
+
+
 def vllm_llm_kwargs(llm_kwargs: Mapping[str, Any], *, on_cpu: bool) -> dict[str, Any]:
     """The keyword arguments for ``vllm.LLM``: the caller's, over pavkit's defaults.
 

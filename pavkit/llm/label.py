@@ -148,18 +148,17 @@ def load_engines(cfg: LabelConfig, **load_kw: Any) -> tuple[Any, Any | None]:
     ``model:PATH`` loads that checkpoint with the same settings. ``cfg.vllm_options`` and then ``load_kw`` go to
     ``from_path`` (e.g. ``device``, ``dtype`` for HF; ``max_model_len`` … for vLLM).
     """
-    from pavkit.llm.engines import HFEngine, VLLMEngine
+    from pavkit.llm.engines import engine_from_path
 
-    cls = {"hf": HFEngine, "vllm": VLLMEngine}[cfg.engine]
     kw = cfg.engine_options()
     load_kw = {**cfg.vllm_options, **load_kw}
-    engine = cls.from_path(cfg.model, **kw, **load_kw)
+    engine = engine_from_path(cfg.engine, cfg.model, **kw, **load_kw)
     prover = parse_prover(cfg.prover, LABEL_PROVERS)
     if prover.kind == "temp":
         inner = (engine.model, engine.tokenizer) if cfg.engine == "hf" else (engine.llm,)
-        return engine, cls(*inner, **{**kw, "temperature": prover.temperature})
+        return engine, type(engine)(*inner, **{**kw, "temperature": prover.temperature})
     if prover.kind == "model":
-        return engine, cls.from_path(prover.path, **kw, **load_kw)
+        return engine, engine_from_path(cfg.engine, prover.path, **kw, **load_kw)
     return engine, None
 
 

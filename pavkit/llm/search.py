@@ -96,11 +96,17 @@ class SearchConfig(SamplingConfig):
     # max_steps: depth cap (horizon H)
     max_steps: int = option(10, "Depth cap of beam search (steps per response).", min=1)
     max_step_tokens: int = option(64, "Token cap of one beam-search step.", min=1)
+    engine: str = option(
+        "hf",
+        "What samples responses and steps: transformers (hf) or vLLM (vllm; other samples than hf for the same "
+        "seed; bon-likelihood needs hf, which scores π's log-probabilities).",
+        choices=("hf", "vllm"))
     verifier_engine: str = option(
         "hf",
         "What scores prefixes with the learned verifiers: transformers (hf) or vLLM's pooling runner (vllm: "
         "token-classification verifiers, float32; the same values to ~1e-8, so a resume may switch).",
         choices=("hf", "vllm"))
+    vllm_options: dict = field(default_factory=dict)  # vllm.LLM keyword arguments of both vLLM engines
     pavkit_version: str = field(default=__version__)
 
     def __post_init__(self) -> None:
@@ -119,6 +125,11 @@ class SearchConfig(SamplingConfig):
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         parse_prover(self.prover, VERIFIER_PROVERS)
+        if self.engine == "vllm" and "bon-likelihood" in self.methods:
+            raise ValueError("bon-likelihood scores π's log-probabilities with transformers: use --engine hf, or "
+                             "leave it out of --methods")
+        if self.vllm_options and "vllm" not in (self.engine, self.verifier_engine):
+            raise ValueError("vLLM options without a vLLM engine (--engine or --verifier-engine vllm)")
 
     @property
     def pool_methods(self) -> tuple[str, ...]:
@@ -136,6 +147,8 @@ class SearchConfig(SamplingConfig):
 
 # Fields a resume does not compare: more methods / widths only add records; the rest is informational.
 NOT_COMPARED = frozenset({"methods", "ns", "problems", "pavkit_version", "verifier_engine"})
+# SearchConfig fields added after search runs were first written, with the value every older run had
+ADDED_FIELDS = {"engine": "hf", "vllm_options": {}}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -506,7 +519,8 @@ def iter_search(problems: Sequence[Any], engine: Any, verifiers: Verifiers, cfg:
             yield "search", beam_problem(problems[i], i, prompt, engine, verifiers, cfg, method, n).to_json()
 
 
-__all__ = ["BEAM_METHODS", "METHODS", "NOT_COMPARED", "POOL_METHODS", "BeamOutcome", "BeamScorer", "BeamState",
+__all__ = ["ADDED_FIELDS", "BEAM_METHODS", "METHODS", "NOT_COMPARED", "POOL_METHODS", "BeamOutcome", "BeamScorer",
+           "BeamState",
            "PolicyLikelihood", "SearchConfig", "TokenCounter", "Verifiers", "beam_problem", "iter_search",
            "majority_pick", "pending_units", "pool_problem", "run_beam", "search_prompt",
            "verifier_cost", "vote_key"]

@@ -1,4 +1,5 @@
-"""VLLMVerifier (vLLM's pooling runner) against the transformers Verifier, and search with --verifier-engine vllm.
+"""Search on vLLM: VLLMVerifier (vLLM's pooling runner) against the transformers Verifier, search with
+--verifier-engine vllm (the hf records) and with --engine vllm (vLLM samples the steps).
 
 Skipped unless vllm imports; ci/test-vllm.sh runs it in .venv-vllm with PAVKIT_REQUIRE_VLLM=1 (fail, not skip).
 """
@@ -100,3 +101,50 @@ def test_search_with_the_vllm_verifier_gives_the_hf_records(tiny_model_dir, pqv_
     for a, b in zip(runs["hf"], runs["vllm"], strict=True):
         assert (a["method"], a["n"], a["response"], a["correct"]) == (b["method"], b["n"], b["response"],
                                                                        b["correct"])
+
+
+def test_search_config_refuses_what_vllm_cannot_do():
+    from pavkit.llm.search import SearchConfig
+
+    base = {"policy": "p", "orm": "", "pqv": "q", "methods": ("beam-pav",), "ns": (2,)}
+    with pytest.raises(ValueError, match="bon-likelihood scores"):
+        SearchConfig(**{**base, "methods": ("bon-likelihood",)}, engine="vllm")
+    with pytest.raises(ValueError, match="vLLM options without a vLLM engine"):
+        SearchConfig(**base, vllm_options={"dtype": "float32"})
+    assert SearchConfig(**base, engine="vllm", vllm_options={"dtype": "float32"}).engine == "vllm"
+
+
+@pytest.mark.slow
+def test_search_samples_with_vllm(tiny_model_dir, pqv_dir, vllm_pqv, tmp_path):
+    """--engine vllm: every beam and pool record is well formed, its steps come from vLLM, and a rerun resumes."""
+    del vllm_pqv  # vllm imported (or the test skipped) first
+    from click.testing import CliRunner
+
+    from pavkit.cli import main
+    from pavkit.runs import read_records
+
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"Q: What is {a}+{b}*2?", "answer": a + 2 * b})
+                                + "\n" for i, (a, b) in enumerate([(3, 4), (5, 1)])))
+    out = tmp_path / "run"
+    args = ["llm", "search", "--policy", str(tiny_model_dir), "--orm", str(pqv_dir), "--pqv", str(pqv_dir),
+            "--problems", str(problems), "--methods", "bon-orm,pass,beam-q,beam-pav", "--n", "1,2", "--pool", "4",
+            "--c", "2", "--max-steps", "3", "--max-step-tokens", "8", "--max-new-tokens", "24",
+            "--prompt-format", "plain", "--seed", "5", "--out", str(out), "--threads", "1", "--engine", "vllm",
+            "--vllm-dtype", "float32", "--vllm-max-model-len", "256", "--vllm-enforce-eager"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["engine"] == "vllm" and config["vllm_options"] == {"dtype": "float32", "max_model_len": 256,
+                                                                     "enforce_eager": True}
+    pool, search = read_records(out, "pool.jsonl"), read_records(out, "search.jsonl")
+    assert len(pool) == 2 and len(search) == 2 * 2 * 2
+    for r in pool:
+        assert len(r["responses"]) == 4 and "logprob_mean" not in r and all(0 <= v <= 1 for v in r["orm"])
+    for r in search:
+        assert len(r["steps"]) <= 3 and r["response"] == "\n".join(r["steps"]) and r["generated_tokens"] > 0
+    before = (out / "search.jsonl").read_text()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and (out / "search.jsonl").read_text() == before
+    other = CliRunner().invoke(main, [*args[:-5], "--engine", "hf"])
+    assert other.exit_code == 2 and ("'engine'" in other.output or "'vllm_options'" in other.output)
