@@ -935,7 +935,9 @@ def llm_search(policy: str, orm: str | None, pqv: str, prover: str, methods: str
 @llm.command("rft", short_help="Rejection fine-tuning: the RL initialisation (SFT on the policy's correct samples).")
 @click.option("--policy", required=True, callback=_model_option("lm"),
               help="The base (SFT) policy: a local HF causal LM folder.")
-@_field_options("pavkit.llm.rl.RFTConfig", "problems", "samples", "epochs", "batch", "lr", "max_new_tokens", "seed")
+@_field_options("pavkit.llm.rl.RFTConfig", "problems", "samples", "epochs", "batch", "lr", "max_new_tokens", "seed",
+                "engine")
+@_vllm_engine_options
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, train.jsonl, metrics.json and model/ (the RFT policy, an HF folder).")
 @_threads_option

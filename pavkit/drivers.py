@@ -320,9 +320,19 @@ def rft(cfg, problems, out, report: Reporter = QUIET, threads: int | None = None
     runs.drop_records_after(out, None, 0)  # an interrupted run restarts: sampling is most of its time
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(cfg.policy, local_files_only=True)
+    report.note(f"rft: sampling {cfg.samples} responses to each of {len(problems)} problems with {cfg.engine}")
+    if cfg.engine == "vllm":  # vLLM samples, then goes, leaving the memory to the fine-tuning
+        from pavkit.llm.engines import engine_from_path
+
+        try:
+            engine = engine_from_path("vllm", cfg.policy, **cfg.engine_options(), **cfg.vllm_options)
+        except ValueError as e:
+            raise UserInputError(f"--engine vllm: {e}") from None
+        pairs, correct = rft_data(None, tokenizer, problems, cfg, engine)
+        del engine
     model = AutoModelForCausalLM.from_pretrained(cfg.policy, local_files_only=True)
-    report.note(f"rft: sampling {cfg.samples} responses to each of {len(problems)} problems")
-    pairs, correct = rft_data(model, tokenizer, problems, cfg)
+    if cfg.engine == "hf":
+        pairs, correct = rft_data(model, tokenizer, problems, cfg)
     if not pairs:
         raise UserInputError(f"rft: none of the {cfg.samples * len(problems)} samples of {cfg.policy} is correct; "
                              "nothing to fine-tune on")

@@ -1,4 +1,4 @@
-"""Search on vLLM: VLLMVerifier (vLLM's pooling runner) against the transformers Verifier, search with
+"""Search and RFT on vLLM: VLLMVerifier (vLLM's pooling runner) against the transformers Verifier, search with
 --verifier-engine vllm (the hf records) and with --engine vllm (vLLM samples the steps).
 
 Skipped unless vllm imports; ci/test-vllm.sh runs it in .venv-vllm with PAVKIT_REQUIRE_VLLM=1 (fail, not skip).
@@ -148,3 +148,25 @@ def test_search_samples_with_vllm(tiny_model_dir, pqv_dir, vllm_pqv, tmp_path):
     assert again.exit_code == 0 and (out / "search.jsonl").read_text() == before
     other = CliRunner().invoke(main, [*args[:-5], "--engine", "hf"])
     assert other.exit_code == 2 and ("'engine'" in other.output or "'vllm_options'" in other.output)
+
+
+def test_rft_samples_with_vllm(tiny_model_dir, vllm_pqv, tmp_path):
+    """`pavkit llm rft --engine vllm`: vLLM samples the base (here nothing is correct: the one-line refusal after
+    sampling), the run records its engine and options; --vllm-* without --engine vllm is refused."""
+    del vllm_pqv  # vllm imported (or the test skipped) first
+    from click.testing import CliRunner
+
+    from pavkit.cli import main
+
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"Q: What is {a}+{b}*2?", "answer": a + 2 * b})
+                                + "\n" for i, (a, b) in enumerate([(3, 4), (5, 1)])))
+    args = ["llm", "rft", "--policy", str(tiny_model_dir), "--problems", str(problems), "--samples", "2",
+            "--max-new-tokens", "8", "--out", str(tmp_path / "rft")]
+    res = CliRunner().invoke(main, [*args, "--engine", "vllm", "--vllm-dtype", "float32", "--vllm-max-model-len",
+                                    "256", "--vllm-enforce-eager"])
+    assert res.exit_code == 2 and "none of the 4 samples" in res.output, res.output
+    config = json.loads((tmp_path / "rft" / "config.json").read_text())
+    assert config["engine"] == "vllm" and config["vllm_options"]["max_model_len"] == 256
+    bad = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "rft2"), "--vllm-dtype", "float32"])
+    assert bad.exit_code == 2 and "--vllm-dtype: only with --engine vllm" in bad.output

@@ -608,11 +608,10 @@ def _request_seed(seed: int, index: int) -> int:
     return int.from_bytes(digest, "little") & 0x7FFFFFFF
 
 
-ENGINES = ("hf", "vllm")
-
-
 def engine_from_path(kind: str, path: str | Path, **kw: Any) -> Any:
     """``HFEngine.from_path`` (kind "hf") or ``VLLMEngine.from_path`` ("vllm"; vllm imported there) with ``kw``."""
+    from pavkit.llm.sampling import ENGINES
+
     if kind not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {kind!r}")
     return (HFEngine if kind == "hf" else VLLMEngine).from_path(path, **kw)

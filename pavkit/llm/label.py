@@ -57,6 +57,7 @@ import numpy as np
 
 from pavkit import __version__, runs
 from pavkit.estimators import bok, first_pit, mc_estimate
+from pavkit.llm import sampling
 from pavkit.llm.sampling import PROMPT_FORMATS, SamplingConfig
 from pavkit.llm.steps import DEFAULT_DELIMITER, prefix_text, split_steps
 from pavkit.options import option
@@ -91,11 +92,7 @@ class LabelConfig(SamplingConfig):
     problems_sha256: str
     n_cov: int = option(4, "Seed rollouts from π per problem (coverage); one record per seed.", min=1)
     n_mc: int = option(20, "Monte Carlo completions per prefix (the paper uses 20).", min=1)
-    engine: str = option(
-        "hf",
-        "Generation engine: transformers (hf) or vLLM (needs vllm installed; on CPU pavkit turns vLLM's chunked "
-        "prefill off, see pavkit.llm.engines.vllm_llm_kwargs).",
-        choices=("hf", "vllm"))
+    engine: str = sampling.engine_field("Generation engine")
     first_pit: bool = False
     pit_screen: int = option(4, "Screening rollouts per prefix for --first-pit.", min=1)
     pit_threshold: float = option(

@@ -32,7 +32,7 @@ import bisect
 import copy
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -595,7 +595,7 @@ def run_metrics(records: list[dict], wall_seconds: float, policy_dir: Any) -> di
 
 # RFTConfig fields added after runs were first written, with the value every older run had (runs.config_difference):
 # RFT sampled at temperature 1 before it shared SamplingConfig.
-RFT_ADDED_FIELDS = {"temperature": 1.0}
+RFT_ADDED_FIELDS = {"temperature": 1.0, "engine": "hf", "vllm_options": {}}
 
 
 @dataclass(frozen=True)
@@ -629,9 +629,13 @@ class RFTConfig(sampling.SamplingConfig):
     max_new_tokens: int = sampling.default("max_new_tokens", 160)  # as RLConfig
     batch_size: int = sampling.default("batch_size", 128)
     strict: bool = sampling.default("strict", True)
+    engine: str = sampling.engine_field("What samples the base policy")
+    vllm_options: dict = field(default_factory=dict)  # vllm.LLM keyword arguments (engine "vllm")
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.vllm_options and self.engine != "vllm":
+            raise ValueError("vLLM options without --engine vllm")
         for name in ("samples", "epochs", "batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -642,13 +646,14 @@ class RFTConfig(sampling.SamplingConfig):
         return asdict(self)
 
 
-def rft_data(model: Any, tokenizer: Any, problems: Sequence[Problem],
-             cfg: RFTConfig) -> tuple[list[tuple[str, str]], int]:
+def rft_data(model: Any, tokenizer: Any, problems: Sequence[Problem], cfg: RFTConfig,
+             engine: Any = None) -> tuple[list[tuple[str, str]], int]:
     """(prompt, response) pairs: the correct samples of π (``cfg.samples`` per problem), without repeating a
     response within a problem (correct solutions of one problem are often the same text); and how many of the
-    samples were correct before that de-duplication."""
+    samples were correct before that de-duplication. ``engine`` samples (default: an HFEngine over ``model``)."""
     prompts = prompts_of(problems, tokenizer, cfg)
-    outs = sampler(model, tokenizer, cfg).complete(prompts, cfg.samples, derive_seed(cfg.seed, 0, 2, bits=32))
+    engine = engine or sampler(model, tokenizer, cfg)
+    outs = engine.complete(prompts, cfg.samples, derive_seed(cfg.seed, 0, 2, bits=32))
     texts = [c.text for row in outs for c in row]
     ok = grade(texts, [p.answer for p in problems for _ in range(cfg.samples)], cfg)
     pairs, seen = [], set()

@@ -67,6 +67,17 @@ class SamplingConfig:
                 "batch_size": self.batch_size}
 
 
+ENGINES = ("hf", "vllm")
+
+
+def engine_field(what: str) -> Any:
+    """The ``engine`` field of a config whose ``what`` may run on vLLM: "hf" (transformers, ``HFEngine``) by
+    default, or "vllm" (``VLLMEngine``; ``pavkit.llm.engines.engine_from_path`` builds either)."""
+    return option("hf", f"{what}: transformers (hf) or vLLM (vllm; needs vllm installed; the same seed gives other "
+                        "samples than hf; on CPU pavkit turns vLLM's chunked prefill off, see "
+                        "pavkit.llm.engines.vllm_llm_kwargs).", choices=ENGINES)
+
+
 def default(name: str, value: Any) -> Any:
     """SamplingConfig's field ``name`` (help, range) with another default, for a config whose task needs it."""
     shared = SamplingConfig.__dataclass_fields__[name]

@@ -45,6 +45,7 @@ import numpy as np
 
 from pavkit import __version__, runs
 from pavkit.estimators import effective_reward
+from pavkit.llm import sampling
 from pavkit.llm.sampling import SamplingConfig
 from pavkit.llm.steps import DEFAULT_DELIMITER, clean_step, join_steps, prefix_text, split_steps
 from pavkit.options import option
@@ -96,11 +97,7 @@ class SearchConfig(SamplingConfig):
     # max_steps: depth cap (horizon H)
     max_steps: int = option(10, "Depth cap of beam search (steps per response).", min=1)
     max_step_tokens: int = option(64, "Token cap of one beam-search step.", min=1)
-    engine: str = option(
-        "hf",
-        "What samples responses and steps: transformers (hf) or vLLM (vllm; other samples than hf for the same "
-        "seed; bon-likelihood needs hf, which scores π's log-probabilities).",
-        choices=("hf", "vllm"))
+    engine: str = sampling.engine_field("What samples responses and steps (bon-likelihood needs hf)")
     verifier_engine: str = option(
         "hf",
         "What scores prefixes with the learned verifiers: transformers (hf) or vLLM's pooling runner (vllm: "
