@@ -972,7 +972,8 @@ def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: 
                 "eval_samples", "final_samples")
 @click.option("--pass-ns", default=None, help="N of Pass@N, comma-separated (default: powers of 2 up to "
                                               "--final-samples).")
-@_field_options("pavkit.llm.rl.RLConfig", "max_new_tokens", "microbatch", "seed")
+@_field_options("pavkit.llm.rl.RLConfig", "max_new_tokens", "microbatch", "seed", "engine")
+@_vllm_engine_options
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, train.jsonl, metrics.json, checkpoint.pt and policy/ (the final "
                    "policy). Re-running the same command resumes from the last checkpoint.")

@@ -352,10 +352,10 @@ def rft(cfg, problems, out, report: Reporter = QUIET, threads: int | None = None
 def llm_rl(cfg, train_problems, eval_problems, out, report: Reporter = QUIET, threads: int | None = None) -> dict:
     """Run (or resume) one LLM RL run (``pavkit.llm.rl.RLConfig``) in OUT on the loaded problems; its metrics.
     Safe to kill at any time."""
-    from pavkit.llm.rl import checkpoint, init_state, load_prover_values, restore, run_metrics, train
+    from pavkit.llm.rl import RL_ADDED_FIELDS, checkpoint, init_state, load_prover_values, restore, run_metrics, train
 
     _torch_setup(threads)
-    ckpt = open_run(out, cfg.to_dict(), cfg.seed, report)
+    ckpt = open_run(out, cfg.to_dict(), cfg.seed, report, defaults=RL_ADDED_FIELDS)
     state = restore(cfg, ckpt) if ckpt else init_state(cfg)
     runs.drop_records_after(out, ckpt, state.iteration)
     prover_values = load_prover_values(cfg)

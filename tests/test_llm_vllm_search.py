@@ -1,4 +1,4 @@
-"""Search and RFT on vLLM: VLLMVerifier (vLLM's pooling runner) against the transformers Verifier, search with
+"""Search, RFT and RL on vLLM: VLLMVerifier (vLLM's pooling runner) against the transformers Verifier, search with
 --verifier-engine vllm (the hf records) and with --engine vllm (vLLM samples the steps).
 
 Skipped unless vllm imports; ci/test-vllm.sh runs it in .venv-vllm with PAVKIT_REQUIRE_VLLM=1 (fail, not skip).
@@ -170,3 +170,62 @@ def test_rft_samples_with_vllm(tiny_model_dir, vllm_pqv, tmp_path):
     assert config["engine"] == "vllm" and config["vllm_options"]["max_model_len"] == 256
     bad = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "rft2"), "--vllm-dtype", "float32"])
     assert bad.exit_code == 2 and "--vllm-dtype: only with --engine vllm" in bad.output
+
+
+def test_vllm_engine_takes_new_weights(tiny_model_dir, vllm_pqv):
+    """VLLMEngine.load_weights: after the weights of a perturbed copy, greedy responses are that copy's (HFEngine)."""
+    del vllm_pqv  # vllm imported (or the test skipped) first
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pavkit.llm.engines import HFEngine, VLLMEngine
+
+    opts = {"max_step_tokens": 8, "max_new_tokens": 12, "temperature": 0.0}
+    engine = VLLMEngine.from_path(tiny_model_dir, dtype="float32", max_model_len=256, enforce_eager=True, **opts)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # larger noise makes near-ties that float rounding can flip
+    prompts = ["Q: What is 3+4*2?\n", "Q: What is 5+1?\n"]
+    before = [[c.text for c in g] for g in engine.complete(prompts, 1, seed=0)]
+    engine.load_weights(model.state_dict().items())
+    after = [[c.text for c in g] for g in engine.complete(prompts, 1, seed=0)]
+    want = [[c.text for c in g] for g in HFEngine(model, AutoTokenizer.from_pretrained(tiny_model_dir),
+                                                  **opts).complete(prompts, 1, seed=0)]
+    assert after == want and after != before
+
+
+@pytest.mark.slow
+def test_rl_samples_the_current_policy_with_vllm(tiny_model_dir, vllm_pqv, tmp_path):
+    """engine "vllm": before each sampling the colocated engine holds the policy's current weights; the CLI runs
+    and resumes a run on it."""
+    del vllm_pqv
+    from click.testing import CliRunner
+
+    from pavkit.cli import main
+    from pavkit.llm.organism import organism_problems
+    from pavkit.llm.rl import RLConfig, init_state, policy_sampler, rl_iteration
+
+    cfg = RLConfig(policy=str(tiny_model_dir), alpha=0.0, iters=2, problems_per_iter=2, group=2, final_samples=2,
+                   pass_ns=(1, 2), max_new_tokens=8, engine="vllm",
+                   vllm_options={"max_model_len": 512, "enforce_eager": True})
+    state = init_state(cfg, device="cpu")
+    rl_iteration(state, cfg, organism_problems(4, 0, "train"), None)
+    engine = policy_sampler(state, cfg)
+    served = engine.llm.apply_model(lambda m: float(m.model.embed_tokens.weight.double().sum()))[0]
+    assert served == pytest.approx(float(state.policy.model.embed_tokens.weight.double().sum()), rel=1e-6)
+    assert state.engine_weights == state.iteration == 1
+    del state, engine
+
+    args = ["llm", "rl", "--policy", str(tiny_model_dir), "--alpha", "0", "--iters", "2", "--problems-per-iter", "2",
+            "--group", "2", "--eval-problems", "organism:test:0:2", "--eval-every", "1", "--final-samples", "2",
+            "--max-new-tokens", "8", "--out", str(tmp_path / "rl"), "--engine", "vllm", "--vllm-max-model-len",
+            "512", "--vllm-enforce-eager"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    records = [json.loads(x) for x in (tmp_path / "rl" / "train.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [0, 1, 2] and all("accuracy" in r for r in records)
+    assert json.loads((tmp_path / "rl" / "config.json").read_text())["engine"] == "vllm"
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and len((tmp_path / "rl" / "train.jsonl").read_text().splitlines()) == 3

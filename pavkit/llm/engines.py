@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -695,6 +695,16 @@ class VLLMEngine:
     def extend(self, prefixes: Sequence[str], c: int, seed: int) -> list[list[Continuation]]:
         """c next steps per prefix: stop at the delimiter (excluded), EOS or max_step_tokens. Shape (P, c)."""
         return self._sample(_check_args(prefixes, c), c, seed, self.max_step_tokens, self.delimiter)
+
+    def load_weights(self, weights: Iterable[tuple[str, Any]]) -> None:
+        """Give the served model new weights, named as transformers names them (``state_dict().items()`` of
+        the same architecture), and drop the prefix cache, whose keys and values the old weights computed. For
+        online RL with a colocated engine; vLLM's model converts the names (e.g. stacks q, k, v)."""
+        weights = [(name, tensor.detach()) for name, tensor in weights]
+        # the worker's in-place reload, not the model's load_weights: a loaded model's kernels may have repacked
+        # its parameters (vLLM's CPU backend does), which only the reload path restores to the checkpoint format
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        self.llm.reset_prefix_cache()
 
     def complete(self, prefixes: Sequence[str], n: int, seed: int) -> list[list[Continuation]]:
         """n full continuations per prefix: stop at EOS or max_new_tokens. Shape (P, n)."""

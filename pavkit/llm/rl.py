@@ -130,9 +130,14 @@ class RLConfig(sampling.SamplingConfig):
     max_new_tokens: int = sampling.default("max_new_tokens", 160)
     batch_size: int = sampling.default("batch_size", 128)
     strict: bool = sampling.default("strict", True)
+    engine: str = sampling.engine_field("What samples the policy, in training and evaluation (vllm: the policy's "
+                                        "weights are loaded into a colocated vLLM engine before each sampling)")
+    vllm_options: dict = field(default_factory=dict)  # vllm.LLM keyword arguments (engine "vllm")
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.vllm_options and self.engine != "vllm":
+            raise ValueError("vLLM options without --engine vllm")
         parse_prover(self.prover, VERIFIER_PROVERS)
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
@@ -154,6 +159,10 @@ class RLConfig(sampling.SamplingConfig):
         return asdict(self)
 
 
+# RLConfig fields added after runs were first written, with the value every older run had (runs.config_difference)
+RL_ADDED_FIELDS = {"engine": "hf", "vllm_options": {}}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # State: policy, frozen reference, optimiser and schedule.
 
@@ -170,6 +179,8 @@ class RLState:
     iteration: int = 0
     value: Any = None  # baseline "value": AutoModelForTokenClassification(num_labels=1) from π_init
     value_optimizer: Any = None
+    engine: Any = None  # engine "vllm": the colocated VLLMEngine that samples the policy
+    engine_weights: int = -1  # the iteration whose policy weights the engine holds (-1: the folder's)
 
 
 def _lr_lambda(cfg: RLConfig) -> Callable[[int], float]:
@@ -189,6 +200,11 @@ def init_state(cfg: RLConfig, device: str | None = None) -> RLState:
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
     state = RLState(policy, reference, tokenizer, optimizer, scheduler)
+    if cfg.engine == "vllm":
+        from pavkit.llm.engines import VLLMEngine
+
+        state.engine = VLLMEngine.from_path(cfg.policy, **{"dtype": "float32", **cfg.vllm_options},
+                                            **cfg.engine_options())
     if cfg.baseline == "value":
         from pavkit.llm.verifier import init_verifier
 
@@ -341,6 +357,19 @@ def sampler(model: Any, tokenizer: Any, cfg: RLConfig | RFTConfig):
     return HFEngine(model, tokenizer, **cfg.engine_options())
 
 
+def policy_sampler(state: RLState, cfg: RLConfig):
+    """The engine that samples the current policy: an HFEngine over it, or (engine "vllm") the colocated vLLM
+    engine, given the policy's weights first when they changed since it last sampled (TRL's colocate mode:
+    ``load_weights`` in vLLM's process, then the prefix cache dropped, since it holds keys and values of the
+    old weights)."""
+    if state.engine is None:
+        return sampler(state.policy, state.tokenizer, cfg)
+    if state.engine_weights != state.iteration:
+        state.engine.load_weights(state.policy.state_dict().items())
+        state.engine_weights = state.iteration
+    return state.engine
+
+
 def prompts_of(problems: Sequence[Problem], tokenizer: Any, cfg: RLConfig | RFTConfig) -> list[str]:
     from pavkit.llm.label import build_prompt
 
@@ -454,7 +483,7 @@ def sample_batch(state: RLState, cfg: RLConfig, problems: Sequence[Problem], pro
     chosen = [problems[i] for i in rng.choice(len(problems), size=min(cfg.problems_per_iter, len(problems)),
                                               replace=False)]
     prompts = prompts_of(chosen, tok, cfg)
-    conts = sampler(state.policy, tok, cfg).complete(prompts, cfg.group, derive_seed(cfg.seed, it, 0, bits=32))
+    conts = policy_sampler(state, cfg).complete(prompts, cfg.group, derive_seed(cfg.seed, it, 0, bits=32))
     flat = [c for row in conts for c in row]  # problem-major: N = P·G
     groups = np.repeat(np.arange(len(chosen)), cfg.group)
     outcomes = grade([c.text for c in flat], [chosen[g].answer for g in groups], cfg).astype(float)
@@ -536,10 +565,11 @@ def rl_iteration(state: RLState, cfg: RLConfig, problems: Sequence[Problem], pro
 # Evaluation.
 
 
-def correct_counts(model: Any, tokenizer: Any, problems: Sequence[Problem], samples: int, seed: int,
+def correct_counts(engine: Any, tokenizer: Any, problems: Sequence[Problem], samples: int, seed: int,
                    cfg: RLConfig) -> np.ndarray:
-    """(P,) number of correct responses among ``samples`` temperature-``cfg.temperature`` samples per problem."""
-    outs = sampler(model, tokenizer, cfg).complete(prompts_of(problems, tokenizer, cfg), samples, seed)
+    """(P,) number of correct responses among ``samples`` temperature-``cfg.temperature`` samples per problem
+    from ``engine`` (:func:`policy_sampler`)."""
+    outs = engine.complete(prompts_of(problems, tokenizer, cfg), samples, seed)
     texts = [c.text for row in outs for c in row]
     golds = [p.answer for p in problems for _ in range(samples)]
     return grade(texts, golds, cfg).reshape(len(problems), samples).sum(axis=1)
@@ -558,7 +588,7 @@ def train(cfg: RLConfig, state: RLState, train_problems: Sequence[Problem], eval
         final = it == cfg.iters
         k = cfg.final_samples if final else cfg.eval_samples
         seed = derive_seed(cfg.seed, it, 1, bits=32)
-        counts = correct_counts(state.policy, state.tokenizer, eval_problems, k, seed, cfg)
+        counts = correct_counts(policy_sampler(state, cfg), state.tokenizer, eval_problems, k, seed, cfg)
         out = {"accuracy": float(counts.sum() / (k * len(eval_problems))), "eval_samples": k}
         if final:
             values = mean_pass_at_n(counts, k, cfg.pass_ns).tolist()
