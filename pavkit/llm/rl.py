@@ -244,15 +244,20 @@ def restore(cfg: RLConfig, ckpt: dict, device: str | None = None) -> RLState:
 
 def load_prover_values(cfg: RLConfig, device: str | None = None) -> Callable | None:
     """``f(prompts, steps) -> list of (H_b+1,) V^μ arrays`` from the fixed verifiers; None when α = 0."""
+    return None if cfg.alpha == 0 else prover_values(cfg.verifier, cfg.prover, cfg.delimiter, device)
+
+
+def prover_values(verifier: str, prover: str, delimiter: str = DEFAULT_DELIMITER,
+                  device: str | None = None) -> Callable:
+    """``f(prompts, steps) -> list of (H_b+1,) V^μ arrays``: ``bok:K`` from the PQV ``verifier``
+    (1 − (1 − V̂^π)^K), or ``model:DIR`` from that Q^μ model (``verifier`` unused)."""
     from pavkit.llm.verifier import load_verifier
 
-    if cfg.alpha == 0:
-        return None
-    prover = parse_prover(cfg.prover, VERIFIER_PROVERS)
-    if prover.kind == "model":
-        return load_verifier(prover.path, delimiter=cfg.delimiter, device=device).prefix_values
-    pqv = load_verifier(cfg.verifier, delimiter=cfg.delimiter, device=device)
-    return lambda prompts, steps: [prover.from_base(v) for v in pqv.prefix_values(prompts, steps)]
+    mu = parse_prover(prover, VERIFIER_PROVERS)
+    if mu.kind == "model":
+        return load_verifier(mu.path, delimiter=delimiter, device=device).prefix_values
+    pqv = load_verifier(verifier, delimiter=delimiter, device=device)
+    return lambda prompts, steps: [mu.from_base(v) for v in pqv.prefix_values(prompts, steps)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
