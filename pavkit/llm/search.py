@@ -102,7 +102,7 @@ class SearchConfig(SamplingConfig):
         "hf",
         "What scores prefixes with the learned verifiers: transformers (hf) or vLLM's pooling runner (vllm: "
         "token-classification verifiers, float32; the same values to ~1e-8, so a resume may switch).",
-        choices=("hf", "vllm"))
+        choices=sampling.ENGINES)
     vllm_options: dict = field(default_factory=dict)  # vllm.LLM keyword arguments of both vLLM engines
     pavkit_version: str = field(default=__version__)
 

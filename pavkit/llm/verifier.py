@@ -916,7 +916,6 @@ class VLLMVerifier(Verifier):
                                                                                           strict=True)]
 
 
-VERIFIER_ENGINES = ("hf", "vllm")
 ORACLE = "organism-oracle"  # names the exact step checker of the model organism wherever a verifier path goes
 
 
@@ -928,9 +927,10 @@ def load_verifier(path: str | Path, *, delimiter: str | None = None, tokenizer: 
     organism's exact step checker (``pavkit.llm.organism.OracleVerifier``, a control, not a learned model;
     ``tokenizer`` only serves token counting; no engine runs it)."""
     from pavkit.llm.prm import PRMVerifier, is_prm_spec
+    from pavkit.llm.sampling import ENGINES
 
-    if engine not in VERIFIER_ENGINES:
-        raise ValueError(f"verifier engine must be one of {', '.join(VERIFIER_ENGINES)}, got {engine!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"verifier engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if str(path) == ORACLE:
         from pavkit.llm.organism import OracleVerifier
 
