@@ -1010,6 +1010,8 @@ def llm_rl(policy: str, verifier: str | None, pass_ns: str | None, out: str, thr
     if mu.kind == "model":
         _model_arg("--prover", mu.path, "verifier")
     m = drivers.llm_rl(cfg, train_problems, eval_problems, out, REPORT, threads)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 speaks for the job
+        return
     if as_json:
         _emit_json({"final_accuracy": m["final_accuracy"], "iterations": m["iterations"], "seconds": m["seconds"]})
     else:

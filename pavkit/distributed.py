@@ -73,6 +73,28 @@ def all_sum(values: Sequence[float], process: Process) -> list[float]:
     return t.cpu().tolist()
 
 
+def all_reduce_gradients(parameters: Sequence[Any], process: Process) -> None:
+    """Σ over the processes of each parameter's gradient, in place, in one flat exchange (a missing gradient counts
+    as zeros). With each process's loss a share of the whole batch's, the sum is the whole batch's gradient.
+    The data-parallel step where one backward pass follows several forward passes (the RL update: a prompt
+    cache, response batches and micro-batches), which DistributedDataParallel's per-forward hooks do not fit."""
+    if process.world == 1:
+        return
+    import torch
+    import torch.distributed as dist
+
+    params = [p for p in parameters if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    offset = 0
+    for p in params:
+        p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+        offset += p.numel()
+
+
 def barrier(process: Process) -> None:
     """Wait for every process (nothing in a single process)."""
     if process.world > 1:

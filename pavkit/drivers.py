@@ -44,6 +44,24 @@ def open_run(out, config: dict, seed: int | None, report: Reporter = QUIET, igno
     return ckpt
 
 
+def open_run_shared(out, config: dict, seed: int | None, report: Reporter, process, **kw) -> dict | None:
+    """:func:`open_run` by rank 0 alone under torchrun (``pavkit.distributed``); every process gets the checkpoint
+    (the others read it once rank 0 has checked the run), and a refusal stops every process, not only rank 0."""
+    from pavkit import distributed
+
+    ckpt, error = None, None
+    if process.main:
+        try:
+            ckpt = open_run(out, config, seed, report, **kw)
+        except UserInputError as e:
+            error = e
+    if not distributed.agree(error is None, process):
+        raise error or UserInputError(f"{out}: rank 0 refused the run (see its message)")
+    if not process.main and (Path(out) / "checkpoint.pt").exists():
+        ckpt = runs.load_checkpoint(out)
+    return ckpt
+
+
 def _torch_setup(threads: int | None) -> None:
     """Set torch's CPU threads and quiet transformers' own progress bars (one bar per command: ours)."""
     import torch
@@ -246,16 +264,7 @@ def train_verifier(labels, base: str, kind: str, out, *, delimiter: str | None =
     records, file, data = read_labels(labels, report)
     cfg, config = verifier_config(records, file, data, base, kind, delimiter, fields)
     out_dir = Path(out)
-    ckpt, error = None, None
-    if process.main:  # the run directory is rank 0's: the others wait, then read its checkpoint
-        try:
-            ckpt = open_run(out_dir, config, cfg.seed, report)
-        except UserInputError as e:
-            error = e
-    if not distributed.agree(error is None, process):
-        raise error or UserInputError(f"{out_dir}: rank 0 refused the run (see its message)")
-    if not process.main and (out_dir / "checkpoint.pt").exists():
-        ckpt = runs.load_checkpoint(out_dir)
+    ckpt = open_run_shared(out_dir, config, cfg.seed, report, process)
     model_dir = out_dir / MODEL_SUBDIR
     if (model_dir / VERIFIER_JSON).exists() and (out_dir / "metrics.json").exists():
         return runs.read_json(out_dir, "metrics.json")
@@ -352,13 +361,24 @@ def rft(cfg, problems, out, report: Reporter = QUIET, threads: int | None = None
 def llm_rl(cfg, train_problems, eval_problems, out, report: Reporter = QUIET, threads: int | None = None) -> dict:
     """Run (or resume) one LLM RL run (``pavkit.llm.rl.RLConfig``) in OUT on the loaded problems; its metrics.
     Safe to kill at any time."""
+    from pavkit import distributed
     from pavkit.llm.rl import RL_ADDED_FIELDS, checkpoint, init_state, load_prover_values, restore, run_metrics, train
 
+    process = distributed.setup()
+    if process.world > 1 and cfg.engine == "vllm":
+        raise UserInputError("--engine vllm under torchrun: one colocated vLLM engine per process is not supported; "
+                             "use --engine hf")
+    report = report if process.main else QUIET
     _torch_setup(threads)
-    ckpt = open_run(out, cfg.to_dict(), cfg.seed, report, defaults=RL_ADDED_FIELDS)
-    state = restore(cfg, ckpt) if ckpt else init_state(cfg)
+    ckpt = open_run_shared(out, cfg.to_dict(), cfg.seed, report, process, defaults=RL_ADDED_FIELDS)
+    state = restore(cfg, ckpt, process.device, process) if ckpt else init_state(cfg, process.device, process)
+    prover_values = load_prover_values(cfg, process.device)
+    if not process.main:  # the same samples and updates, its share of the rows; nothing written
+        for _ in train(cfg, state, train_problems, eval_problems, prover_values):
+            pass
+        distributed.barrier(process)  # rank 0 has written the policy and metrics.json
+        return runs.read_json(out, "metrics.json")
     runs.drop_records_after(out, ckpt, state.iteration)
-    prover_values = load_prover_values(cfg)
     name = f"llm rl α={cfg.alpha:g} {cfg.prover if cfg.alpha else 'outcome-only'} seed {cfg.seed}"
     bar = report.bar(name, cfg.iters, state.iteration, counts=lambda r: r["iteration"] > 0,
                      describe=lambda r: f"acc {r['accuracy']:.3f}" if "accuracy" in r else None)
@@ -374,6 +394,7 @@ def llm_rl(cfg, train_problems, eval_problems, out, report: Reporter = QUIET, th
         state.tokenizer.save_pretrained(policy_dir)
     metrics = run_metrics(runs.read_records(out), wall, policy_dir)
     runs.write_metrics(out, metrics)
+    distributed.barrier(process)
     return metrics
 
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from pavkit.distributed import SINGLE, Process, shard
 from pavkit.estimators import effective_reward, mean_pass_at_n
 from pavkit.llm import sampling
 from pavkit.llm.data import Problem
@@ -181,6 +182,7 @@ class RLState:
     value_optimizer: Any = None
     engine: Any = None  # engine "vllm": the colocated VLLMEngine that samples the policy
     engine_weights: int = -1  # the iteration whose policy weights the engine holds (-1: the folder's)
+    process: Process = SINGLE  # under torchrun: this process (pavkit.distributed); it updates on its share of rows
 
 
 def _lr_lambda(cfg: RLConfig) -> Callable[[int], float]:
@@ -188,7 +190,7 @@ def _lr_lambda(cfg: RLConfig) -> Callable[[int], float]:
     return lambda step: warmup_cosine(step, warm, cfg.iters)
 
 
-def init_state(cfg: RLConfig, device: str | None = None) -> RLState:
+def init_state(cfg: RLConfig, device: str | None = None, process: Process = SINGLE) -> RLState:
     """Load π_init from cfg.policy (local files only) twice: the trained policy and the frozen KL reference."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -199,7 +201,7 @@ def init_state(cfg: RLConfig, device: str | None = None) -> RLState:
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
-    state = RLState(policy, reference, tokenizer, optimizer, scheduler)
+    state = RLState(policy, reference, tokenizer, optimizer, scheduler, process=process)
     if cfg.engine == "vllm":
         from pavkit.llm.engines import VLLMEngine
 
@@ -226,8 +228,8 @@ def checkpoint(state: RLState) -> dict:
     return copy.deepcopy(ckpt)
 
 
-def restore(cfg: RLConfig, ckpt: dict, device: str | None = None) -> RLState:
-    state = init_state(cfg, device)
+def restore(cfg: RLConfig, ckpt: dict, device: str | None = None, process: Process = SINGLE) -> RLState:
+    state = init_state(cfg, device, process)
     state.policy.load_state_dict(ckpt["policy"])
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.scheduler.load_state_dict(ckpt["scheduler"])
@@ -506,8 +508,16 @@ def sample_batch(state: RLState, cfg: RLConfig, problems: Sequence[Problem], pro
 
 def update(state: RLState, cfg: RLConfig, batch: Batch) -> dict:
     """Step 4: REINFORCE (+ value model) + β·KL on the sampled tokens, in micro-batches whose gradients add up to
-    the full-batch gradient; one optimiser step. Returns the losses and the number of response tokens."""
+    the full-batch gradient; one optimiser step. Returns the losses and the number of response tokens.
+
+    Under torchrun every process has sampled the same batch (same policy, same seeds) and runs every world-th
+    row of it; each micro-batch's loss keeps its share of the whole batch (len / N), so the gradients summed over
+    the processes (``distributed.all_reduce_gradients``) are the one-process gradient, and so is the step. The
+    value model's token-mean loss is taken per micro-batch, whose rows differ under sharding: with
+    ``baseline="value"`` the update is the same in expectation, not in numbers."""
     import torch
+
+    from pavkit.distributed import all_reduce_gradients, all_sum
 
     pad = int(state.tokenizer.pad_token_id or 0)
     state.policy.train()
@@ -515,8 +525,9 @@ def update(state: RLState, cfg: RLConfig, batch: Batch) -> dict:
     if state.value is not None:
         state.value_optimizer.zero_grad(set_to_none=True)
     n, out = len(batch.token_ids), {"loss": 0.0, "kl": 0.0, "value_loss": 0.0, "response_tokens": 0}
-    for start in range(0, n, cfg.microbatch):
-        idx = list(range(start, min(start + cfg.microbatch, n)))
+    mine = shard(np.arange(n), state.process).tolist()
+    for start in range(0, len(mine), cfg.microbatch):
+        idx = mine[start:start + cfg.microbatch]
         p_ids, r_ids = [batch.prompt_ids[i] for i in idx], [batch.token_ids[i] for i in idx]
         logp, resp = token_logprobs(state.policy, p_ids, r_ids, pad)
         tsteps = np.full(tuple(logp.shape), -1)
@@ -542,6 +553,11 @@ def update(state: RLState, cfg: RLConfig, batch: Batch) -> dict:
         loss.backward()
         out["loss"] += float(loss.detach())
         out["response_tokens"] += int(resp.sum())
+    all_reduce_gradients(list(state.policy.parameters()), state.process)
+    if state.value is not None:
+        all_reduce_gradients(list(state.value.parameters()), state.process)
+    out = dict(zip(out, all_sum(list(out.values()), state.process), strict=True))
+    out["response_tokens"] = int(out["response_tokens"])
     torch.nn.utils.clip_grad_norm_(state.policy.parameters(), cfg.max_grad_norm)
     state.optimizer.step()
     state.scheduler.step()
@@ -593,6 +609,8 @@ def train(cfg: RLConfig, state: RLState, train_problems: Sequence[Problem], eval
         final = it == cfg.iters
         k = cfg.final_samples if final else cfg.eval_samples
         seed = derive_seed(cfg.seed, it, 1, bits=32)
+        if not state.process.main:  # the main process evaluates and writes; evaluation draws no training RNG
+            return {}
         counts = correct_counts(policy_sampler(state, cfg), state.tokenizer, eval_problems, k, seed, cfg)
         out = {"accuracy": float(counts.sum() / (k * len(eval_problems))), "eval_samples": k}
         if final:
