@@ -987,7 +987,8 @@ def llm_rl(policy: str, verifier: str | None, pass_ns: str | None, out: str, thr
     verifiers and b the leave-one-out group baseline; plus a KL penalty to the initial policy.
 
     Outcome-only RL (the paper's ORM-RL) is the same command with --alpha 0. Held-out accuracy is recorded
-    every --eval-every iterations; `pavkit plot fig7|fig8` draws the runs.
+    every --eval-every iterations; `pavkit plot fig7|fig8` draws the runs. Data parallel update:
+    `torchrun --nproc-per-node N -m pavkit llm rl ...` (every process samples the batch, updates on 1/N of it).
     """
     from pathlib import Path
 
