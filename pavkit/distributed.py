@@ -1,10 +1,12 @@
 """Data-parallel training under ``torchrun`` (torch.distributed): which process this is, and its collectives.
 
-``torchrun --nproc-per-node N -m pavkit llm train-verifier …`` starts N copies of the command with RANK,
-WORLD_SIZE and LOCAL_RANK set. Each builds the same global batch (the sampling schedules are pure functions of
-the seed), runs its share of the rows (:func:`shard`) through a ``DistributedDataParallel`` model, and scales its
-loss so that DDP's gradient average equals the gradient of the whole batch: the update is the one-process update
-at the same global batch, to float rounding. Rank 0 alone writes the run directory. Backend: nccl on CUDA (one
+``torchrun --nproc-per-node N -m pavkit llm train-verifier|rl …`` starts N copies of the command with RANK,
+WORLD_SIZE and LOCAL_RANK set. Each builds the same global batch (the verifier's sampling schedule is a pure
+function of the seed; RL samples the same responses in every process), runs its share of the rows (:func:`shard`)
+and scales its loss so that the exchanged gradient is the whole batch's: averaged by a ``DistributedDataParallel``
+model (:func:`data_parallel`, train-verifier) or summed in one flat exchange (:func:`all_reduce_gradients`, the RL
+update). The update is the one-process update at the same global batch, to float rounding. Rank 0 alone writes
+the run directory. Backend: nccl on CUDA (one
 GPU per process, ``cuda:LOCAL_RANK``), gloo on CPU. Without WORLD_SIZE (or with 1) nothing is initialised and
 every helper is the identity.
 """

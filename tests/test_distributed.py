@@ -22,16 +22,21 @@ def test_shard_splits_a_batch_over_ranks():
     assert all_sum([1, 2.5], SINGLE) == [1.0, 2.5] and SINGLE.main and not Process(1, 2).main
 
 
-def _train(labels: Path, base: Path, out: Path, processes: int, arch: str, batch: int) -> list[dict]:
-    args = ["-m", "pavkit", "llm", "train-verifier", str(labels), "--base", str(base), "--kind", "pqv",
-            "--arch", arch, "--out", str(out), "--iters", "6", "--batch-size", str(batch), "--warmup", "2",
-            "--eval-every", "3", "--eval-fraction", "0.25", "--json"]
-    cmd = [sys.executable, *args] if processes == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *args]
+def _records(processes: int, out: Path, *args: str) -> list[dict]:
+    """`pavkit ARGS --out OUT` as one process or under torchrun with ``processes``; OUT/train.jsonl's records."""
+    pavkit = ["-m", "pavkit", *args, "--out", str(out)]
+    cmd = [sys.executable, *pavkit] if processes == 1 else \
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *pavkit]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     return [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+
+
+def _train(labels: Path, base: Path, out: Path, processes: int, arch: str, batch: int) -> list[dict]:
+    return _records(processes, out, "llm", "train-verifier", str(labels), "--base", str(base), "--kind", "pqv",
+                    "--arch", arch, "--iters", "6", "--batch-size", str(batch), "--warmup", "2", "--eval-every",
+                    "3", "--eval-fraction", "0.25", "--json")
 
 
 def _without_dropout(src: Path, dst: Path) -> Path:
@@ -68,17 +73,11 @@ def test_two_processes_give_the_one_process_loss_curve(tiny_model_dir, tmp_path,
     assert metrics["processes"] == 2 and not (tmp_path / "two" / "checkpoint.pt").exists()
 
 
-def _rl(base: Path, pqv: Path, out: Path, processes: int, *extra: str) -> list[dict]:
-    args = ["-m", "pavkit", "llm", "rl", "--policy", str(base), "--alpha", "1", "--verifier", str(pqv),
-            "--iters", "3", "--problems-per-iter", "3", "--group", "2", "--microbatch", "2", "--eval-problems",
-            "organism:test:0:2", "--eval-every", "0", "--final-samples", "2", "--max-new-tokens", "16",
-            "--threads", "1", "--out", str(out), "--json", *extra]
-    cmd = [sys.executable, *args] if processes == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *args]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+def _rl(base: Path, pqv: Path, out: Path, processes: int) -> list[dict]:
+    return _records(processes, out, "llm", "rl", "--policy", str(base), "--alpha", "1", "--verifier", str(pqv),
+                    "--iters", "3", "--problems-per-iter", "3", "--group", "2", "--microbatch", "2",
+                    "--eval-problems", "organism:test:0:2", "--eval-every", "0", "--final-samples", "2",
+                    "--max-new-tokens", "16", "--threads", "1", "--json")
 
 
 @pytest.mark.slow

@@ -107,8 +107,7 @@ class LabelConfig(SamplingConfig):
         parse_prover(self.prover, LABEL_PROVERS)
         if self.n_cov < 1 or self.n_mc < 1 or self.pit_screen < 1:
             raise ValueError("n_cov, n_mc and pit_screen must be >= 1")
-        if self.vllm_options and self.engine != "vllm":
-            raise ValueError(f"vllm_options {sorted(self.vllm_options)} need engine 'vllm', got {self.engine!r}")
+        sampling.check_vllm_options(self.vllm_options, engine=self.engine)
 
     def to_json(self) -> dict:
         """The config.json dict; ``vllm_options`` only when set (so runs without them keep their config.json)."""

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from pavkit.distributed import SINGLE, Process, shard
+from pavkit.distributed import SINGLE, Process, all_reduce_gradients, all_sum, shard
 from pavkit.estimators import effective_reward, mean_pass_at_n
 from pavkit.llm import sampling
 from pavkit.llm.data import Problem
@@ -137,8 +137,7 @@ class RLConfig(sampling.SamplingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.vllm_options and self.engine != "vllm":
-            raise ValueError("vLLM options without --engine vllm")
+        sampling.check_vllm_options(self.vllm_options, engine=self.engine)
         parse_prover(self.prover, VERIFIER_PROVERS)
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
@@ -517,8 +516,6 @@ def update(state: RLState, cfg: RLConfig, batch: Batch) -> dict:
     ``baseline="value"`` the update is the same in expectation, not in numbers."""
     import torch
 
-    from pavkit.distributed import all_reduce_gradients, all_sum
-
     pad = int(state.tokenizer.pad_token_id or 0)
     state.policy.train()
     state.optimizer.zero_grad(set_to_none=True)
@@ -687,8 +684,7 @@ class RFTConfig(sampling.SamplingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.vllm_options and self.engine != "vllm":
-            raise ValueError("vLLM options without --engine vllm")
+        sampling.check_vllm_options(self.vllm_options, engine=self.engine)
         for name in ("samples", "epochs", "batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

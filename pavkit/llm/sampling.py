@@ -78,6 +78,14 @@ def engine_field(what: str) -> Any:
                         "pavkit.llm.engines.vllm_llm_kwargs).", choices=ENGINES)
 
 
+def check_vllm_options(vllm_options: dict, **engines: str) -> None:
+    """ValueError when vLLM options are given but no engine field (name → "hf" / "vllm") of the config is vLLM."""
+    if vllm_options and "vllm" not in engines.values():
+        raise ValueError(f"vLLM options without a vLLM engine: {sorted(vllm_options)} need "
+                         + " or ".join(f"{name} 'vllm'" for name in engines)
+                         + f", got {', '.join(repr(engine) for engine in engines.values())}")
+
+
 def default(name: str, value: Any) -> Any:
     """SamplingConfig's field ``name`` (help, range) with another default, for a config whose task needs it."""
     shared = SamplingConfig.__dataclass_fields__[name]

@@ -125,8 +125,7 @@ class SearchConfig(SamplingConfig):
         if self.engine == "vllm" and "bon-likelihood" in self.methods:
             raise ValueError("bon-likelihood scores π's log-probabilities with transformers: use --engine hf, or "
                              "leave it out of --methods")
-        if self.vllm_options and "vllm" not in (self.engine, self.verifier_engine):
-            raise ValueError("vLLM options without a vLLM engine (--engine or --verifier-engine vllm)")
+        sampling.check_vllm_options(self.vllm_options, engine=self.engine, verifier_engine=self.verifier_engine)
 
     @property
     def pool_methods(self) -> tuple[str, ...]:

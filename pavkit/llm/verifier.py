@@ -788,6 +788,15 @@ def train_verifier(model: Any, tokenizer: Any, records: Sequence[Mapping[str, An
 # Scoring.
 
 
+def _saved(path: str | Path, delimiter: str | None) -> tuple[Path, dict, str]:
+    """(the checkpoint folder, its verifier.json ({} without one), the delimiter): a train-verifier run directory
+    resolves to its model/; ``delimiter`` None is the one verifier.json records, else "\\n"."""
+    path = verifier_dir(path)
+    info = json.loads((path / VERIFIER_JSON).read_text()) if (path / VERIFIER_JSON).exists() else {}
+    return path, info, delimiter if delimiter is not None else info.get("config", {}).get("delimiter",
+                                                                                          DEFAULT_DELIMITER)
+
+
 @dataclass
 class Verifier:
     """A trained verifier: V̂ of every prefix of trajectories, one forward pass per trajectory, batched.
@@ -822,10 +831,7 @@ class Verifier:
         import torch
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-        path = verifier_dir(path)  # a train-verifier run directory → its model/
-        info = json.loads((path / VERIFIER_JSON).read_text()) if (path / VERIFIER_JSON).exists() else {}
-        if delimiter is None:
-            delimiter = info.get("config", {}).get("delimiter", DEFAULT_DELIMITER)
+        path, info, delimiter = _saved(path, delimiter)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if info.get("arch") == LM_FEATURES:
             from pavkit.llm.lmfeatures import LMFeatureModel
@@ -883,8 +889,7 @@ class VLLMVerifier(Verifier):
 
         from pavkit.llm.engines import vllm_llm_kwargs
 
-        path = verifier_dir(path)
-        info = json.loads((path / VERIFIER_JSON).read_text()) if (path / VERIFIER_JSON).exists() else {}
+        path, info, delimiter = _saved(path, delimiter)
         if info.get("arch") == LM_FEATURES:
             raise ValueError(f"{path}: an lm-features verifier reads the LM's log-probabilities beside its hidden "
                              "state, which vLLM's pooling runner does not serve; score it with transformers "
@@ -893,7 +898,6 @@ class VLLMVerifier(Verifier):
                                  on_cpu=current_platform.is_cpu())
         llm = LLM(model=str(path), runner="pooling", **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        delimiter = delimiter or info.get("config", {}).get("delimiter", DEFAULT_DELIMITER)
         return cls(llm, tokenizer, delimiter=delimiter, info=info)
 
     def prefix_logits(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[np.ndarray]:
