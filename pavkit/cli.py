@@ -510,7 +510,7 @@ def _vllm_engine_options(f):
     and ``verifier_engine`` where it has one)."""
     import functools
 
-    names = ("dtype", "max_model_len", "max_num_batched_tokens", "enforce_eager")
+    names = ("dtype", "max_model_len", "max_num_batched_tokens", "enforce_eager", "gpu_memory_utilization")
 
     @functools.wraps(f)
     def wrapper(**kw):
@@ -531,7 +531,11 @@ def _vllm_engine_options(f):
                               "without chunked prefill (pavkit's CPU default) at least the context length."),
             click.option("--vllm-enforce-eager/--no-vllm-enforce-eager", default=None,
                          help="With --engine vllm: eager PyTorch, no CUDA graphs or compilation [default: "
-                              "vLLM's]."))):
+                              "vLLM's]."),
+            click.option("--vllm-gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), default=None,
+                         help="With --engine vllm on a GPU: the share of GPU memory each vLLM engine takes "
+                              "[default: vLLM's, 0.9]; below 0.5 when a command runs two (a vLLM sampler and a "
+                              "vLLM verifier, or a policy trained beside its engine)."))):
         wrapper = option(wrapper)
     return wrapper
 
@@ -724,7 +728,9 @@ def llm_export_trl(labels: str, out: str, value: str, prompt_field: str, label_m
                    "scored: a rerun resumes), metrics.json, steps.png.")
 @click.option("--delimiter", default="\\n", show_default=True,
               help="Step delimiter of the prompt format and of organism responses (backslash escapes decoded).")
-@_field_options("pavkit.llm.processbench.EvalConfig", "prompt_format", "temperature", "max_new_tokens", "batch_size")
+@_field_options("pavkit.llm.processbench.EvalConfig", "prompt_format", "temperature", "max_new_tokens", "batch_size",
+                "engine", "verifier_engine")
+@_vllm_engine_options
 @_threads_option
 @click.option("--json", "as_json", is_flag=True, help="Last stdout line: metrics.json.")
 def llm_eval_verifier(verifier: str, data: str, policy: str | None, out: str, delimiter: str, threads: int,
@@ -772,7 +778,8 @@ def llm_eval_verifier(verifier: str, data: str, policy: str | None, out: str, de
 @click.option("--delimiter", default="\\n", show_default=True,
               help="Step delimiter (backslash escapes decoded).")
 @_field_options("pavkit.llm.diagnose.DiagnoseConfig", "prompt_format", "temperature", "max_step_tokens",
-                "max_new_tokens", "batch_size")
+                "max_new_tokens", "batch_size", "engine")
+@_vllm_engine_options
 @_threads_option
 @click.option("--json", "as_json", is_flag=True, help="Last stdout line: metrics.json.")
 def llm_diagnose_provers(policy: str, problems: str, provers: str, out: str, delimiter: str, threads: int,
@@ -972,7 +979,7 @@ def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: 
                 "eval_samples", "final_samples")
 @click.option("--pass-ns", default=None, help="N of Pass@N, comma-separated (default: powers of 2 up to "
                                               "--final-samples).")
-@_field_options("pavkit.llm.rl.RLConfig", "max_new_tokens", "microbatch", "seed", "engine")
+@_field_options("pavkit.llm.rl.RLConfig", "max_new_tokens", "microbatch", "seed", "engine", "verifier_engine")
 @_vllm_engine_options
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory: config.json, train.jsonl, metrics.json, checkpoint.pt and policy/ (the final "

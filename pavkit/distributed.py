@@ -97,6 +97,22 @@ def all_reduce_gradients(parameters: Sequence[Any], process: Process) -> None:
         offset += p.numel()
 
 
+def all_gather_rows(mine: Sequence[Any], n: int, process: Process) -> list[Any]:
+    """The n items of a list computed in shards (this process holds items rank, rank + W, …, as :func:`shard`
+    would give them), on every process in order. Items are pickled: give CPU tensors (a CUDA tensor would arrive
+    on its sender's device)."""
+    if process.world == 1:
+        return list(mine)
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * process.world
+    dist.all_gather_object(parts, list(mine))
+    out: list[Any] = [None] * n
+    for rank, part in enumerate(parts):
+        out[rank::process.world] = part
+    return out
+
+
 def barrier(process: Process) -> None:
     """Wait for every process (nothing in a single process)."""
     if process.world > 1:

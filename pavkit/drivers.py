@@ -362,17 +362,31 @@ def llm_rl(cfg, train_problems, eval_problems, out, report: Reporter = QUIET, th
     """Run (or resume) one LLM RL run (``pavkit.llm.rl.RLConfig``) in OUT on the loaded problems; its metrics.
     Safe to kill at any time."""
     from pavkit import distributed
-    from pavkit.llm.rl import RL_ADDED_FIELDS, checkpoint, init_state, load_prover_values, restore, run_metrics, train
+    from pavkit.llm.rl import (
+        RL_ADDED_FIELDS,
+        RL_NOT_COMPARED,
+        checkpoint,
+        init_state,
+        load_prover_values,
+        restore,
+        run_metrics,
+        train,
+    )
 
     process = distributed.setup()
-    if process.world > 1 and cfg.engine == "vllm":
-        raise UserInputError("--engine vllm under torchrun: one colocated vLLM engine per process is not supported; "
-                             "use --engine hf")
+    for option, engine in (("--engine", cfg.engine), ("--verifier-engine", cfg.verifier_engine)):
+        if process.world > 1 and engine == "vllm":
+            raise UserInputError(f"{option} vllm under torchrun: one vLLM engine per process is not supported; "
+                                 f"use {option} hf")
     report = report if process.main else QUIET
     _torch_setup(threads)
-    ckpt = open_run_shared(out, cfg.to_dict(), cfg.seed, report, process, defaults=RL_ADDED_FIELDS)
+    ckpt = open_run_shared(out, cfg.to_dict(), cfg.seed, report, process, defaults=RL_ADDED_FIELDS,
+                           ignore=RL_NOT_COMPARED)
     state = restore(cfg, ckpt, process.device, process) if ckpt else init_state(cfg, process.device, process)
-    prover_values = load_prover_values(cfg, process.device)
+    try:
+        prover_values = load_prover_values(cfg, process.device)
+    except ValueError as e:  # e.g. an lm-features verifier on vLLM
+        raise UserInputError(f"--verifier-engine {cfg.verifier_engine}: {e}") from None
     if not process.main:  # the same samples and updates, its share of the rows; nothing written
         for _ in train(cfg, state, train_problems, eval_problems, prover_values):
             pass
@@ -711,13 +725,18 @@ def _eval_solutions(cfg) -> list:
         except ValueError as e:  # DataError names file, line and field
             raise UserInputError(str(e)) from None
         return solutions[:cfg.limit] if cfg.limit else solutions
-    from pavkit.llm.engines import HFEngine
-    from pavkit.llm.label import build_prompt
+    from pavkit.llm.engines import engine_from_path
+    from pavkit.llm.label import build_prompt, engine_tokenizer
     from pavkit.llm.steps import split_steps
 
     problems, _ = problems_from_spec(cfg.data)
-    engine = HFEngine.from_path(cfg.policy, **cfg.engine_options())
-    prompts = [build_prompt(p.problem, engine.tokenizer, prompt_format=cfg.prompt_format, delimiter=cfg.delimiter)
+    try:
+        engine = engine_from_path(cfg.engine, cfg.policy, **cfg.engine_options(),
+                                  **(cfg.vllm_options if cfg.engine == "vllm" else {}))
+    except ValueError as e:  # e.g. vllm_llm_kwargs: a step budget below the context length
+        raise UserInputError(f"--engine {cfg.engine}: {e}") from None
+    tokenizer = engine_tokenizer(engine)
+    prompts = [build_prompt(p.problem, tokenizer, prompt_format=cfg.prompt_format, delimiter=cfg.delimiter)
                for p in problems]
     steps = [split_steps(c.text, cfg.delimiter) for row in engine.complete(prompts, cfg.samples, cfg.seed) for c in row]
     solutions = [s for s in processbench.organism_solutions(problems, steps, cfg.samples) if s.steps]
@@ -738,7 +757,8 @@ def eval_verifier(cfg, out_dir: str | Path, report: Reporter = QUIET, threads: i
     from pavkit.runs import append_record, read_records, write_metrics
 
     out_dir = Path(out_dir)
-    open_run(out_dir, cfg.to_json(), cfg.seed, report)
+    open_run(out_dir, cfg.to_json(), cfg.seed, report, ignore=processbench.EVAL_NOT_COMPARED,
+             defaults=processbench.EVAL_ADDED_FIELDS)
     _torch_setup(threads)
     solutions = _eval_solutions(cfg)
     done = read_records(out_dir, "scores.jsonl")
@@ -746,7 +766,11 @@ def eval_verifier(cfg, out_dir: str | Path, report: Reporter = QUIET, threads: i
         raise UserInputError(f"{out_dir / 'scores.jsonl'}: its records are not of these solutions (the data "
                              "changed?); use another --out")
     if len(done) < len(solutions):
-        verifier = load_verifier(cfg.verifier, delimiter=cfg.delimiter)
+        try:
+            verifier = load_verifier(cfg.verifier, delimiter=cfg.delimiter, engine=cfg.verifier_engine,
+                                     vllm_options=cfg.vllm_options)
+        except ValueError as e:  # e.g. an lm-features verifier or a PRM on vLLM
+            raise UserInputError(f"--verifier-engine {cfg.verifier_engine}: {e}") from None
         tokenizer = getattr(verifier, "tokenizer", None)
         bar = report.bar(f"scoring {len(solutions)} solutions", len(solutions), len(done))
         for lo in range(len(done), len(solutions), chunk):
@@ -783,26 +807,30 @@ def diagnose_provers(cfg, problems: Sequence, out_dir: str | Path, report: Repor
 
     from pavkit.analysis.figures import prover_terms_figure
     from pavkit.llm import diagnose
-    from pavkit.llm.engines import HFEngine
-    from pavkit.llm.label import build_prompt
+    from pavkit.llm.engines import at_temperature, engine_from_path
+    from pavkit.llm.label import build_prompt, engine_tokenizer
     from pavkit.provers import LABEL_PROVERS, parse_prover
     from pavkit.runs import append_record, read_records, write_metrics
 
     out_dir = Path(out_dir)
-    open_run(out_dir, cfg.to_json(), cfg.seed, report)
+    open_run(out_dir, cfg.to_json(), cfg.seed, report, defaults=diagnose.DIAGNOSE_ADDED_FIELDS)
     _torch_setup(threads)
     done = read_records(out_dir, "states.jsonl")
     if len(done) < len(problems):
-        options = {"max_step_tokens": cfg.max_step_tokens, **cfg.engine_options()}
-        pi = HFEngine.from_path(cfg.policy, **options)
+        options = {"max_step_tokens": cfg.max_step_tokens, **cfg.engine_options(), **cfg.vllm_options}
+        try:
+            pi = engine_from_path(cfg.engine, cfg.policy, **options)
+        except ValueError as e:  # e.g. vllm_llm_kwargs: a step budget below the context length
+            raise UserInputError(f"--engine {cfg.engine}: {e}") from None
         engines = {"pi": pi}
         for spec in cfg.provers:
             mu = parse_prover(spec, LABEL_PROVERS)
             if mu.kind == "temp":
-                engines[spec] = HFEngine(pi.model, pi.tokenizer, **{**options, "temperature": mu.temperature})
+                engines[spec] = at_temperature(pi, mu.temperature)
             elif mu.kind == "model":
-                engines[spec] = HFEngine.from_path(mu.path, **options)
-        prompts = [build_prompt(p.problem, pi.tokenizer, prompt_format=cfg.prompt_format, delimiter=cfg.delimiter)
+                engines[spec] = engine_from_path(cfg.engine, mu.path, **options)
+        tokenizer = engine_tokenizer(pi)
+        prompts = [build_prompt(p.problem, tokenizer, prompt_format=cfg.prompt_format, delimiter=cfg.delimiter)
                    for p in problems]
         states = diagnose.sample_states(pi, prompts, cfg.seed)
         bar = report.bar(f"{len(problems)} states × {cfg.children} children × {cfg.rollouts} rollouts",

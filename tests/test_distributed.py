@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pavkit.distributed import SINGLE, Process, all_sum, shard
+from pavkit.distributed import SINGLE, Process, all_gather_rows, all_sum, shard
 
 
 def test_shard_splits_a_batch_over_ranks():
@@ -20,6 +20,27 @@ def test_shard_splits_a_batch_over_ranks():
     assert [shard(rows, Process(r, 3)).tolist() for r in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
     assert shard(rows, SINGLE).tolist() == rows.tolist()
     assert all_sum([1, 2.5], SINGLE) == [1.0, 2.5] and SINGLE.main and not Process(1, 2).main
+
+
+def _gather_in(rank: int, world: int, init: str, out: str) -> None:
+    """One of ``world`` gloo processes: item i is computed by process i % world; every process writes the
+    gathered list."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    process = Process(rank, world)
+    mine = [(int(i), f"row {i}") for i in shard(np.arange(7), process)]
+    Path(out, f"{rank}.json").write_text(json.dumps(all_gather_rows(mine, 7, process)))
+    dist.destroy_process_group()
+
+
+def test_all_gather_rows_puts_every_shard_back_in_order(tmp_path):
+    import torch.multiprocessing as mp
+
+    assert all_gather_rows(["a", "b"], 2, SINGLE) == ["a", "b"]
+    mp.spawn(_gather_in, args=(3, f"file://{tmp_path / 'init'}", str(tmp_path)), nprocs=3)
+    for rank in range(3):
+        assert json.loads((tmp_path / f"{rank}.json").read_text()) == [[i, f"row {i}"] for i in range(7)]
 
 
 def _records(processes: int, out: Path, *args: str) -> list[dict]:

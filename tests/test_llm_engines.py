@@ -18,6 +18,7 @@ from pavkit.llm.engines import (
     HFEngine,
     Policy,
     VLLMEngine,
+    at_temperature,
     cut_at_delimiter,
     eos_token_ids,
     vllm_continuation,
@@ -73,6 +74,21 @@ def _texts(groups):
 def test_is_a_policy(engine):
     assert isinstance(engine, Policy)
     assert isinstance(engine.stats, EngineStats)
+
+
+def test_at_temperature_samples_the_same_weights_at_another_temperature(engine):
+    """The temp:T prover's engine: the same weights (nothing loaded), its own temperature and stats; T = 0 is
+    greedy, so every seed gives the first engine's greedy continuations."""
+    cold = at_temperature(engine, 0.0)
+    assert getattr(cold, "model", None) is getattr(engine, "model", None) and \
+        getattr(cold, "llm", None) is getattr(engine, "llm", None)
+    assert (cold.temperature, engine.temperature) == (0.0, 1.0) and cold.stats is not engine.stats
+    with configured(engine, temperature=0.0):
+        greedy = _texts(engine.extend(PREFIXES, 1, seed=0))
+    assert _texts(cold.extend(PREFIXES, 1, seed=1)) == _texts(cold.extend(PREFIXES, 1, seed=2)) == greedy
+    assert cold.stats.calls == 2
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        at_temperature(engine, -1.0)
 
 
 @pytest.mark.parametrize("method", ["extend", "complete"])

@@ -218,6 +218,16 @@ def test_trl_export_labels_are_step_values():
         trl_example({**r, "v_pi": [0.5]})
 
 
+def _model_files(tmp_path):
+    """A folder that passes the CLI's model-folder check without holding a model (for errors raised earlier)."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    (model / "tokenizer.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"")
+    return model
+
+
 def test_vllm_options_need_the_vllm_engine():
     assert "vllm_options" not in config().to_json()  # config.json of runs without them is unchanged
     opts = {"dtype": "float32", "max_num_batched_tokens": 8192}
@@ -229,18 +239,16 @@ def test_vllm_options_need_the_vllm_engine():
 def test_cli_bad_input_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "problem": "x", "answer": "1"}\n{"id": "b", "problem": "y"}\n')
-    model = tmp_path / "model"  # files only: these errors come before anything loads
-    model.mkdir()
-    (model / "config.json").write_text('{"model_type": "llama"}')
-    (model / "tokenizer.json").write_text("{}")
-    (model / "model.safetensors").write_bytes(b"")
+    model = _model_files(tmp_path)  # files only: these errors come before anything loads
     base = ["llm", "label", "--model", str(model), "--out", str(tmp_path / "o")]
     for args, needle in ((["--problems", str(bad)], f"{bad}:2: answer"),
                          (["--problems", "gsm8k", "--prover", "bok:0"], "--prover"),
                          (["--problems", "gsm8k", "--prover", "model:/no/such"], "--prover"),
                          (["--problems", str(tmp_path / "none.jsonl")], "or organism:SPLIT:SEED:COUNT"),
                          (["--problems", "gsm8k", "--vllm-dtype", "float32"], "--vllm-dtype: only with --engine vllm"),
-                         (["--problems", "gsm8k", "--no-vllm-enforce-eager"], "--vllm-enforce-eager: only with")):
+                         (["--problems", "gsm8k", "--no-vllm-enforce-eager"], "--vllm-enforce-eager: only with"),
+                         (["--problems", "gsm8k", "--vllm-gpu-memory-utilization", "0.4"],
+                          "--vllm-gpu-memory-utilization: only with")):
         result = CliRunner().invoke(main, base + args)
         assert result.exit_code == 2 and needle in result.output and len(result.output.splitlines()) == 1
     assert not (tmp_path / "o").exists()
@@ -448,3 +456,19 @@ def test_derive_seed_matches_seedsequence_and_masks_to_bits():
     want = int(np.random.SeedSequence([0, 3, 2]).generate_state(1)[0])
     assert derive_seed(0, 3, 2, bits=32) == want and derive_seed(0, 3, 2) == want & 0x7FFFFFFF
     assert all(0 <= derive_seed(b, i, bits=31) < 2 ** 31 for b in range(3) for i in range(50))
+
+
+@pytest.mark.parametrize("command, needle", [
+    (["rl", "--policy", "{model}", "--alpha", "0"], "only with --engine vllm or --verifier-engine vllm"),
+    (["eval-verifier", "--verifier", "organism-oracle", "--data", "champ"],
+     "only with --engine vllm or --verifier-engine vllm"),
+    (["diagnose-provers", "--policy", "{model}", "--problems", "gsm8k"], "only with --engine vllm"),
+])
+def test_vllm_options_need_a_vllm_engine_in_every_command(tmp_path, command, needle):
+    """--vllm-* options without a vLLM engine are refused before anything loads or any run directory is made."""
+    model = _model_files(tmp_path)
+    args = ["llm", *(str(model) if a == "{model}" else a for a in command), "--vllm-max-model-len", "64",
+            "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and f"--vllm-max-model-len: {needle}" in result.output, result.output
+    assert not (tmp_path / "o").exists()

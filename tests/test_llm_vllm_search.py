@@ -24,6 +24,14 @@ def _need_vllm() -> None:
         pytest.skip("vllm not installed (ci/test-vllm.sh runs these in .venv-vllm)")
 
 
+def _problems(tmp_path):
+    """Two arithmetic problems as a problems JSONL file."""
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"Q: What is {a}+{b}*2?", "answer": a + 2 * b})
+                                + "\n" for i, (a, b) in enumerate([(3, 4), (5, 1)])))
+    return problems
+
+
 @pytest.fixture(scope="module")
 def pqv_dir(tiny_model_dir, tmp_path_factory):
     """An untrained token-classification verifier on the tiny LM (a random head), saved with verifier.json."""
@@ -73,6 +81,11 @@ def test_lm_features_and_prm_specs_are_refused_on_vllm(tiny_model_dir, tmp_path)
         load_verifier(f"prm:{tiny_model_dir}", engine="vllm")
     with pytest.raises(ValueError, match="verifier engine must be one of hf, vllm"):
         load_verifier(tiny_model_dir, engine="onnx")
+    from pavkit.llm.rl import prover_values  # RL's provers go through the same loader, both kinds
+
+    for verifier, prover in ((str(tmp_path / "lmf"), "bok:4"), ("", f"model:{tmp_path / 'lmf'}")):
+        with pytest.raises(ValueError, match="lm-features verifier reads"):
+            prover_values(verifier, prover, engine="vllm")
 
 
 @pytest.mark.slow
@@ -84,9 +97,7 @@ def test_search_with_the_vllm_verifier_gives_the_hf_records(tiny_model_dir, pqv_
     from pavkit.cli import main
     from pavkit.runs import read_records
 
-    problems = tmp_path / "problems.jsonl"
-    problems.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"Q: What is {a}+{b}*2?", "answer": a + 2 * b})
-                                + "\n" for i, (a, b) in enumerate([(3, 4), (5, 1)])))
+    problems = _problems(tmp_path)
     runs = {}
     for engine in ("hf", "vllm"):
         out = tmp_path / engine
@@ -123,9 +134,7 @@ def test_search_samples_with_vllm(tiny_model_dir, pqv_dir, vllm_pqv, tmp_path):
     from pavkit.cli import main
     from pavkit.runs import read_records
 
-    problems = tmp_path / "problems.jsonl"
-    problems.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"Q: What is {a}+{b}*2?", "answer": a + 2 * b})
-                                + "\n" for i, (a, b) in enumerate([(3, 4), (5, 1)])))
+    problems = _problems(tmp_path)
     out = tmp_path / "run"
     args = ["llm", "search", "--policy", str(tiny_model_dir), "--orm", str(pqv_dir), "--pqv", str(pqv_dir),
             "--problems", str(problems), "--methods", "bon-orm,pass,beam-q,beam-pav", "--n", "1,2", "--pool", "4",
@@ -158,9 +167,7 @@ def test_rft_samples_with_vllm(tiny_model_dir, vllm_pqv, tmp_path):
 
     from pavkit.cli import main
 
-    problems = tmp_path / "problems.jsonl"
-    problems.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"Q: What is {a}+{b}*2?", "answer": a + 2 * b})
-                                + "\n" for i, (a, b) in enumerate([(3, 4), (5, 1)])))
+    problems = _problems(tmp_path)
     args = ["llm", "rft", "--policy", str(tiny_model_dir), "--problems", str(problems), "--samples", "2",
             "--max-new-tokens", "8", "--out", str(tmp_path / "rft")]
     res = CliRunner().invoke(main, [*args, "--engine", "vllm", "--vllm-dtype", "float32", "--vllm-max-model-len",
@@ -229,3 +236,92 @@ def test_rl_samples_the_current_policy_with_vllm(tiny_model_dir, vllm_pqv, tmp_p
     assert json.loads((tmp_path / "rl" / "config.json").read_text())["engine"] == "vllm"
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and len((tmp_path / "rl" / "train.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.slow
+def test_rl_with_the_vllm_verifier_gives_the_hf_records(tiny_model_dir, pqv_dir, vllm_pqv, tmp_path):
+    """--verifier-engine vllm scores the same V^μ (to ~1e-7), so 2 PAV-RL iterations give the hf run's records
+    (losses and step weights to float rounding); the run resumes with the other verifier engine."""
+    del vllm_pqv  # built (or skipped) first: the run builds its own
+    from click.testing import CliRunner
+
+    from pavkit.cli import main
+    from pavkit.runs import read_records
+
+    def rl(engine: str, out, vllm=("--vllm-enforce-eager",)):
+        vllm = list(vllm) if engine == "vllm" else []
+        res = CliRunner().invoke(main, [
+            "llm", "rl", "--policy", str(tiny_model_dir), "--verifier", str(pqv_dir), "--alpha", "1", "--prover",
+            "bok:4", "--iters", "2", "--problems-per-iter", "2", "--group", "2", "--eval-problems",
+            "organism:test:0:2", "--eval-every", "0", "--final-samples", "2", "--max-new-tokens", "8", "--out",
+            str(out), "--threads", "1", "--verifier-engine", engine, *vllm])
+        assert res.exit_code == 0, res.output
+        return read_records(out)
+
+    hf, vllm = rl("hf", tmp_path / "hf"), rl("vllm", tmp_path / "vllm")
+    assert [r["iteration"] for r in vllm] == [0, 1, 2]
+    assert any(r.get("mean_abs_adv_mu", 0) > 0 for r in vllm)  # the verifier did weigh steps
+    for a, b in zip(hf, vllm, strict=True):
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            if key != "seconds" and isinstance(value, float):
+                assert b[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+            elif key != "seconds":
+                assert b[key] == value, key
+    assert json.loads((tmp_path / "vllm" / "config.json").read_text())["verifier_engine"] == "vllm"
+    assert len(rl("vllm", tmp_path / "hf", vllm=())) == 3  # a resume may switch engines (RL_NOT_COMPARED)
+
+
+@pytest.mark.slow
+def test_diagnose_provers_samples_with_vllm(tiny_model_dir, vllm_pqv, tmp_path):
+    """diagnose-provers --engine vllm: states, children and rollouts from vLLM, a temp: prover over the same LLM;
+    bok:1 is π itself on any engine (equal terms), and the run resumes with nothing to do."""
+    del vllm_pqv
+    from click.testing import CliRunner
+
+    from pavkit.cli import main
+    from pavkit.runs import read_records
+
+    out = tmp_path / "dg"
+    args = ["llm", "diagnose-provers", "--policy", str(tiny_model_dir), "--problems", str(_problems(tmp_path)),
+            "--provers", "bok:1,pi,temp:0.5", "--children", "2", "--rollouts", "4", "--max-step-tokens", "8",
+            "--max-new-tokens", "24", "--prompt-format", "plain", "--out", str(out), "--engine", "vllm",
+            "--vllm-enforce-eager", "--json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    rows = {r["prover"]: r for r in json.loads(res.stdout.strip().splitlines()[-1])["provers"]}
+    assert list(rows) == ["bok:1", "pi", "temp:0.5"]
+    assert rows["bok:1"]["distinguishability"] == pytest.approx(rows["pi"]["distinguishability"])
+    assert [len(r["children"]) for r in read_records(out, "states.jsonl")] == [2, 2]
+    assert json.loads((out / "config.json").read_text())["engine"] == "vllm"
+    before = (out / "states.jsonl").read_text()
+    assert CliRunner().invoke(main, args).exit_code == 0 and (out / "states.jsonl").read_text() == before
+
+
+@pytest.mark.slow
+def test_eval_verifier_on_vllm(tiny_model_dir, pqv_dir, vllm_pqv, tmp_path):
+    """eval-verifier: --verifier-engine vllm scores the hf run's solutions to 1e-5; --engine vllm samples the
+    organism: solutions with vLLM."""
+    del vllm_pqv
+    from click.testing import CliRunner
+
+    from pavkit.cli import main
+    from pavkit.runs import read_records
+
+    def run(name: str, *engines: str):
+        out = tmp_path / name
+        res = CliRunner().invoke(main, [
+            "llm", "eval-verifier", "--verifier", str(pqv_dir), "--data", "organism:test:0:4", "--policy",
+            str(tiny_model_dir), "--samples", "2", "--max-new-tokens", "24", "--prompt-format", "plain", "--out",
+            str(out), *engines, "--json"])
+        assert res.exit_code == 0, res.output
+        return read_records(out, "scores.jsonl"), json.loads((out / "config.json").read_text())
+
+    hf, _ = run("hf")
+    scored, config = run("scored", "--verifier-engine", "vllm", "--vllm-enforce-eager")
+    assert config["verifier_engine"] == "vllm" and len(hf) == len(scored) > 0
+    for a, b in zip(hf, scored, strict=True):
+        assert (a["problem_id"], a["first_error"]) == (b["problem_id"], b["first_error"])
+        np.testing.assert_allclose(b["values"], a["values"], atol=1e-5)
+    sampled, config = run("sampled", "--engine", "vllm", "--vllm-enforce-eager")
+    assert config["engine"] == "vllm" and sampled and all(len(r["values"]) >= 2 for r in sampled)

@@ -20,7 +20,7 @@ Cost: P·C·rollouts completions by π, and as many by each rollout prover.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,9 +47,12 @@ class DiagnoseConfig(SamplingConfig):
     max_new_tokens: int = sampling.default("max_new_tokens", 160)
     batch_size: int = sampling.default("batch_size", 128)
     strict: bool = sampling.default("strict", True)
+    engine: str = sampling.engine_field("What samples π's states, next steps and rollouts, and the model: provers'")
+    vllm_options: dict = field(default_factory=dict)  # vllm.LLM keyword arguments (engine "vllm")
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        sampling.check_vllm_options(self.vllm_options, engine=self.engine)
         if self.rollouts % 2:
             raise ValueError(f"rollouts must be even (two halves), got {self.rollouts}")
         if not self.provers:
@@ -61,6 +64,10 @@ class DiagnoseConfig(SamplingConfig):
 
     def to_json(self) -> dict:
         return {**asdict(self), "provers": list(self.provers)}
+
+
+# DiagnoseConfig fields added after runs were first written, with the value every older run had
+DIAGNOSE_ADDED_FIELDS = {"engine": "hf", "vllm_options": {}}
 
 
 def sample_states(engine: Any, prompts: Sequence[str], seed: int) -> list[tuple[list[str], bool]]:

@@ -29,6 +29,7 @@ baseline of `bench/rollouts.py`). `VLLMEngine` delegates the same to `vllm.LLM` 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -615,6 +616,16 @@ def engine_from_path(kind: str, path: str | Path, **kw: Any) -> Any:
     if kind not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {kind!r}")
     return (HFEngine if kind == "hf" else VLLMEngine).from_path(path, **kw)
+
+
+def at_temperature(engine: Any, temperature: float) -> Any:
+    """The ``temp:T`` prover's engine: another engine object over ``engine``'s weights (HFEngine's model,
+    VLLMEngine's LLM; nothing is loaded twice) that samples at ``temperature``, with its own stats."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    other = copy.copy(engine)
+    other.temperature, other.stats = float(temperature), EngineStats()
+    return other
 
 
 def vllm_llm_kwargs(llm_kwargs: Mapping[str, Any], *, on_cpu: bool) -> dict[str, Any]:

@@ -144,15 +144,14 @@ def load_engines(cfg: LabelConfig, **load_kw: Any) -> tuple[Any, Any | None]:
     ``model:PATH`` loads that checkpoint with the same settings. ``cfg.vllm_options`` and then ``load_kw`` go to
     ``from_path`` (e.g. ``device``, ``dtype`` for HF; ``max_model_len`` … for vLLM).
     """
-    from pavkit.llm.engines import engine_from_path
+    from pavkit.llm.engines import at_temperature, engine_from_path
 
     kw = cfg.engine_options()
     load_kw = {**cfg.vllm_options, **load_kw}
     engine = engine_from_path(cfg.engine, cfg.model, **kw, **load_kw)
     prover = parse_prover(cfg.prover, LABEL_PROVERS)
     if prover.kind == "temp":
-        inner = (engine.model, engine.tokenizer) if cfg.engine == "hf" else (engine.llm,)
-        return engine, type(engine)(*inner, **{**kw, "temperature": prover.temperature})
+        return engine, at_temperature(engine, prover.temperature)
     if prover.kind == "model":
         return engine, engine_from_path(cfg.engine, prover.path, **kw, **load_kw)
     return engine, None

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +70,13 @@ class EvalConfig(SamplingConfig):
     max_new_tokens: int = sampling.default("max_new_tokens", 160)
     batch_size: int = sampling.default("batch_size", 128)
     strict: bool = sampling.default("strict", True)
+    engine: str = sampling.engine_field("What samples organism: solutions from --policy")
+    verifier_engine: str = sampling.verifier_engine_field()
+    vllm_options: dict = field(default_factory=dict)  # vllm.LLM keyword arguments of both vLLM engines
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        sampling.check_vllm_options(self.vllm_options, engine=self.engine, verifier_engine=self.verifier_engine)
         if not 0 < self.fraction < 1:
             raise ValueError(f"fraction must be in (0, 1), got {self.fraction}")
         if self.data.startswith("organism:") and not self.policy:
@@ -80,6 +84,12 @@ class EvalConfig(SamplingConfig):
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+# EvalConfig fields added after runs were first written (with the value every older run had), and the fields a
+# resume does not compare (the verifier engines give the same values to ~1e-8)
+EVAL_ADDED_FIELDS = {"engine": "hf", "verifier_engine": "hf", "vllm_options": {}}
+EVAL_NOT_COMPARED = frozenset({"verifier_engine"})
 
 
 def solutions_from_spec(spec: str) -> list[Solution]:

@@ -133,11 +133,12 @@ class RLConfig(sampling.SamplingConfig):
     strict: bool = sampling.default("strict", True)
     engine: str = sampling.engine_field("What samples the policy, in training and evaluation (vllm: the policy's "
                                         "weights are loaded into a colocated vLLM engine before each sampling)")
-    vllm_options: dict = field(default_factory=dict)  # vllm.LLM keyword arguments (engine "vllm")
+    verifier_engine: str = sampling.verifier_engine_field()
+    vllm_options: dict = field(default_factory=dict)  # vllm.LLM keyword arguments of both vLLM engines
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        sampling.check_vllm_options(self.vllm_options, engine=self.engine)
+        sampling.check_vllm_options(self.vllm_options, engine=self.engine, verifier_engine=self.verifier_engine)
         parse_prover(self.prover, VERIFIER_PROVERS)
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
@@ -160,7 +161,9 @@ class RLConfig(sampling.SamplingConfig):
 
 
 # RLConfig fields added after runs were first written, with the value every older run had (runs.config_difference)
-RL_ADDED_FIELDS = {"engine": "hf", "vllm_options": {}}
+RL_ADDED_FIELDS = {"engine": "hf", "vllm_options": {}, "verifier_engine": "hf"}
+# Fields a resume does not compare: the verifier engines give the same values to ~1e-8.
+RL_NOT_COMPARED = frozenset({"verifier_engine"})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -245,19 +248,24 @@ def restore(cfg: RLConfig, ckpt: dict, device: str | None = None, process: Proce
 
 def load_prover_values(cfg: RLConfig, device: str | None = None) -> Callable | None:
     """``f(prompts, steps) -> list of (H_b+1,) V^μ arrays`` from the fixed verifiers; None when α = 0."""
-    return None if cfg.alpha == 0 else prover_values(cfg.verifier, cfg.prover, cfg.delimiter, device)
+    if cfg.alpha == 0:
+        return None
+    return prover_values(cfg.verifier, cfg.prover, cfg.delimiter, device, engine=cfg.verifier_engine,
+                         vllm_options=cfg.vllm_options)
 
 
-def prover_values(verifier: str, prover: str, delimiter: str = DEFAULT_DELIMITER,
-                  device: str | None = None) -> Callable:
+def prover_values(verifier: str, prover: str, delimiter: str = DEFAULT_DELIMITER, device: str | None = None,
+                  engine: str = "hf", vllm_options: dict | None = None) -> Callable:
     """``f(prompts, steps) -> list of (H_b+1,) V^μ arrays``: ``bok:K`` from the PQV ``verifier``
-    (1 − (1 − V̂^π)^K), or ``model:DIR`` from that Q^μ model (``verifier`` unused)."""
+    (1 − (1 − V̂^π)^K), or ``model:DIR`` from that Q^μ model (``verifier`` unused); scored by ``engine``
+    (``pavkit.llm.verifier.load_verifier``; ValueError for what vLLM cannot serve)."""
     from pavkit.llm.verifier import load_verifier
 
     mu = parse_prover(prover, VERIFIER_PROVERS)
+    kw = {"delimiter": delimiter, "device": device, "engine": engine, "vllm_options": vllm_options}
     if mu.kind == "model":
-        return load_verifier(mu.path, delimiter=delimiter, device=device).prefix_values
-    pqv = load_verifier(verifier, delimiter=delimiter, device=device)
+        return load_verifier(mu.path, **kw).prefix_values
+    pqv = load_verifier(verifier, **kw)
     return lambda prompts, steps: [mu.from_base(v) for v in pqv.prefix_values(prompts, steps)]
 
 

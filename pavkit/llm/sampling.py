@@ -78,6 +78,15 @@ def engine_field(what: str) -> Any:
                         "pavkit.llm.engines.vllm_llm_kwargs).", choices=ENGINES)
 
 
+def verifier_engine_field() -> Any:
+    """The ``verifier_engine`` field of a config whose learned verifiers may be scored on vLLM."""
+    return option(
+        "hf",
+        "What scores prefixes with the learned verifiers: transformers (hf) or vLLM's pooling runner (vllm: "
+        "token-classification verifiers, float32; the same values to ~1e-8, so a resume may switch).",
+        choices=ENGINES)
+
+
 def check_vllm_options(vllm_options: dict, **engines: str) -> None:
     """ValueError when vLLM options are given but no engine field (name → "hf" / "vllm") of the config is vLLM."""
     if vllm_options and "vllm" not in engines.values():

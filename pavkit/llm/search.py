@@ -98,11 +98,7 @@ class SearchConfig(SamplingConfig):
     max_steps: int = option(10, "Depth cap of beam search (steps per response).", min=1)
     max_step_tokens: int = option(64, "Token cap of one beam-search step.", min=1)
     engine: str = sampling.engine_field("What samples responses and steps (bon-likelihood needs hf)")
-    verifier_engine: str = option(
-        "hf",
-        "What scores prefixes with the learned verifiers: transformers (hf) or vLLM's pooling runner (vllm: "
-        "token-classification verifiers, float32; the same values to ~1e-8, so a resume may switch).",
-        choices=sampling.ENGINES)
+    verifier_engine: str = sampling.verifier_engine_field()
     vllm_options: dict = field(default_factory=dict)  # vllm.LLM keyword arguments of both vLLM engines
     pavkit_version: str = field(default=__version__)
 

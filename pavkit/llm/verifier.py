@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from pavkit.distributed import SINGLE, Process, all_sum, data_parallel, shard
+from pavkit.distributed import SINGLE, Process, all_gather_rows, all_sum, data_parallel, shard
 from pavkit.llm.folders import verifier_dir
 from pavkit.llm.lmfeatures import ARCH as LM_FEATURES
 from pavkit.llm.prefix import right_pad
@@ -611,14 +611,13 @@ class VerifierTrainer:
         self.eval_enc = _encode_rows(tokenizer, self.eval_rows, cfg.delimiter, cfg.max_length)
         # lm-features: the LM is frozen, so its readings (h, f) at every reading token are computed once here
         # and the head trains on them (pavkit.llm.lmfeatures); None for a fine-tuned token classifier.
+        # Under torchrun every process reads its share of the training rows and they exchange the readings; the
+        # held-out rows are read by the main process alone (it alone evaluates).
         self.train_cache = self.eval_cache = None
         if is_lm_features(model):
-            from pavkit.llm.lmfeatures import read_features
-
-            pad = _pad_id(tokenizer)
-            self.train_cache, self.eval_cache = (
-                read_features(model, [e.ids for e in enc], [e.read for e in enc], pad, cfg.eval_batch_size)
-                for enc in (self.train_enc, self.eval_enc))
+            self.train_cache = self._readings(self.train_enc, process)
+            if process.main:
+                self.eval_cache = self._readings(self.eval_enc, SINGLE)
         # what trains: the head on cached readings (lm-features) or the whole token classifier; under torchrun
         # a DistributedDataParallel wrapper of it (pavkit.distributed), the forward passes of training go through
         self.trained = data_parallel(model.head if self.train_cache is not None else model, process)
@@ -626,6 +625,19 @@ class VerifierTrainer:
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.iteration = 0
         torch.manual_seed(cfg.seed)  # the head's dropout; restored from the checkpoint on resume
+
+    def _readings(self, enc: Sequence[Any], process: Process) -> list[tuple[Any, Any]]:
+        """The frozen LM's readings (h, f) of every encoded row (pavkit.llm.lmfeatures.read_features), each
+        process reading every world-th row and receiving the others' (distributed.all_gather_rows)."""
+        from pavkit.llm.lmfeatures import read_features
+
+        mine = range(process.rank, len(enc), process.world)
+        local = read_features(self.model, [enc[i].ids for i in mine], [enc[i].read for i in mine],
+                              _pad_id(self.tokenizer), self.cfg.eval_batch_size)
+        if process.world == 1:
+            return local
+        rows = all_gather_rows([(h.cpu(), f.cpu()) for h, f in local], len(enc), process)
+        return [(h.to(self.model.device), f.to(self.model.device)) for h, f in rows]
 
     def _draw(self, epoch: int) -> list[np.ndarray]:
         seed = int(np.random.SeedSequence([int(self.cfg.seed), 0xE90C, int(epoch)]).generate_state(1)[0])
