@@ -623,10 +623,11 @@ def llm_organism(out: str, target: str, threads: int, as_json: bool, **fields) -
 
 
 @llm.command("pipeline", short_help="Paper §4 end to end: (organism →) labels → ORM + PQV → search → figures.")
-@click.option("--preset", type=click.Choice(["organism", "smollm2", "organism-tiny"]), default="organism",
-              show_default=True,
+@click.option("--preset", type=click.Choice(["organism", "smollm2", "organism-tiny", "organism-gpu"]),
+              default="organism", show_default=True,
               help="organism: train the model organism and run everything at laptop scale (35–60 min on 2 cores); "
-                   "smollm2: the packaged SmolLM2 on GSM8K at tiny budgets (mechanics); organism-tiny: minutes.")
+                   "smollm2: the packaged SmolLM2 on GSM8K at tiny budgets (mechanics); organism-tiny: minutes; "
+                   "organism-gpu: a 28× larger organism for one GPU (bench/gpu.sh).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Directory of the stage run directories, figures/ and summary.json. Rerunning resumes: "
                    "finished stages are skipped, an interrupted one continues.")

@@ -39,6 +39,15 @@ class Process:
 SINGLE = Process()
 
 
+def default_device(device: str | None = None) -> str:
+    """``device``, or where pavkit puts a model when none is named: "cuda" when torch sees a GPU, else "cpu"."""
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def setup() -> Process:
     """The process of this job from torchrun's environment, with the default process group initialised once."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

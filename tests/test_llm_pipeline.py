@@ -52,3 +52,11 @@ def test_pipeline_tiny_runs_every_stage_and_resumes(tmp_path):
     assert all((out / name).read_bytes() == data for name, data in records.items())
     rerun = [json.loads(line)["stage"] for line in (out / "stages.jsonl").read_text().splitlines()[11:]]
     assert rerun and "organism" not in rerun  # a trained organism is not trained again
+
+
+def test_the_cli_offers_every_preset():
+    from pavkit.cli import llm_pipeline
+    from pavkit.llm.pipeline import PRESETS
+
+    (preset,) = [p for p in llm_pipeline.params if p.name == "preset"]
+    assert set(preset.type.choices) == set(PRESETS)

@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from pavkit.distributed import default_device
+
 DEFAULT_DELIMITER = "\n"  # same default as pavkit.llm.steps
 
 
@@ -358,7 +360,7 @@ class HFEngine:
             raise FileNotFoundError(f"{path}: not a model folder or a .gguf file")
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **load)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True, **load)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = default_device(device)
         return cls(model.to(device), tokenizer, **kw)
 
     # -- public API ---------------------------------------------------------------------------------------------

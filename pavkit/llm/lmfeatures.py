@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from pavkit.distributed import default_device
 from pavkit.llm.folders import HEAD_FILE
 
 FEATURES = ("min_logprob", "min_gap", "mean_logprob", "sum_gap", "disagreements", "tokens_per_100")
@@ -208,7 +209,7 @@ class LMFeatureModel:
         lm = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32, local_files_only=True)
         head = make_head(int(saved["hidden"]), len(FEATURES), int(saved["width"]))
         head.load_state_dict(saved["state"])
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = default_device(device)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         return cls(lm.to(device), head.to(device)), tokenizer
 
@@ -225,7 +226,7 @@ def init_lm_feature_verifier(base_path: str | Path, device: str | None = None, *
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         head = make_head(lm.config.hidden_size, len(FEATURES), width)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(device)
     return LMFeatureModel(lm.to(device), head.to(device), ablate=ablate), tokenizer
 
 

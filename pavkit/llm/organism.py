@@ -271,11 +271,14 @@ def _lr_lambda(cfg: OrganismConfig):
     return lambda step: warmup_cosine(step, cfg.warmup, cfg.iters, floor=0.1)
 
 
-def init_state(cfg: OrganismConfig) -> OrganismState:
+def init_state(cfg: OrganismConfig, device: str | None = None) -> OrganismState:
+    """A fresh model (on ``device``, default :func:`pavkit.distributed.default_device`), AdamW and schedule."""
     import torch
 
+    from pavkit.distributed import default_device
+
     tokenizer = organism_tokenizer()
-    model = init_model(cfg, tokenizer)
+    model = init_model(cfg, tokenizer).to(default_device(device))  # initialised on the CPU: the same weights
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
     return OrganismState(model, tokenizer, optimizer, scheduler)
@@ -287,8 +290,8 @@ def checkpoint(state: OrganismState) -> dict:
             "scheduler": state.scheduler.state_dict(), "iteration": state.iteration})
 
 
-def restore(cfg: OrganismConfig, ckpt: dict) -> OrganismState:
-    state = init_state(cfg)
+def restore(cfg: OrganismConfig, ckpt: dict, device: str | None = None) -> OrganismState:
+    state = init_state(cfg, device)
     state.model.load_state_dict(ckpt["model"])
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.scheduler.load_state_dict(ckpt["scheduler"])
@@ -305,7 +308,7 @@ def sft_step(state: OrganismState, cfg: OrganismConfig) -> dict:
     task = cfg.task
     problems = [make_problem(rng, rng.randint(task.min_ops, task.max_ops), task, "train")
                 for _ in range(cfg.batch)]
-    batch = training_batch(problems, state.tokenizer)
+    batch = {k: v.to(state.model.device) for k, v in training_batch(problems, state.tokenizer).items()}
     state.model.train()
     loss = state.model(**batch).loss
     state.optimizer.zero_grad(set_to_none=True)

@@ -83,6 +83,24 @@ PRESETS = {
         grid_provers=("weak", "strong"),
         grid_label_problems="organism:train:0:100",
     ),
+    # The organism scaled up for one GPU (bench/gpu.sh): a 6-layer, 384-wide Llama (14.2 M parameters, 28× the CPU
+    # organism) trained on 4× the problems per step, labels and search at about half the CPU preset's problems, no
+    # prover sweep or grid. Sized from CPU timings (labelling and search decode problem by problem, so they are
+    # bound by per-step latency, not arithmetic); not yet timed on a GPU.
+    "organism-gpu": Preset(
+        policy="organism",
+        organism={"iters": 1500, "eval_every": 100, "eval_problems": 256, "target": "0.3,0.6", "hidden": 384,
+                  "layers": 6, "heads": 6, "intermediate": 1536, "batch": 128, "lr": 1e-3},
+        label_problems="organism:train:0:200",
+        search_problems="organism:test:0:40",
+        label={"n_cov": 4, "n_mc": 4, "max_new_tokens": 160, "batch_size": 256, "strict": True, "prover": "bok:4"},
+        verifier={"iters": 2000, "batch_size": 32, "lr": 3e-3, "warmup": 100, "eval_every": 500},
+        verifier_base="strong",
+        pool_ns=(1, 2, 4, 8, 16),
+        beam_ns=(1, 2, 4),
+        search={"pool": 16, "alpha": 0.5, "c": 3, "max_steps": 8, "max_new_tokens": 160, "max_step_tokens": 32,
+                "batch_size": 256, "strict": True, "prover": "bok:4"},
+    ),
     # Mechanics on a real pretrained LM over GSM8K (it solves almost nothing: labels are mostly 0).
     "smollm2": Preset(
         policy="smollm2",

@@ -39,6 +39,7 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 
+from pavkit.distributed import default_device
 from pavkit.llm.prefix import right_pad
 from pavkit.types import VerifierStats
 
@@ -172,7 +173,7 @@ class PRMVerifier:
         auto = AutoModelForCausalLM if convention == LM_HEAD else AutoModelForTokenClassification
         model = auto.from_pretrained(spec.path, local_files_only=True, dtype=dtype or torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(spec.path, local_files_only=True)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = default_device(device)
         return cls(model.to(device), tokenizer, spec, convention, batch_size)
 
     def token_ids(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], np.ndarray]:

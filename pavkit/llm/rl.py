@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from pavkit.distributed import SINGLE, Process, all_reduce_gradients, all_sum, shard
+from pavkit.distributed import SINGLE, Process, all_reduce_gradients, all_sum, default_device, shard
 from pavkit.estimators import effective_reward, mean_pass_at_n
 from pavkit.llm import sampling
 from pavkit.llm.data import Problem
@@ -197,7 +197,7 @@ def init_state(cfg: RLConfig, device: str | None = None, process: Process = SING
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(device)
     tokenizer = AutoTokenizer.from_pretrained(cfg.policy, local_files_only=True)
     policy = AutoModelForCausalLM.from_pretrained(cfg.policy, local_files_only=True, dtype=torch.float32).to(device)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)

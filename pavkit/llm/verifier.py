@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from pavkit.distributed import SINGLE, Process, all_gather_rows, all_sum, data_parallel, shard
+from pavkit.distributed import SINGLE, Process, all_gather_rows, all_sum, data_parallel, default_device, shard
 from pavkit.llm.folders import verifier_dir
 from pavkit.llm.lmfeatures import ARCH as LM_FEATURES
 from pavkit.llm.prefix import right_pad
@@ -408,7 +408,7 @@ def init_verifier(base_path: str | Path, device: str | None = None, *, dtype: An
     model = AutoModelForTokenClassification.from_pretrained(
         base_path, num_labels=1, id2label={0: "V"}, label2id={"V": 0}, local_files_only=True,
         dtype=dtype or torch.float32, **extra)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(device)
     return model.to(device), tokenizer
 
 
@@ -844,7 +844,7 @@ class Verifier:
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         path, info, delimiter = _saved(path, delimiter)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = default_device(device)
         if info.get("arch") == LM_FEATURES:
             from pavkit.llm.lmfeatures import LMFeatureModel
 
