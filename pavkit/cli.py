@@ -271,9 +271,9 @@ def toy_verify_bound(instances: int, seed: int, ks: str, num_actions: int, horiz
             bar.update(1)
     summary = summarize_bound(records, cfg)
     if plot:
-        from pavkit.analysis.figures import verify_bound_figure
+        from pavkit.analysis.figures import save_figure, verify_bound_figure
 
-        verify_bound_figure(records, summary).savefig(plot, dpi=120)
+        save_figure(verify_bound_figure(records, summary), plot, dpi=120)
         click.echo(f"wrote {plot}", err=True)
     if as_json:
         _emit_json(summary)
@@ -1083,7 +1083,7 @@ def _plot_command(name: str, runs_kind: str, text: str) -> None:
                    else figures.search_figure(name, loaders.load_search_runs(dirs), n=n))
         except (ValueError, FileNotFoundError, KeyError) as e:  # unreadable or unsuitable runs
             raise InputError(str(e)) from None
-        fig.savefig(out, dpi=130)
+        figures.save_figure(fig, out)
         click.echo(f"wrote {out}")
 
     for decorate in ([_FIG5C_N] if name == "fig5c" else []) + [_OUT_OPT, _RUNS_ARG]:

@@ -135,7 +135,7 @@ def toy_sweep(configs: Sequence[Any], out, workers: int, threads: int = 1, repor
     resumed where they stopped; writes OUT/sweep.json (and the figure to ``plot``); the sweep table."""
     import json
 
-    from pavkit.analysis.figures import fig3b_figure
+    from pavkit.analysis.figures import fig3b_figure, save_figure
     from pavkit.analysis.loaders import load_rl_runs
     from pavkit.analysis.tables import sweep_table
 
@@ -147,7 +147,7 @@ def toy_sweep(configs: Sequence[Any], out, workers: int, threads: int = 1, repor
     table = sweep_table(rl_runs)
     (Path(out) / "sweep.json").write_text(json.dumps(table, indent=2) + "\n")
     if plot:
-        fig3b_figure(rl_runs).savefig(plot, dpi=130)
+        save_figure(fig3b_figure(rl_runs), plot)
     return table
 
 
@@ -750,7 +750,7 @@ def eval_verifier(cfg, out_dir: str | Path, report: Reporter = QUIET, threads: i
     measures of ``pavkit.llm.processbench.evaluate`` in OUT/metrics.json and the step-score figure OUT/steps.png."""
     import numpy as np
 
-    from pavkit.analysis.figures import step_scores_figure
+    from pavkit.analysis.figures import save_figure, step_scores_figure
     from pavkit.llm import processbench
     from pavkit.llm.label import build_prompt
     from pavkit.llm.verifier import load_verifier
@@ -789,9 +789,9 @@ def eval_verifier(cfg, out_dir: str | Path, report: Reporter = QUIET, threads: i
                **processbench.evaluate(values, solutions, fraction=cfg.fraction, seed=cfg.seed)}
     write_metrics(out_dir, metrics)
     f1 = "no F1" if metrics["f1"] is None else f"F1 {metrics['f1']:.3f} at τ = {metrics['threshold']:.3g}"
-    step_scores_figure(processbench.step_score_curves(values, solutions),
-                       f"{Path(cfg.verifier).name} on {cfg.data.split(':')[0]}: {f1}").savefig(out_dir / "steps.png",
-                                                                                               dpi=120)
+    title = f"{Path(cfg.verifier).name} on {cfg.data.split(':')[0]}: {f1}"
+    save_figure(step_scores_figure(processbench.step_score_curves(values, solutions), title), out_dir / "steps.png",
+                dpi=120)
     return metrics
 
 
@@ -805,7 +805,7 @@ def diagnose_provers(cfg, problems: Sequence, out_dir: str | Path, report: Repor
     does only what is missing), the per-prover terms in OUT/metrics.json and their bars in OUT/provers.png."""
     import numpy as np
 
-    from pavkit.analysis.figures import prover_terms_figure
+    from pavkit.analysis.figures import prover_terms_figure, save_figure
     from pavkit.llm import diagnose
     from pavkit.llm.engines import at_temperature, engine_from_path
     from pavkit.llm.label import build_prompt, engine_tokenizer
@@ -846,6 +846,6 @@ def diagnose_provers(cfg, problems: Sequence, out_dir: str | Path, report: Repor
     metrics = {"policy": cfg.policy, "problems": cfg.problems, "states": len(records), "children": cfg.children,
                "rollouts": cfg.rollouts, "mean_q_pi": float(q_pi.mean()) if q_pi.size else None, "provers": rows}
     write_metrics(out_dir, metrics)
-    prover_terms_figure(rows, f"{Path(cfg.policy).name}: {len(records)} states").savefig(out_dir / "provers.png",
-                                                                                        dpi=120)
+    save_figure(prover_terms_figure(rows, f"{Path(cfg.policy).name}: {len(records)} states"),
+                out_dir / "provers.png", dpi=120)
     return metrics

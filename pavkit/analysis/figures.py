@@ -35,6 +35,14 @@ from pavkit.analysis.tables import (
 from pavkit.llm.search import BEAM_METHODS, METHODS
 
 
+def save_figure(fig, path, dpi: int = 130) -> None:
+    """Write ``fig`` to ``path`` and close it (pyplot keeps every open figure alive until it is closed)."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
 def verify_bound_figure(records: Sequence[dict], summary: dict):
     """Two panels: each reading of Theorem 3.1 against the exact improvement, and Remark 3.1's K scaling."""
     import matplotlib

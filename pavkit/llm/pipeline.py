@@ -209,7 +209,7 @@ def run(preset: str, out, *, seed: int = 0, threads: int = 1, report: Reporter =
 
 def draw_figures(out_dir: Path, p: Preset) -> None:
     """OUT/figures/: fig4, fig6a and fig10 of the search, fig5b of the Best-of-K sweep, fig5c of the provers."""
-    from pavkit.analysis.figures import search_figure
+    from pavkit.analysis.figures import save_figure, search_figure
     from pavkit.analysis.loaders import load_search_runs
 
     figures = out_dir / "figures"
@@ -221,8 +221,8 @@ def draw_figures(out_dir: Path, p: Preset) -> None:
     if p.grid_provers:
         plots.append(("fig5c", [out_dir / "search", *bok, *(out_dir / f"search-{r}" for r in p.grid_provers)]))
     for kind, dirs in plots:
-        fig = search_figure(kind, load_search_runs([str(d) for d in dirs]), n=p.bok_ns[0] if kind == "fig5c" else 16)
-        fig.savefig(figures / f"{kind}.png", dpi=130)
+        save_figure(search_figure(kind, load_search_runs([str(d) for d in dirs]),
+                                  n=p.bok_ns[0] if kind == "fig5c" else 16), figures / f"{kind}.png")
 
 
 def pipeline_summary(out_dir: Path, preset: Preset, seed: int) -> dict:

@@ -56,9 +56,9 @@ def run_demo(out, seeds: int = 3, iters: int = 200, workers: int | None = None, 
     drivers.run_toy_rl_jobs(jobs, workers or drivers.default_workers(), 1, report)
     fig_a = loaders.load_rl_runs([o for _, o in jobs if Path(o).parent.name == "fig3a"])
     fig_b = loaders.load_rl_runs([o for _, o in jobs if Path(o).parent.name == "fig3b"])
-    figures.fig3a_figure(fig_a).savefig(out / "fig3a.png", dpi=130)
-    figures.fig3b_figure(fig_b).savefig(out / "fig3b.png", dpi=130)
-    figures.fig3c_figure(fig_a).savefig(out / "fig3c.png", dpi=130)
+    figures.save_figure(figures.fig3a_figure(fig_a), out / "fig3a.png")
+    figures.save_figure(figures.fig3b_figure(fig_b), out / "fig3b.png")
+    figures.save_figure(figures.fig3c_figure(fig_a), out / "fig3c.png")
     summary, sweep = tables.fig3_summary(fig_a), tables.sweep_table(fig_b)
     text = tables.fig3_text(summary, sweep, "Q^π = sampled reward (n_mc = 0), exact A^μ, α = 1, batch 64, Adam 1e-3, "
                                             f"μ_γ reading {mu_reading}")
