@@ -32,6 +32,18 @@ from pavkit import runs
 from pavkit.runs import QUIET, Reporter, UserInputError
 
 
+def _engine(cfg, path: str, **kw):
+    """The engine ``cfg.engine`` over the model at ``path`` with ``cfg``'s sampling settings (and its vLLM options
+    on vLLM); a UserInputError naming --engine for settings the engine refuses."""
+    from pavkit.llm.engines import engine_from_path
+
+    vllm = cfg.vllm_options if cfg.engine == "vllm" else {}
+    try:
+        return engine_from_path(cfg.engine, path, **cfg.engine_options(), **vllm, **kw)
+    except ValueError as e:  # e.g. vllm_llm_kwargs: a step budget below the context length
+        raise UserInputError(f"--engine {cfg.engine}: {e}") from None
+
+
 def open_run(out, config: dict, seed: int | None, report: Reporter = QUIET, ignore=(),
              defaults: dict | None = None) -> dict | None:
     """:func:`pavkit.runs.open_run`, and the run's checkpoint when it resumes one (else None); a resumed run says
@@ -515,18 +527,12 @@ def search(cfg, problems, out, report: Reporter = QUIET, threads: int = 1) -> tu
     if units:
         import torch
 
-        from pavkit.llm.engines import engine_from_path
         from pavkit.llm.label import engine_tokenizer
         from pavkit.llm.search import PolicyLikelihood, Verifiers, iter_search
         from pavkit.llm.verifier import load_verifier
 
         torch.set_num_threads(threads)
-        vllm = cfg.vllm_options if cfg.engine == "vllm" else {}
-        try:
-            engine = engine_from_path(cfg.engine, cfg.policy, max_step_tokens=cfg.max_step_tokens,
-                                      **cfg.engine_options(), **vllm)
-        except ValueError as e:  # e.g. vllm_llm_kwargs: a step budget below the context length
-            raise UserInputError(f"--engine {cfg.engine}: {e}") from None
+        engine = _engine(cfg, cfg.policy, max_step_tokens=cfg.max_step_tokens)
         tokenizer = engine_tokenizer(engine)
 
         def load(path: str):
@@ -725,16 +731,11 @@ def _eval_solutions(cfg) -> list:
         except ValueError as e:  # DataError names file, line and field
             raise UserInputError(str(e)) from None
         return solutions[:cfg.limit] if cfg.limit else solutions
-    from pavkit.llm.engines import engine_from_path
     from pavkit.llm.label import build_prompt, engine_tokenizer
     from pavkit.llm.steps import split_steps
 
     problems, _ = problems_from_spec(cfg.data)
-    try:
-        engine = engine_from_path(cfg.engine, cfg.policy, **cfg.engine_options(),
-                                  **(cfg.vllm_options if cfg.engine == "vllm" else {}))
-    except ValueError as e:  # e.g. vllm_llm_kwargs: a step budget below the context length
-        raise UserInputError(f"--engine {cfg.engine}: {e}") from None
+    engine = _engine(cfg, cfg.policy)
     tokenizer = engine_tokenizer(engine)
     prompts = [build_prompt(p.problem, tokenizer, prompt_format=cfg.prompt_format, delimiter=cfg.delimiter)
                for p in problems]
@@ -807,7 +808,7 @@ def diagnose_provers(cfg, problems: Sequence, out_dir: str | Path, report: Repor
 
     from pavkit.analysis.figures import prover_terms_figure, save_figure
     from pavkit.llm import diagnose
-    from pavkit.llm.engines import at_temperature, engine_from_path
+    from pavkit.llm.engines import at_temperature
     from pavkit.llm.label import build_prompt, engine_tokenizer
     from pavkit.provers import LABEL_PROVERS, parse_prover
     from pavkit.runs import append_record, read_records, write_metrics
@@ -817,18 +818,14 @@ def diagnose_provers(cfg, problems: Sequence, out_dir: str | Path, report: Repor
     _torch_setup(threads)
     done = read_records(out_dir, "states.jsonl")
     if len(done) < len(problems):
-        options = {"max_step_tokens": cfg.max_step_tokens, **cfg.engine_options(), **cfg.vllm_options}
-        try:
-            pi = engine_from_path(cfg.engine, cfg.policy, **options)
-        except ValueError as e:  # e.g. vllm_llm_kwargs: a step budget below the context length
-            raise UserInputError(f"--engine {cfg.engine}: {e}") from None
+        pi = _engine(cfg, cfg.policy, max_step_tokens=cfg.max_step_tokens)
         engines = {"pi": pi}
         for spec in cfg.provers:
             mu = parse_prover(spec, LABEL_PROVERS)
             if mu.kind == "temp":
                 engines[spec] = at_temperature(pi, mu.temperature)
             elif mu.kind == "model":
-                engines[spec] = engine_from_path(cfg.engine, mu.path, **options)
+                engines[spec] = _engine(cfg, mu.path, max_step_tokens=cfg.max_step_tokens)
         tokenizer = engine_tokenizer(pi)
         prompts = [build_prompt(p.problem, tokenizer, prompt_format=cfg.prompt_format, delimiter=cfg.delimiter)
                    for p in problems]
