@@ -15,11 +15,12 @@ ORG/organism/base, or --policy, and the PQV ORG/pqv). Runs, each through the CLI
 
 then `pavkit plot fig7|fig8` and prints
 
-    {"sample_efficiency": ..., "accuracy_gain": ..., "accuracy_gain_ci": ..., "pass_at_n_gain": ...,
-     "samples_per_second": ..., "minutes": ..., "arms": [...]}
+    {"sample_efficiency": ..., "sample_efficiency_ci": ..., "accuracy_gain": ..., "accuracy_gain_ci": ...,
+     "pass_at_n_gain": ..., "samples_per_second": ..., "minutes": ..., "arms": [...]}
 
 sample_efficiency = iterations outcome-only RL needs to reach its final accuracy ÷ iterations PAV-RL needs to
-reach it (mean curves over seeds); accuracy_gain = final PAV-RL − final outcome-only accuracy, and
+reach it (mean curves over seeds), sample_efficiency_ci its 95 % interval resampling seeds (0 where PAV-RL
+never reaches); accuracy_gain = final PAV-RL − final outcome-only accuracy, and
 accuracy_gain_ci its 95 % interval resampling problems and seeds; pass_at_n_gain = the same for Pass@N at the
 largest N; samples_per_second = RL training samples (iterations × problems × group) per second of the RL
 iterations' wall time (their evaluations included), averaged over the RL runs; minutes = wall time of the
@@ -182,6 +183,7 @@ def arm_rows(dirs: dict[str, list[str]], reference: list[str], initial: list[str
                      "accuracy_gain": round(s["accuracy_gain"], 4),
                      "accuracy_gain_ci": [round(x, 4) for x in s.get("accuracy_gain_ci", [np.nan, np.nan])],
                      "sample_efficiency": s.get("sample_efficiency"),
+                     "sample_efficiency_ci": s.get("sample_efficiency_ci"),
                      "pass_at_n": {"n": eff["pass_at_n"]["n"][-1], "value": round(eff["pass_at_n"]["values"][-1], 3),
                                    "reference": round(s["outcome_only"]["pass_at_n"]["values"][-1], 3)},
                      "unsolved": {"problems": hard.get("hard"),
@@ -196,11 +198,13 @@ def arm_rows(dirs: dict[str, list[str]], reference: list[str], initial: list[str
 def markdown_table(rows: list[dict]) -> str:
     """The arm rows as the README's Markdown table."""
     head = ("| arm | α | prover | baseline | verifier | seeds | final accuracy [95 % CI] | vs α = 0 | gain [95 % CI] "
-            "| sample eff. | Pass@N (α = 0) | Pass@N on unsolved (α = 0) | mean step weight |\n"
+            "| sample eff. [95 % CI] | Pass@N (α = 0) | Pass@N on unsolved (α = 0) | mean step weight |\n"
             + "|---" * 13 + "|\n")
     lines = []
     for r in rows:
         eff = "—" if r["sample_efficiency"] is None else f"{r['sample_efficiency']:.2f}×"
+        if r.get("sample_efficiency_ci"):
+            eff += " [{:.2f}, {:.2f}]".format(*r["sample_efficiency_ci"])
         unsolved = ("—" if r["unsolved"]["value"] is None else
                     f"{r['unsolved']['value']:.3f} ({r['unsolved']['reference']:.3f})")
         lines.append(f"| {r['arm']} | {r['alpha']:g} | {r['prover']} | {r['baseline']} | {r['verifier']} | "
@@ -309,13 +313,15 @@ def main() -> None:
         cdirs = initial + run_dirs["outcome"] + run_dirs["control"]
         _pavkit("plot", "fig7", *cdirs, "--out", str(out / "figures" / "control" / "fig7.png"))
         c = rl_llm_summary(load_rl_runs(cdirs))
-        summary["control"] = {k: c.get(k) for k in ("sample_efficiency", "accuracy_gain", "accuracy_gain_ci",
-                                                     "pass_at_n_gain", "reach", "effective_reward")}
+        summary["control"] = {k: c.get(k) for k in ("sample_efficiency", "sample_efficiency_ci", "accuracy_gain",
+                                                     "accuracy_gain_ci", "pass_at_n_gain", "reach",
+                                                     "effective_reward")}
     summary["arms"] = arm_rows(run_dirs, run_dirs["outcome"], initial)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out / "table.md").write_text(markdown_table(summary["arms"]))
     gain = summary.get("pass_at_n_gain") or {}
     print(json.dumps({"sample_efficiency": summary.get("sample_efficiency"),
+                      "sample_efficiency_ci": summary.get("sample_efficiency_ci"),
                       "sample_efficiency_is_lower_bound": summary.get("reach", {}).get("ratio_is_lower_bound"),
                       "accuracy_gain": summary.get("accuracy_gain"),
                       "accuracy_gain_ci": summary.get("accuracy_gain_ci"),

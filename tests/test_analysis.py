@@ -16,6 +16,7 @@ from pavkit.analysis.metrics import (
     growth_ratio,
     iterations_to_reach,
     reach_ratio,
+    sustained_reach_ratio_ci,
 )
 from pavkit.analysis.tables import fig3_summary, sweep_table
 
@@ -56,6 +57,27 @@ def test_iterations_to_reach_and_reach_ratio():
     assert r.ratio == 20.0 and r.lower_bound and r.baseline_iters is None
     r = reach_ratio(it, [0, 0, 0, 0], it, [1, 1, 1, 1], 0.9)
     assert r.ratio is None
+
+
+def test_sustained_reach_ratio_ci_against_hand_computed_curves():
+    it = [0, 10, 20, 30]
+    # identical seeds: every resample is the full mean; method reaches 0.91 at 20 for good, baseline at 30
+    ci = sustained_reach_ratio_ci(it, [[0, 0.5, 0.95, 1]] * 2, [[0, 0.1, 0.2, 0.91]])
+    assert (float(ci.mean), float(ci.low), float(ci.high)) == (1.5, 1.5, 1.5)
+    # mean method curve [0, .5, .5, .5] holds the level 0.5 from 10, the baseline from 30: 3×. A quarter of the
+    # resamples draw the flat seed twice, never reach, and count as 0: the 2.5th percentile is 0.
+    ci = sustained_reach_ratio_ci(it, [[0, 1, 1, 1], [0, 0, 0, 0]], [[0, 0.2, 0.4, 0.5]])
+    assert (float(ci.mean), float(ci.low), float(ci.high)) == (3.0, 0.0, 3.0)
+    # the point estimate is reach_ratio's on the mean curves
+    rng = np.random.default_rng(0)
+    it = np.arange(0, 500, 10)
+    for _ in range(20):
+        m, b = rng.uniform(0, 1, (3, 50)).cumsum(axis=1), rng.uniform(0, 1, (2, 50)).cumsum(axis=1)
+        m += rng.normal(0, 2, m.shape)
+        r = reach_ratio(it, m.mean(0), it, b.mean(0), b.mean(0)[-1], sustained=True)
+        assert float(sustained_reach_ratio_ci(it, m, b, resamples=10).mean) == (r.ratio or 0.0)
+    with pytest.raises(ValueError, match="T = 4"):
+        sustained_reach_ratio_ci([0, 1, 2, 3], [[0, 1, 2]], [[0, 1, 2, 3]])
 
 
 def test_mean_pass_at_n_matches_the_closed_form():

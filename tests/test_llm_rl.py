@@ -254,12 +254,15 @@ def test_rl_llm_summary_by_hand():
     assert s["reach"] == {"level": 0.7, "sustained": True, "pav_iters": 20, "outcome_iters": 30,
                           "ratio_is_lower_bound": False}
     assert s["sample_efficiency"] == pytest.approx(1.5)
+    # resampling PAV-RL's seeds: p0 twice reaches at 10 (3×, a quarter of the draws), any draw with p1 at 20 (1.5×)
+    assert s["sample_efficiency_ci"] == [1.5, 3.0]
     assert s["accuracy_gain"] == pytest.approx(0.1)
     assert s["pass_at_n_gain"] == {"n": 4, "gain": pytest.approx(0.96 - 0.85)}
     assert s["sft"]["accuracy"] == 0.4 and "rft" not in s
     assert s["accuracy_gain_ci"] == [0.0, 0.0]  # every run's final per-problem counts are 0: no spread to find
     spiky = [runs[0], runs[1], _run("p2", 3.0, [0.5, 0.75, 0.6, 0.65])]  # above 0.7 once, then below: never
     assert rl_llm_summary(spiky)["sample_efficiency"] is None
+    assert rl_llm_summary(spiky)["sample_efficiency_ci"] == [0.0, 0.0]  # never reaching counts as 0
     with pytest.raises(ValueError, match="different problems"):
         rl_llm_summary([*runs, RLRun("z", {**runs[0].config, "eval_problems": "gsm8k"}, runs[0].records)])
 
@@ -275,6 +278,7 @@ def test_fig7_names_the_exact_advantage_control():
     assert [t.get_text() for t in a.get_xticklabels()] == ["outcome-only RL", "exact-advantage control"]
     assert "exact-advantage control" in [t.get_text() for t in b.get_legend().get_texts()]
     assert "exact-advantage control reaches" in b.get_title() and "1 seed × 2 arms" in b.get_title()
+    assert "3.0× [3.0, 3.0] sooner" in b.get_title()  # one seed per arm: the seed bootstrap has no spread
 
 
 def test_accuracy_gain_ci_resamples_problems_and_seeds():

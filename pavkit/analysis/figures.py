@@ -305,7 +305,8 @@ def fig7_figure(runs: Sequence[RLRun], axes=None):
     title = f"(b) sample efficiency ({run_count([r for g in trained.values() for r in g])})"
     name = labels.get("effective_reward", "PAV-RL")
     if s.get("sample_efficiency") is not None:
-        title += (f"\n{name} reaches outcome-only's final accuracy {s['sample_efficiency']:.1f}× sooner"
+        ci = " [{:.1f}, {:.1f}]".format(*s["sample_efficiency_ci"]) if s.get("sample_efficiency_ci") else ""
+        title += (f"\n{name} reaches outcome-only's final accuracy {s['sample_efficiency']:.1f}×{ci} sooner"
                   f"{' (at least)' if s['reach']['ratio_is_lower_bound'] else ''}; "
                   f"gain {s['accuracy_gain']:+.3f}")
     elif "reach" in s:

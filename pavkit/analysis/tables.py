@@ -448,20 +448,22 @@ def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
     - ``sample_efficiency``: iterations outcome-only RL needs to reach its own final mean accuracy ÷ iterations
       PAV-RL needs to reach it (mean curves over seeds). "Reach" is sustained: the first evaluation from which
       the curve stays at or above the level, so a noise spike of a flat curve does not count; None when PAV-RL
-      ends below the level;
+      ends below the level; ``sample_efficiency_ci`` its 95 % interval resampling seeds
+      (``sustained_reach_ratio_ci``; 0 where PAV-RL never reaches);
     - ``accuracy_gain``: final PAV-RL − final outcome-only accuracy, ``accuracy_gain_ci`` its 95 % interval from
       the per-problem final accuracies, resampling problems and seeds (``seed_problem_gain_ci``);
       ``pass_at_n_gain``: the same gain at the largest common N;
     - ``sft`` / ``rft``: accuracy and Pass@N of the evaluation-only runs, when given.
     """
-    from pavkit.analysis.metrics import reach_ratio
+    from pavkit.analysis.metrics import reach_ratio, sustained_reach_ratio_ci
 
     trained, initial = llm_runs_by_role(runs)
     out: dict = {}
-    curves = {}
+    curves, seed_curves = {}, {}
     for method, group in trained.items():
         it, acc = aligned_curves(group)
         curves[method] = (it, acc.mean(axis=0))
+        seed_curves[method] = (it, acc)
         final = bootstrap_ci(np.array([r.final()["accuracy"] for r in group]))
         passes = [r.final().get("pass_at_n") for r in group]
         entry = {"runs": len(group), "final_accuracy": float(final.mean),
@@ -482,6 +484,11 @@ def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
         out["reach"] = {"level": level, "sustained": True, "pav_iters": r.method_iters,
                         "outcome_iters": r.baseline_iters, "ratio_is_lower_bound": r.lower_bound}
         out["sample_efficiency"] = r.ratio
+        (it_e, acc_e), (it_o, acc_o) = seed_curves["effective_reward"], seed_curves["outcome_only"]
+        common = np.intersect1d(it_e, it_o)
+        if len(common) and common[-1] == it_o[-1]:  # the level is outcome-only's final accuracy: keep that point
+            ci = sustained_reach_ratio_ci(common, acc_e[:, np.isin(it_e, common)], acc_o[:, np.isin(it_o, common)])
+            out["sample_efficiency_ci"] = [float(ci.low), float(ci.high)]
         out["accuracy_gain"] = eff["final_accuracy"] - base["final_accuracy"]
         per_problem = {m: [np.asarray(r.final().get("correct_counts", []), float) / r.final().get("eval_samples", 1)
                            for r in trained[m]] for m in ("effective_reward", "outcome_only")}
