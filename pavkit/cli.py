@@ -976,8 +976,8 @@ def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: 
                    "organism-oracle (exact step checking, a control), or a public PRM as prm:DIR?tag=… "
                    "(pavkit.llm.prm). Not needed with --alpha 0.")
 @_field_options("pavkit.llm.rl.RLConfig", "prover", "alpha", "iters", "train_problems", "eval_problems",
-                "problems_per_iter", "group", "lr", "warmup", "kl_coef", "baseline", "rewards_to_go", "eval_every",
-                "eval_samples", "final_samples")
+                "problems_per_iter", "group", "lr", "warmup", "kl_coef", "baseline", "rewards_to_go", "terminal_value",
+                "eval_every", "eval_samples", "final_samples")
 @click.option("--pass-ns", default=None, help="N of Pass@N, comma-separated (default: powers of 2 up to "
                                               "--final-samples).")
 @_field_options("pavkit.llm.rl.RLConfig", "max_new_tokens", "microbatch", "seed", "engine", "verifier_engine")

@@ -24,6 +24,7 @@ from pavkit.llm.rl import (
     restore,
     rft,
     step_weights,
+    terminal_outcome_values,
     token_logprobs,
     train,
 )
@@ -76,6 +77,21 @@ def test_step_weights_by_hand():
     w, mask = step_weights(np.array([1.0, 0.0]), None, [0, 3], alpha=0.0, baseline=np.zeros(2))
     np.testing.assert_allclose(w, [[1, 0, 0], [0, 0, 0]])  # outcome only; no steps → one pseudo-step
     assert mask.tolist() == [[True, False, False], [True, True, True]]
+
+
+def test_terminal_outcome_values_by_hand():
+    # a verifier that rates a wrong final answer 0.9: the steps gain +0.4 on the prefixes' values; anchored at
+    # r = 0 the last step loses 0.6 and the advantages telescope to 0 − 0.5
+    v_mu = [np.array([0.5, 0.6, 0.9]), np.array([0.5, 0.2]), np.array([0.3])]
+    anchored = terminal_outcome_values(v_mu, np.array([0.0, 1.0, 1.0]))
+    np.testing.assert_allclose(anchored[0], [0.5, 0.6, 0.0])
+    np.testing.assert_allclose(anchored[1], [0.5, 1.0])
+    np.testing.assert_allclose(anchored[2], [0.3])  # no step: the pseudo-step keeps A^μ = 0
+    w, _ = step_weights(np.array([0.0]), anchored[:1], [2], alpha=1.0, baseline=np.zeros(1))
+    np.testing.assert_allclose(w, [[0.1, -0.6]])
+    assert v_mu[0][-1] == 0.9  # the input is not modified
+    with pytest.raises(ValueError, match="terminal_value"):
+        RLConfig(policy="p", alpha=0.0, terminal_value="oracle")
 
 
 def test_baselined_step_weights_by_hand():
@@ -207,8 +223,9 @@ def test_cli_rl_runs_resumes_refuses_changes_and_plots(tiny_policy, tmp_path):
     assert bad.exit_code == 2 and "organism:SPLIT:SEED:COUNT" in bad.output
 
     r = runner.invoke(main, _rl_args(tiny_policy, dirs["pav"], "--alpha", "1", "--verifier", "organism-oracle",
-                                     "--prover", "bok:2"))
+                                     "--prover", "bok:2", "--terminal-value", "outcome"))
     assert r.exit_code == 0, r.output
+    assert json.loads((dirs["pav"] / "config.json").read_text())["terminal_value"] == "outcome"
     records = [json.loads(x) for x in (dirs["pav"] / "train.jsonl").read_text().splitlines()]
     assert records[1]["mean_abs_adv_mu"] >= 0 and "pass_at_n" in records[-1]
     r = runner.invoke(main, ["llm", "rl", "--policy", tiny_policy, "--alpha", "0", "--iters", "0",

@@ -48,6 +48,7 @@ from pavkit.provers import VERIFIER_PROVERS, parse_prover
 from pavkit.runs import derive_seed, warmup_cosine
 
 BASELINES = ("loo", "loo-effective", "value", "none")
+TERMINAL_VALUES = ("verifier", "outcome")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -77,6 +78,9 @@ class RLConfig(sampling.SamplingConfig):
             baseline does, without a model), "value" (a learned token-level value model, the paper's; Adam at
             ``lr``, constant) or "none".
         rewards_to_go: weight step h by Σ_{h'≥h} α·A^μ instead of α·A^μ(s_h, a_h) (PAPER.md §10.5; off = Eq. 5).
+        terminal_value: V^μ after a response's last step: "verifier" (the verifier's value of the whole response,
+            the paper's A^μ from Q̂ on consecutive prefixes) or "outcome" (the graded r(y): exact, since a
+            finished response is worth its reward under any prover; ``terminal_outcome_values``).
         max_grad_norm: gradient clipping.
         eval_every, eval_samples: accuracy every that many iterations from that many samples per eval problem.
         final_samples, pass_ns: samples per eval problem at the last iteration, and the N of Pass@N (<= it).
@@ -116,6 +120,12 @@ class RLConfig(sampling.SamplingConfig):
     rewards_to_go: bool = option(
         False,
         "Weight step h by Σ_{h'≥h} α·A^μ (rewards-to-go) instead of Eq. 5's α·A^μ(s_h, a_h).")
+    terminal_value: str = option(
+        "verifier",
+        "V^μ after a response's last step: verifier (the verifier's value of the whole response, the paper's A^μ "
+        "from Q on consecutive prefixes) or outcome (its graded reward r(y), exact for a finished response under "
+        "any prover: a wrong response's advantages then sum to α·(0 − V^μ(problem)), never to a gain).",
+        choices=TERMINAL_VALUES)
     max_grad_norm: float = 1.0
     eval_every: int = option(10, 'Iterations between accuracy evaluations (and checkpoints).', min=0)
     eval_samples: int = option(2, 'Samples per held-out problem at each evaluation.', min=1)
@@ -151,6 +161,8 @@ class RLConfig(sampling.SamplingConfig):
             raise ValueError("iters and eval_every must be >= 0")
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
+        if self.terminal_value not in TERMINAL_VALUES:
+            raise ValueError(f"terminal_value must be one of {TERMINAL_VALUES}, got {self.terminal_value!r}")
         if not 0 <= self.warmup < 1 or self.lr <= 0 or self.kl_coef < 0:
             raise ValueError("need 0 <= warmup < 1, lr > 0 and kl_coef >= 0")
         if not self.pass_ns or max(self.pass_ns) > self.final_samples or min(self.pass_ns) < 1:
@@ -161,7 +173,7 @@ class RLConfig(sampling.SamplingConfig):
 
 
 # RLConfig fields added after runs were first written, with the value every older run had (runs.config_difference)
-RL_ADDED_FIELDS = {"engine": "hf", "vllm_options": {}, "verifier_engine": "hf"}
+RL_ADDED_FIELDS = {"engine": "hf", "vllm_options": {}, "verifier_engine": "hf", "terminal_value": "verifier"}
 # Fields a resume does not compare: the verifier engines give the same values to ~1e-8.
 RL_NOT_COMPARED = frozenset({"verifier_engine"})
 
@@ -336,6 +348,20 @@ def step_weights(outcomes: np.ndarray, v_mu: Sequence[np.ndarray] | None, num_st
     return np.where(mask, w - np.asarray(baseline, dtype=float)[:, None], 0.0), mask
 
 
+def terminal_outcome_values(v_mu: Sequence[np.ndarray], outcomes: np.ndarray) -> list[np.ndarray]:
+    """V^μ on s_1 … s_{H_b+1} with the value after the last step replaced by the outcome r(y) (``--terminal-value
+    outcome``): a finished response is worth its reward under any prover, so this value needs no estimate. The
+    advantages of a response then telescope to Σ_h A^μ = r(y) − V^μ(s_1), and a verifier that overrates wrong
+    final answers cannot make a wrong response's steps sum to a gain. A response with no step (H_b = 0) keeps its
+    single value (its pseudo-step has A^μ = 0).
+
+    Args:
+        v_mu: N arrays (H_b+1,); outcomes: (N,) r(y) ∈ {0, 1}.
+    """
+    return [np.append(v[:-1], r) if len(v) >= 2 else np.asarray(v, dtype=float)
+            for v, r in zip(v_mu, np.asarray(outcomes, dtype=float), strict=True)]
+
+
 def baselined_step_weights(outcomes: np.ndarray, v_mu: Sequence[np.ndarray] | None, num_steps: Sequence[int],
                            alpha: float, groups: np.ndarray, baseline: str,
                            to_go: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -506,6 +532,8 @@ def sample_batch(state: RLState, cfg: RLConfig, problems: Sequence[Problem], pro
               for c in flat]
     steps = [s for s, _ in parsed]
     v_mu = prover_values([prompts[g] for g in groups], steps) if prover_values is not None and cfg.alpha else None
+    if v_mu is not None and cfg.terminal_value == "outcome":
+        v_mu = terminal_outcome_values(v_mu, outcomes)
     weights, mask = baselined_step_weights(outcomes, v_mu, [len(s) for s in steps], cfg.alpha, groups, cfg.baseline,
                                            cfg.rewards_to_go)
     prompt_ids = tok(prompts, add_special_tokens=True)["input_ids"]
