@@ -175,7 +175,8 @@ def arm_rows(dirs: dict[str, list[str]], reference: list[str], initial: list[str
         eff, hard = s["effective_reward"], s.get("unsolved_by_sft", {})
         weights = [r["mean_weight"] for d in ds for r in runs.read_records(d) if "mean_weight" in r]
         rows.append({"arm": name, "alpha": cfg["alpha"], "prover": cfg["prover"], "baseline": cfg["baseline"],
-                     "verifier": Path(cfg["verifier"]).name, "seeds": eff["runs"],
+                     "verifier": "—" if cfg["prover"].startswith("model:") else Path(cfg["verifier"]).name,
+                     "seeds": eff["runs"],
                      "reference": Path(ref[0]).name.rsplit("-s", 1)[0],
                      "final_accuracy": round(eff["final_accuracy"], 4),
                      "final_ci": [round(x, 4) for x in eff["final_ci"]],
@@ -203,7 +204,7 @@ def markdown_table(rows: list[dict]) -> str:
     lines = []
     for r in rows:
         eff = "—" if r["sample_efficiency"] is None else f"{r['sample_efficiency']:.2f}×"
-        if r.get("sample_efficiency_ci"):
+        if r["sample_efficiency"] is not None and r.get("sample_efficiency_ci"):
             eff += " [{:.2f}, {:.2f}]".format(*r["sample_efficiency_ci"])
         unsolved = ("—" if r["unsolved"]["value"] is None else
                     f"{r['unsolved']['value']:.3f} ({r['unsolved']['reference']:.3f})")

@@ -18,6 +18,13 @@ missed_slip_rate is the share of slip steps whose learned advantage is above −
 punish), false_slip_rate the share of other steps below −0.1; --examples K adds the K missed slips with the
 highest learned advantage ("missed_slips": problem, the steps before, the slip step, learned and exact A) —
 run it on a policy after PAV-RL to see what the policy learned to write that the verifier takes for progress.
+
+A ``model:DIR`` prover (a Q^μ model of another policy) has no exact counterpart in the checker: give
+``--exact-prover bok:K`` to compare it with the checker's Bo-K advantages (bok:1 = π's own). The response-level
+view suits it: sum_learned_wrong / sum_exact_wrong are the mean over wrong responses of Σ_h A^μ (which
+telescopes to V^μ after the last step − V^μ(problem)), final_value_wrong the mean learned V^μ of a wrong
+response's full text, and mean_steps the steps per response. A positive sum on wrong responses is what PAV-RL
+with ``--terminal-value verifier`` rewards; ``--terminal-value outcome`` (here too) anchors it at r(y) = 0.
 Usage: python bench/rl_advantages.py --policy runs/bench-rl/rft/model --pqv runs/organism-cpu/pqv
 """
 
@@ -39,7 +46,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", required=True)
     p.add_argument("--pqv", required=True)
-    p.add_argument("--prover", default="bok:4")
+    p.add_argument("--prover", default="bok:4", help="μ of the learned advantages: bok:K (from --pqv) or model:DIR")
+    p.add_argument("--exact-prover", default=None,
+                   help="μ of the exact advantages (a bok:K of the checker); default --prover, needed for model:")
+    p.add_argument("--terminal-value", default="verifier", choices=("verifier", "outcome"),
+                   help="V^μ after a response's last step, as `pavkit llm rl --terminal-value`")
     p.add_argument("--problems", type=int, default=100, help="organism test problems")
     p.add_argument("--samples", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
@@ -51,12 +62,23 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from pavkit.llm.organism import organism_problems
-    from pavkit.llm.rl import RLConfig, grade, load_prover_values, prompts_of, response_steps, sampler
+    from pavkit.llm.rl import (
+        RLConfig,
+        grade,
+        load_prover_values,
+        prompts_of,
+        response_steps,
+        sampler,
+        terminal_outcome_values,
+    )
     from pavkit.llm.verifier import binary_auc, within_problem_auc
 
     torch.set_num_threads(a.threads)
     learned_cfg = RLConfig(policy=a.policy, verifier=a.pqv, prover=a.prover, alpha=1.0)
-    exact_cfg = RLConfig(policy=a.policy, verifier="organism-oracle", prover=a.prover, alpha=1.0)
+    exact_prover = a.exact_prover or a.prover
+    if exact_prover.startswith("model:"):
+        p.error(f"--exact-prover {exact_prover}: the checker has no model: provers; give --exact-prover bok:K")
+    exact_cfg = RLConfig(policy=a.policy, verifier="organism-oracle", prover=exact_prover, alpha=1.0)
     tok = AutoTokenizer.from_pretrained(a.policy, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(a.policy, local_files_only=True)
     problems = organism_problems(a.problems, 0, "test")
@@ -65,16 +87,21 @@ def main() -> None:
     flat = [c for row in outs for c in row]
     rep = [prompts[i // a.samples] for i in range(len(flat))]
     steps = [response_steps(tok.batch_decode([[t] for t in c.token_ids], skip_special_tokens=True))[0] for c in flat]
+    correct = grade([c.text for c in flat], [problems[i // a.samples].answer for i in range(len(flat))], learned_cfg)
     learned = load_prover_values(learned_cfg)(rep, steps)
     exact = load_prover_values(exact_cfg)(rep, steps)
+    verifier_final = np.array([v[-1] for v in learned])
+    if a.terminal_value == "outcome":
+        learned = terminal_outcome_values(learned, correct)
     a_l = np.concatenate([np.diff(v) for v in learned])
     a_e = np.concatenate([np.diff(v) for v in exact])
     slip = a_e < -0.1
     problem = np.concatenate([np.full(len(v) - 1, i // a.samples) for i, v in enumerate(learned)])  # of each step
     within = within_problem_auc(-a_l, slip.astype(float), problem)
-    correct = grade([c.text for c in flat], [problems[i // a.samples].answer for i in range(len(flat))], learned_cfg)
     # within a problem: does the learned V^μ of the final prefix rank correct responses above wrong ones?
-    final = np.array([v[-1] for v in learned]).reshape(len(problems), a.samples)
+    final = verifier_final.reshape(len(problems), a.samples)
+    wrong = ~correct.astype(bool)
+    sums = {name: np.array([v[-1] - v[0] for v in vs]) for name, vs in (("learned", learned), ("exact", exact))}
     ok = correct.reshape(len(problems), a.samples)
     outcome_auc = [binary_auc(final[i], ok[i]) for i in range(len(problems))]
     outcome_auc = [x for x in outcome_auc if x is not None]
@@ -88,6 +115,11 @@ def main() -> None:
         "within_slip_auc": within["auc"], "within_slip_auc_se": within["se"], "slip_problems": within["problems"],
         "within_problem_outcome_auc": float(np.mean(outcome_auc)) if outcome_auc else None,
         "problems_with_mixed_outcomes": len(outcome_auc),
+        "mean_steps": float(np.mean([len(s) for s in steps])),
+        "sum_learned_wrong": float(sums["learned"][wrong].mean()) if wrong.any() else None,
+        "sum_exact_wrong": float(sums["exact"][wrong].mean()) if wrong.any() else None,
+        "final_value_wrong": float(verifier_final[wrong].mean()) if wrong.any() else None,
+        "prover": a.prover, "exact_prover": exact_prover, "terminal_value": a.terminal_value,
         "missed_slip_rate": float((a_l[slip] > -0.1).mean()) if slip.any() else None,
         "false_slip_rate": float((a_l[~slip] < -0.1).mean()) if (~slip).any() else None,
         **({"missed_slips": _missed(problems, steps, learned, exact, a.samples, a.examples)} if a.examples else {})}))
