@@ -307,8 +307,8 @@ def fig7_figure(runs: Sequence[RLRun], axes=None):
     if s.get("sample_efficiency") is not None:
         ci = " [{:.1f}, {:.1f}]".format(*s["sample_efficiency_ci"]) if s.get("sample_efficiency_ci") else ""
         title += (f"\n{name} reaches outcome-only's final accuracy {s['sample_efficiency']:.1f}×{ci} sooner"
-                  f"{' (at least)' if s['reach']['ratio_is_lower_bound'] else ''}; "
-                  f"gain {s['accuracy_gain']:+.3f}")
+                  f"{' (at least)' if s['reach']['ratio_is_lower_bound'] else ''}\n"
+                  f"final accuracy gain {s['accuracy_gain']:+.3f}")
     elif "reach" in s:
         title += (f"\n{name} never reaches outcome-only's final accuracy ({s['reach']['level']:.3f}); "
                   f"gain {s['accuracy_gain']:+.3f}")
