@@ -43,13 +43,15 @@ def _demean(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
+    from pavkit.llm.rl import TERMINAL_VALUES
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", required=True)
     p.add_argument("--pqv", required=True)
     p.add_argument("--prover", default="bok:4", help="μ of the learned advantages: bok:K (from --pqv) or model:DIR")
     p.add_argument("--exact-prover", default=None,
                    help="μ of the exact advantages (a bok:K of the checker); default --prover, needed for model:")
-    p.add_argument("--terminal-value", default="verifier", choices=("verifier", "outcome"),
+    p.add_argument("--terminal-value", default="verifier", choices=TERMINAL_VALUES,
                    help="V^μ after a response's last step, as `pavkit llm rl --terminal-value`")
     p.add_argument("--problems", type=int, default=100, help="organism test problems")
     p.add_argument("--samples", type=int, default=4)

@@ -124,7 +124,7 @@ class RLConfig(sampling.SamplingConfig):
         "verifier",
         "V^μ after a response's last step: verifier (the verifier's value of the whole response, the paper's A^μ "
         "from Q on consecutive prefixes) or outcome (its graded reward r(y), exact for a finished response under "
-        "any prover: a wrong response's advantages then sum to α·(0 − V^μ(problem)), never to a gain).",
+        "any prover: a wrong response's advantages then sum to −V^μ(problem) ≤ 0, never to a gain).",
         choices=TERMINAL_VALUES)
     max_grad_norm: float = 1.0
     eval_every: int = option(10, 'Iterations between accuracy evaluations (and checkpoints).', min=0)
