@@ -103,11 +103,11 @@ def sustained_reach_ratio_ci(iterations: Sequence[int], method: np.ndarray, base
 
     Each resample averages the drawn seeds' curves of each arm, takes the level from the baseline's resampled
     mean curve, and computes ``max(b, 1) / max(m, 1)`` for the iterations b, m at which the two mean curves
-    reach it for good. The baseline always reaches its own final level (at its last point at the latest); a
-    resample in which the method ends below the level counts as ratio 0, since there the method is the slower
-    one. Only the seeds are resampled: the evaluations along a curve keep no per-problem record, so their
-    sampling noise enters only through the seed-to-seed spread. With few seeds a percentile bootstrap runs
-    narrow (3 seeds give 10 distinct draws per arm).
+    reach it for good (:func:`reach_ratio` on each pair). The baseline always reaches its own final level (at its
+    last point at the latest); a resample in which the method ends below the level counts as ratio 0, since
+    there the method is the slower one. Only the seeds are resampled: the evaluations along a curve keep no
+    per-problem record, so their sampling noise enters only through the seed-to-seed spread. With few seeds a
+    percentile bootstrap runs narrow (3 seeds give 10 distinct draws per arm).
 
     Args:
         iterations: (T,) the evaluation iterations the curves share, increasing.
@@ -123,26 +123,16 @@ def sustained_reach_ratio_ci(iterations: Sequence[int], method: np.ndarray, base
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
 
-    def ratios(ma: np.ndarray, mb: np.ndarray) -> np.ndarray:  # (R, T) mean curves → (R,) ratios
-        level = mb[:, -1:]  # (R, 1)
-        t = it.shape[0]
-
-        def reach(c: np.ndarray) -> np.ndarray:  # first index from which c stays >= level; t if it ends below
-            below = c < level
-            return np.where(below.any(axis=1), t - np.argmax(below[:, ::-1], axis=1), 0)
-
-        im, ib = reach(ma), reach(mb)
-        m_iters = np.maximum(it[np.minimum(im, t - 1)], 1)
-        b_iters = np.maximum(it[np.minimum(ib, t - 1)], 1)
-        return np.where(im < t, b_iters / m_iters, 0.0)
+    def ratio(ma: np.ndarray, mb: np.ndarray) -> float:  # (T,) mean curves; the baseline reaches its own level
+        return reach_ratio(it, ma, it, mb, float(mb[-1]), sustained=True).ratio or 0.0
 
     rng = np.random.default_rng(seed)
     sa = rng.integers(0, a.shape[0], size=(resamples, a.shape[0]))  # (R, S_m)
     sb = rng.integers(0, b.shape[0], size=(resamples, b.shape[0]))  # (R, S_b)
-    boot = ratios(a[sa].mean(axis=1), b[sb].mean(axis=1))
+    boot = [ratio(ma, mb) for ma, mb in zip(a[sa].mean(axis=1), b[sb].mean(axis=1), strict=True)]
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(boot, [tail, 100 - tail])
-    return Interval(np.float64(ratios(a.mean(axis=0)[None], b.mean(axis=0)[None])[0]), low, high)
+    return Interval(np.float64(ratio(a.mean(axis=0), b.mean(axis=0))), low, high)
 
 
 def growth_ratio(ns: Sequence[int], curve_a: Sequence[float], curve_b: Sequence[float]) -> float | None:

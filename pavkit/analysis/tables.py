@@ -459,11 +459,10 @@ def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
 
     trained, initial = llm_runs_by_role(runs)
     out: dict = {}
-    curves, seed_curves = {}, {}
+    curves = {}  # method → (iterations (T,), accuracy of each seed (S, T))
     for method, group in trained.items():
         it, acc = aligned_curves(group)
-        curves[method] = (it, acc.mean(axis=0))
-        seed_curves[method] = (it, acc)
+        curves[method] = (it, acc)
         final = bootstrap_ci(np.array([r.final()["accuracy"] for r in group]))
         passes = [r.final().get("pass_at_n") for r in group]
         entry = {"runs": len(group), "final_accuracy": float(final.mean),
@@ -479,12 +478,12 @@ def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
         out["unsolved_by_sft"] = hard_problem_curves(runs)
     if {"effective_reward", "outcome_only"} <= set(out):
         eff, base = out["effective_reward"], out["outcome_only"]
-        level = float(curves["outcome_only"][1][-1])
-        r = reach_ratio(*curves["effective_reward"], *curves["outcome_only"], level, sustained=True)
+        (it_e, acc_e), (it_o, acc_o) = curves["effective_reward"], curves["outcome_only"]
+        level = float(acc_o.mean(axis=0)[-1])
+        r = reach_ratio(it_e, acc_e.mean(axis=0), it_o, acc_o.mean(axis=0), level, sustained=True)
         out["reach"] = {"level": level, "sustained": True, "pav_iters": r.method_iters,
                         "outcome_iters": r.baseline_iters, "ratio_is_lower_bound": r.lower_bound}
         out["sample_efficiency"] = r.ratio
-        (it_e, acc_e), (it_o, acc_o) = seed_curves["effective_reward"], seed_curves["outcome_only"]
         common = np.intersect1d(it_e, it_o)
         if len(common) and common[-1] == it_o[-1]:  # the level is outcome-only's final accuracy: keep that point
             ci = sustained_reach_ratio_ci(common, acc_e[:, np.isin(it_e, common)], acc_o[:, np.isin(it_o, common)])
