@@ -10,9 +10,16 @@ of --provers it reads or runs, each resumable:
    settings; OUT/search-a{α}-{prover}; model:ROLE provers score with the Q^μ model ORG/qmu-ROLE), and the share
    of problems whose chosen response differs from the first prover's.
 
-On organism problems it also checks the rollout estimates against exact values: a child whose steps leave the
-worked solution (the exact step checker, ``OracleVerifier``) cannot succeed, so every estimate of it, Q̂^π and
-each prover's Q̂^μ, must be 0 ("off_track": children, and how many have a nonzero estimate).
+On organism problems it also counts the children whose steps leave the worked solution (the exact step checker,
+``OracleVerifier``, values them 0) and how many of them still have a nonzero rollout estimate, Q̂^π or any
+prover's Q̂^μ ("off_track"): a slip is not always fatal (a policy can recover, e.g. by carrying on from the
+right running value), so these are recoveries, not errors.
+
+"fit" asks whether each prover's *learned* form (what search and RL score with) agrees with its rollout values at
+the same children (``learned_fit``): ORG/qmu-ROLE against model:ROLE's rollouts, and Bo-K from the PQV against
+Bo-K of the PQV's own policy ORG/organism/base (π's halves when --policy is that policy, else model:base's).
+--policy runs the diagnostic at another π (e.g. the RFT policy RL starts from: which provers are complementary to
+it, and are their learned forms fit for it?); --alphas "" skips the searches.
 
 It prints, per prover, both terms, their sum (the bound's first-order improvement, up to the learning rate) and
 the search accuracy at each α with its bootstrap 95 % interval, then Spearman's rank correlation between the
@@ -20,6 +27,7 @@ bound and each α's accuracy ("spearman"), and "distinct_responses" (how many pr
 from the first prover's: 0 means the search cannot tell the provers apart).
 
 Usage: python bench/provers.py --organism runs/organism-cpu [--out runs/bench-provers] [--alphas 0.5,3]
+       python bench/provers.py --organism ORG --policy RFT --alphas "" --provers bok:1,bok:4,model:base,model:weak
 """
 
 from __future__ import annotations
@@ -40,8 +48,8 @@ def _prover_for(spec: str, org: Path, use: str) -> str:
 
 
 def off_track_check(records: list[dict], problems: str) -> dict | None:
-    """Children off the worked solution's track (exact value 0 under every policy) and how many of them have a
-    nonzero rollout estimate, Q̂^π or any prover's Q̂^μ (should be none); None for other than organism problems."""
+    """Children off the worked solution's track (the checker's value 0) and how many of them have a nonzero
+    rollout estimate, Q̂^π or any prover's Q̂^μ (recoveries from the slip); None for other than organism problems."""
     import numpy as np
 
     from pavkit import drivers
@@ -63,16 +71,90 @@ def off_track_check(records: list[dict], problems: str) -> dict | None:
     return {"children": children, "nonzero_estimates": nonzero}
 
 
+def learned_fit(records: list[dict], problems: str, policy: str, org: Path, provers: list[str],
+                rollouts: int, qmu: dict[str, list[str]] | None = None) -> list[dict]:
+    """Each learned prover of ``provers`` against its rollout values at the diagnostic's children
+    (``diagnose.fit_to_rollouts``): ORG/qmu-ROLE and the Q^μ models ``qmu[ROLE]`` against model:ROLE's rollouts;
+    Bo-K from ORG/pqv against Bo-K of
+    the PQV's own policy ORG/organism/base, from π's halves when ``policy`` is that policy, else from model:base's
+    (when it is among the provers). A child's learned Q̂^μ is the learned value of its full prefix. Each row also
+    has Theorem 3.1's terms at π of the prover the learned form stands for (from its rollout halves, as
+    diagnose-provers: for "bok:K of model:base" the diagnostic itself has no row)."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from pavkit import drivers
+    from pavkit.estimators import pass_at_k, sampled_complementarity
+    from pavkit.llm.diagnose import fit_to_rollouts
+    from pavkit.llm.label import build_prompt
+    from pavkit.llm.organism import OracleVerifier
+    from pavkit.llm.rl import prover_values
+
+    base = org / "organism" / "base"
+    rollout_specs = {_prover_for(s, org, "rollouts") for s in provers}
+    pairs = []  # (learned prover, its PQV or "", the records' rollout key, K of Bo-K over its halves or None)
+    for spec in provers:
+        if spec.startswith("model:"):
+            role = spec.split(":", 1)[1]
+            models = ([str(org / f"qmu-{role}")] if (org / f"qmu-{role}").exists() else []) + (qmu or {}).get(role, [])
+            pairs += [(f"model:{m}", "", _prover_for(spec, org, "rollouts"), None) for m in models]
+        elif spec.startswith("bok:"):
+            k = int(spec.split(":")[1])
+            if Path(policy).resolve() == base.resolve():
+                pairs.append((spec, str(org / "pqv"), "pi", k))
+            elif f"model:{base}" in rollout_specs:
+                pairs.append((spec, str(org / "pqv"), f"model:{base}", k))
+    if not pairs:
+        return []
+    by_id = {p.id: p for p in drivers.problems_from_spec(problems)[0]}
+    tok = AutoTokenizer.from_pretrained(policy, local_files_only=True)
+    prompts, steps, states = [], [], []
+    for r in records:
+        prompt = build_prompt(by_id[r["problem_id"]].problem, tok)
+        for c in r["children"]:
+            prompts.append(prompt)
+            steps.append(r["state"] + ([c] if c.strip() else []))
+            states.append(r["index"])
+    off = None
+    if problems.startswith("organism:"):
+        oracle = OracleVerifier()
+        texts = [by_id[r["problem_id"]].problem + oracle.delimiter for r in records for _ in r["children"]]
+        off = np.array([v[-1] == 0 for v in oracle.prefix_values(texts, steps)], dtype=float)
+    def recorded(r: dict, key: str) -> list:  # the CLI records model: provers by their resolved path
+        if key == "pi":
+            return r["q_pi"]
+        return r["provers"].get(key, r["provers"].get(f"model:{Path(key[6:]).resolve()}"))["q_mu"]
+
+    rows = []
+    for learned_spec, verifier, key, k in pairs:
+        learned = np.array([v[-1] for v in prover_values(verifier, learned_spec)(prompts, steps)])
+        halves = [np.array([q for r in records for q in recorded(r, key)[h]]) for h in (0, 1)]
+        if k is not None:  # Bo-K of that policy from each half's success count (a finished child's 0/1 stays)
+            halves = [pass_at_k(rollouts // 2, np.rint(q * (rollouts // 2)), k) for q in halves]
+        fit = fit_to_rollouts(learned, *halves, np.array(states), off)
+        shape = (len(records), -1)  # (S, C): every state has C children
+        q_pi = [np.array([r["q_pi"][h] for r in records]) for h in (0, 1)]
+        dist, align = sampled_complementarity(*(q.reshape(shape) for q in halves), *q_pi)
+        fit.update(distinguishability=float(dist.mean()), alignment=float(align.mean()))
+        rows.append({"learned": learned_spec, "rollouts": key if k is None else f"bok:{k} of {key}",
+                     **{n: round(v, 4) if isinstance(v, float) else v for n, v in fit.items()}})
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--organism", default="runs/organism-cpu", help="organism pipeline directory")
     p.add_argument("--out", default="runs/bench-provers", help="output directory (diagnose/, search-*/)")
     p.add_argument("--provers", default="bok:1,bok:2,bok:4,bok:8,bok:16,model:weak,model:strong",
                    help="provers: bok:K, or model:ROLE for the checkpoint ORG/organism/ROLE (Q^μ model ORG/qmu-ROLE)")
+    p.add_argument("--policy", default=None,
+                   help="π of the diagnostic (default ORG/organism/base, the π of search; e.g. RL's RFT policy)")
     p.add_argument("--problems", default="organism:test:0:60", help="problems of the diagnostic and the searches")
     p.add_argument("--rollouts", type=int, default=32, help="diagnose-provers --rollouts")
-    p.add_argument("--alphas", default="0.5,3", help="α of the PAV beam searches")
+    p.add_argument("--alphas", default="0.5,3", help='α of the PAV beam searches ("": no searches)')
     p.add_argument("--n", type=int, default=4, help="beam width")
+    p.add_argument("--qmu", action="append", default=[], metavar="ROLE=DIR",
+                   help="another Q^μ model of the checkpoint ROLE for the fit (beside ORG/qmu-ROLE); repeatable")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args()
 
@@ -86,36 +168,46 @@ def main() -> None:
 
     org, out = Path(a.organism), Path(a.out)
     provers = a.provers.split(",")
+    policy = a.policy or str(org / "organism" / "base")
+    alphas = [x for x in a.alphas.split(",") if x]
+    qmu: dict[str, list[str]] = {}
+    for item in a.qmu:
+        role, _, folder = item.partition("=")
+        if not folder:
+            p.error(f"--qmu {item}: give ROLE=DIR")
+        qmu.setdefault(role, []).append(folder)
     diag = out / "diagnose"
     rollout_provers = ",".join(_prover_for(s, org, "rollouts") for s in provers)
-    subprocess.run([sys.executable, "-m", "pavkit", "llm", "diagnose-provers", "--policy",
-                    str(org / "organism" / "base"), "--problems", a.problems, "--rollouts", str(a.rollouts),
+    subprocess.run([sys.executable, "-m", "pavkit", "llm", "diagnose-provers", "--policy", policy,
+                    "--problems", a.problems, "--rollouts", str(a.rollouts),
                     "--out", str(diag), "--threads", str(a.threads), "--provers", rollout_provers],
                    check=True, stdout=subprocess.DEVNULL)
     terms = json.loads((diag / "metrics.json").read_text())["provers"]
-    off_track = off_track_check(read_records(diag, "states.jsonl"), a.problems)
+    records = read_records(diag, "states.jsonl")
+    off_track = off_track_check(records, a.problems)
     settings = {k: v for k, v in PRESETS["organism"].search.items() if k != "prover"}
     rows = []
     for spec, t in zip(provers, terms, strict=True):
         row = {"prover": spec, "distinguishability": t["distinguishability"], "alignment": t["alignment"],
                "distinguishability_se": t["distinguishability_se"], "alignment_se": t["alignment_se"],
                "bound": t["distinguishability"] + t["alignment"], "accuracy": {}, "responses": {}}
-        for alpha in a.alphas.split(","):
+        for alpha in alphas:
             folder = out / f"search-a{alpha}-{spec.replace(':', '')}"
-            cfg, probs = drivers.search_config(str(org / "organism" / "base"), str(org / "orm"), str(org / "pqv"),
+            cfg, probs = drivers.search_config(policy, str(org / "orm"), str(org / "pqv"),
                                                a.problems, methods=("beam-pav",), ns=(a.n,),
                                                prover=_prover_for(spec, org, "search"),
                                                **{**settings, "alpha": float(alpha)})
             drivers.search(cfg, probs, folder, threads=a.threads)
-            records = sorted(read_records(folder, "search.jsonl"), key=lambda r: r["problem_index"])
-            correct = np.array([float(r["correct"]) for r in records])
+            found = sorted(read_records(folder, "search.jsonl"), key=lambda r: r["problem_index"])
+            correct = np.array([float(r["correct"]) for r in found])
             ci = bootstrap_ci(correct)
             row["accuracy"][alpha] = {"mean": float(ci.mean), "ci": [float(ci.low), float(ci.high)]}
-            row["responses"][alpha] = [r["response"] for r in records]
+            row["responses"][alpha] = [r["response"] for r in found]
         rows.append(row)
-    line = {"off_track": off_track, "provers": [], "spearman": {}, "distinct_responses": {}, "problems": a.problems,
-            "n": a.n}
-    for alpha in a.alphas.split(","):
+    fit = learned_fit(records, a.problems, policy, org, provers, a.rollouts, qmu)
+    line = {"policy": policy, "off_track": off_track, "provers": [], "spearman": {}, "distinct_responses": {},
+            "problems": a.problems, "n": a.n, "fit": fit}
+    for alpha in alphas:
         acc = [r["accuracy"][alpha]["mean"] for r in rows]
         rho = spearmanr([r["bound"] for r in rows], acc).statistic if len(set(acc)) > 1 else None
         line["spearman"][alpha] = None if rho is None or np.isnan(rho) else round(float(rho), 3)

@@ -232,11 +232,12 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict | None:
-    """DIR/checkpoint.pt, or None if there is none."""
+    """DIR/checkpoint.pt, or None if there is none. Tensors load on the CPU: a run checkpointed on a GPU resumes on
+    a machine without one, and torchrun ranks do not all land on cuda:0 (``load_state_dict`` moves them)."""
     import torch
 
     file = Path(path) / "checkpoint.pt"
-    return torch.load(file, weights_only=False) if file.exists() else None
+    return torch.load(file, weights_only=False, map_location="cpu") if file.exists() else None
 
 
 def drop_records_after(path: str | Path, checkpoint: dict | None, iteration: int, key: str = "iteration") -> None:

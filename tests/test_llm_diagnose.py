@@ -90,3 +90,34 @@ def test_diagnose_provers_cli_on_the_tiny_model(tiny_model_dir, tmp_path):
     assert (out / "provers.png").stat().st_size > 0
     bad = CliRunner().invoke(main, [*args[:-3], "--provers", "bok:3", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "needs rollouts >= 6" in bad.output
+
+
+def test_fit_to_rollouts_by_hand():
+    from pavkit.llm.diagnose import fit_to_rollouts
+
+    states = np.array([7, 7, 3, 3])  # any state keys
+    learned = np.array([0.9, 0.1, 0.6, 0.4])
+    halves = np.array([1.0, 0.0, 0.5, 0.5])  # both halves agree: the ceiling is 1
+    fit = fit_to_rollouts(learned, halves, halves, states, off_track=np.array([0, 1, 0, 1]))
+    # deviations: learned (.4, -.4, .1, -.1), rollouts (.5, -.5, 0, 0), pooled and within each state alike
+    assert fit["corr"] == pytest.approx(0.4 / np.sqrt(0.34 * 0.5))
+    assert fit["within_corr"] == pytest.approx(0.4 / np.sqrt(0.34 * 0.5))
+    assert fit["within_ceiling"] == pytest.approx(1.0)
+    assert fit["spread"] == pytest.approx((0.32 + 0.02) / 2)  # variances (ddof 1) of (.9, .1) and (.6, .4)
+    assert fit["spread_rollout"] == pytest.approx((0.5 + 0.0) / 2)
+    assert fit["mean_q"] == pytest.approx(0.5) and fit["mean_q_rollout"] == pytest.approx(0.5)
+    assert fit["off_track_auc"] == pytest.approx(1.0)  # the off-track child is below in both states
+    assert fit["off_track_auc_rollout"] == pytest.approx(0.75)  # a tie (.5, .5) in the second state
+    assert fit["children"] == 4
+
+
+def test_fit_to_rollouts_ceiling_from_split_halves():
+    from pavkit.llm.diagnose import fit_to_rollouts
+
+    states = np.array([0, 0, 1, 1])
+    a, b = np.array([1.0, 0.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.5, 0.5])
+    r = 0.5 / np.sqrt(1.0 * 0.5)  # within-state deviations (.5, -.5, .5, -.5) and (.5, -.5, 0, 0)
+    fit = fit_to_rollouts(np.array([0.2, 0.1, 0.3, 0.0]), a, b, states)
+    assert fit["within_ceiling"] == pytest.approx(np.sqrt(2 * r / (1 + r)))
+    assert "off_track_auc" not in fit
+    assert fit_to_rollouts(a, a, np.array([1.0, 0.0, 0.0, 1.0]), states)["within_ceiling"] == 0.0  # r = 0

@@ -338,3 +338,17 @@ def test_hard_problem_curves_by_hand():
     assert rl_llm_summary(runs)["unsolved_by_sft"]["hard"] == 2
     runs[0].records[-1]["correct_counts"] = [1, 1, 1, 1]  # SFT solved everything: no curves, no error
     assert hard_problem_curves(runs) == {"hard": 0, "problems": 4, "reference_samples": 8}
+
+
+def test_checkpoints_load_on_the_cpu(tmp_path, monkeypatch):
+    """A run checkpointed on a GPU must resume where there is none: load_checkpoint maps tensors to the CPU
+    (torch.load's default restores them on the device they were saved from)."""
+    from pavkit import runs
+
+    assert runs.load_checkpoint(tmp_path) is None
+    runs.save_checkpoint(tmp_path, {"iteration": 3, "w": torch.ones(2)})
+    seen = {}
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **kw: seen.update(kw) or real_load(*a, **kw))
+    ckpt = runs.load_checkpoint(tmp_path)
+    assert seen["map_location"] == "cpu" and ckpt["iteration"] == 3 and torch.equal(ckpt["w"], torch.ones(2))

@@ -149,3 +149,46 @@ def summarize(records: Sequence[dict], provers: Sequence[str]) -> list[dict]:
             row[f"{term}_vs_first"], row[f"{term}_vs_first_se"] = _mean_se(x - first)
         rows.append(row)
     return rows
+
+
+def _demean(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """x (N,) minus the mean of its group (groups (N,) ints ≥ 0)."""
+    return x - (np.bincount(groups, weights=x) / np.maximum(np.bincount(groups), 1))[groups]
+
+
+def fit_to_rollouts(learned: np.ndarray, half_a: np.ndarray, half_b: np.ndarray, states: np.ndarray,
+                    off_track: np.ndarray | None = None) -> dict:
+    """How well a learned Q̂^μ (a Q^μ model, or Bo-K from a PQV) agrees with rollout values at the same children.
+
+    learned, half_a, half_b: (N,) the learned Q̂^μ(s, a) of N children and the two independent halves' rollout
+    estimates (``state_terms``); states: (N,) ints, the state of each child; off_track: (N,) 1 where the child
+    cannot succeed (an exact checker says so), or None. With Q̄ = (half_a + half_b) / 2 and x̃ = x minus its
+    state's mean (the advantage up to V^μ(s): all that ranks π's next steps at s):
+
+    - ``corr`` = corr(learned, Q̄) over children; ``within_corr`` = corr(learned~, Q̄~);
+    - ``within_ceiling`` = √(2r / (1 + r)), r = corr(half_a~, half_b~): the within_corr a perfect model would
+      reach against the noisy Q̄ (the Spearman-Brown reliability of two halves; 0 when r ≤ 0);
+    - ``spread`` / ``spread_rollout`` = mean over states of the children's variance (ddof 1) of learned and of Q̄
+      (the latter includes rollout noise); ``mean_q`` / ``mean_q_rollout`` = their means;
+    - with off_track: ``off_track_auc`` / ``off_track_auc_rollout`` = P(an off-track child scores below an
+      on-track child of the same state), the mean over states with both (``verifier.within_problem_auc``).
+    """
+    from pavkit.llm.verifier import within_problem_auc
+
+    learned, a, b = (np.asarray(x, dtype=float) for x in (learned, half_a, half_b))
+    states = np.unique(np.asarray(states), return_inverse=True)[1]
+    mc = (a + b) / 2
+    r = float(np.corrcoef(_demean(a, states), _demean(b, states))[0, 1])
+
+    def spread(x: np.ndarray) -> float:
+        return float(np.mean([x[states == i].var(ddof=1) for i in np.unique(states) if (states == i).sum() > 1]))
+
+    out = {"children": int(learned.size), "corr": float(np.corrcoef(learned, mc)[0, 1]),
+           "within_corr": float(np.corrcoef(_demean(learned, states), _demean(mc, states))[0, 1]),
+           "within_ceiling": float(np.sqrt(2 * r / (1 + r))) if r > 0 else 0.0,
+           "spread": spread(learned), "spread_rollout": spread(mc),
+           "mean_q": float(learned.mean()), "mean_q_rollout": float(mc.mean())}
+    if off_track is not None:
+        out["off_track_auc"] = within_problem_auc(-learned, off_track, states)["auc"]
+        out["off_track_auc_rollout"] = within_problem_auc(-mc, off_track, states)["auc"]
+    return out
