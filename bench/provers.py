@@ -72,10 +72,10 @@ def off_track_check(records: list[dict], problems: str) -> dict | None:
 
 
 def learned_fit(records: list[dict], problems: str, policy: str, org: Path, provers: list[str],
-                rollouts: int, qmu: dict[str, list[str]] | None = None) -> list[dict]:
+                rollouts: int, qmu: dict[str, list[str]] | None = None, pqvs: list[str] | None = None) -> list[dict]:
     """Each learned prover of ``provers`` against its rollout values at the diagnostic's children
     (``diagnose.fit_to_rollouts``): ORG/qmu-ROLE and the Q^μ models ``qmu[ROLE]`` against model:ROLE's rollouts;
-    Bo-K from ORG/pqv against Bo-K of
+    Bo-K from each PQV of ``pqvs`` (default ORG/pqv; each trained on labels of ORG/organism/base) against Bo-K of
     the PQV's own policy ORG/organism/base, from π's halves when ``policy`` is that policy, else from model:base's
     (when it is among the provers). A child's learned Q̂^μ is the learned value of its full prefix. Each row also
     has Theorem 3.1's terms at π of the prover the learned form stands for (from its rollout halves, as
@@ -92,6 +92,7 @@ def learned_fit(records: list[dict], problems: str, policy: str, org: Path, prov
 
     base = org / "organism" / "base"
     rollout_specs = {_prover_for(s, org, "rollouts") for s in provers}
+    pqvs = pqvs or [str(org / "pqv")]
     pairs = []  # (learned prover, its PQV or "", the records' rollout key, K of Bo-K over its halves or None)
     for spec in provers:
         if spec.startswith("model:"):
@@ -101,9 +102,9 @@ def learned_fit(records: list[dict], problems: str, policy: str, org: Path, prov
         elif spec.startswith("bok:"):
             k = int(spec.split(":")[1])
             if Path(policy).resolve() == base.resolve():
-                pairs.append((spec, str(org / "pqv"), "pi", k))
+                pairs += [(spec, pqv, "pi", k) for pqv in pqvs]
             elif f"model:{base}" in rollout_specs:
-                pairs.append((spec, str(org / "pqv"), f"model:{base}", k))
+                pairs += [(spec, pqv, f"model:{base}", k) for pqv in pqvs]
     if not pairs:
         return []
     by_id = {p.id: p for p in drivers.problems_from_spec(problems)[0]}
@@ -136,7 +137,8 @@ def learned_fit(records: list[dict], problems: str, policy: str, org: Path, prov
         q_pi = [np.array([r["q_pi"][h] for r in records]) for h in (0, 1)]
         dist, align = sampled_complementarity(*(q.reshape(shape) for q in halves), *q_pi)
         fit.update(distinguishability=float(dist.mean()), alignment=float(align.mean()))
-        rows.append({"learned": learned_spec, "rollouts": key if k is None else f"bok:{k} of {key}",
+        rows.append({"learned": learned_spec if k is None else f"{learned_spec} of {verifier}",
+                     "rollouts": key if k is None else f"bok:{k} of {key}",
                      **{n: round(v, 4) if isinstance(v, float) else v for n, v in fit.items()}})
     return rows
 
@@ -155,6 +157,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=4, help="beam width")
     p.add_argument("--qmu", action="append", default=[], metavar="ROLE=DIR",
                    help="another Q^μ model of the checkpoint ROLE for the fit (beside ORG/qmu-ROLE); repeatable")
+    p.add_argument("--pqv", action="append", default=[], metavar="DIR",
+                   help="PQV(s) whose Bo-K the fit checks (default ORG/pqv; the searches use the first); repeatable")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args()
 
@@ -170,6 +174,7 @@ def main() -> None:
     provers = a.provers.split(",")
     policy = a.policy or str(org / "organism" / "base")
     alphas = [x for x in a.alphas.split(",") if x]
+    pqvs = a.pqv or [str(org / "pqv")]
     qmu: dict[str, list[str]] = {}
     for item in a.qmu:
         role, _, folder = item.partition("=")
@@ -193,7 +198,7 @@ def main() -> None:
                "bound": t["distinguishability"] + t["alignment"], "accuracy": {}, "responses": {}}
         for alpha in alphas:
             folder = out / f"search-a{alpha}-{spec.replace(':', '')}"
-            cfg, probs = drivers.search_config(policy, str(org / "orm"), str(org / "pqv"),
+            cfg, probs = drivers.search_config(policy, str(org / "orm"), pqvs[0],
                                                a.problems, methods=("beam-pav",), ns=(a.n,),
                                                prover=_prover_for(spec, org, "search"),
                                                **{**settings, "alpha": float(alpha)})
@@ -204,7 +209,7 @@ def main() -> None:
             row["accuracy"][alpha] = {"mean": float(ci.mean), "ci": [float(ci.low), float(ci.high)]}
             row["responses"][alpha] = [r["response"] for r in found]
         rows.append(row)
-    fit = learned_fit(records, a.problems, policy, org, provers, a.rollouts, qmu)
+    fit = learned_fit(records, a.problems, policy, org, provers, a.rollouts, qmu, pqvs)
     line = {"policy": policy, "off_track": off_track, "provers": [], "spearman": {}, "distinct_responses": {},
             "problems": a.problems, "n": a.n, "fit": fit}
     for alpha in alphas:

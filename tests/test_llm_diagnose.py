@@ -108,6 +108,7 @@ def test_fit_to_rollouts_by_hand():
     assert fit["mean_q"] == pytest.approx(0.5) and fit["mean_q_rollout"] == pytest.approx(0.5)
     assert fit["off_track_auc"] == pytest.approx(1.0)  # the off-track child is below in both states
     assert fit["off_track_auc_rollout"] == pytest.approx(0.75)  # a tie (.5, .5) in the second state
+    assert fit["off_track_states"] == 2
     assert fit["children"] == 4
 
 

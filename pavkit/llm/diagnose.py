@@ -171,7 +171,8 @@ def fit_to_rollouts(learned: np.ndarray, half_a: np.ndarray, half_b: np.ndarray,
     - ``spread`` / ``spread_rollout`` = mean over states of the children's variance (ddof 1) of learned and of Q̄
       (the latter includes rollout noise); ``mean_q`` / ``mean_q_rollout`` = their means;
     - with off_track: ``off_track_auc`` / ``off_track_auc_rollout`` = P(an off-track child scores below an
-      on-track child of the same state), the mean over states with both (``verifier.within_problem_auc``).
+      on-track child of the same state), the mean over the ``off_track_states`` states with both
+      (``verifier.within_problem_auc``).
     """
     from pavkit.llm.verifier import within_problem_auc
 
@@ -189,6 +190,7 @@ def fit_to_rollouts(learned: np.ndarray, half_a: np.ndarray, half_b: np.ndarray,
            "spread": spread(learned), "spread_rollout": spread(mc),
            "mean_q": float(learned.mean()), "mean_q_rollout": float(mc.mean())}
     if off_track is not None:
-        out["off_track_auc"] = within_problem_auc(-learned, off_track, states)["auc"]
-        out["off_track_auc_rollout"] = within_problem_auc(-mc, off_track, states)["auc"]
+        by_learned = within_problem_auc(-learned, off_track, states)
+        out.update(off_track_auc=by_learned["auc"], off_track_states=by_learned["problems"],
+                   off_track_auc_rollout=within_problem_auc(-mc, off_track, states)["auc"])
     return out

@@ -98,7 +98,9 @@ class VerifierConfig:
     balance: str = option(
         "down",
         "Class-balanced sampling over buckets Q̂ < 0.5 / Q̂ >= 0.5, re-drawn every epoch (App. D): down = subsample "
-        "the larger bucket, up = resample the smaller one, none = all prefixes.", choices=('down', 'up', 'none'))
+        "the larger bucket, up = resample the smaller one, none = all prefixes. Balancing lifts the values where most "
+        "labels are low (a weak prover's Q^μ); none keeps them calibrated, as advantages used as RL rewards need.",
+        choices=('down', 'up', 'none'))
     eval_fraction: float = option(
         0.1,
         "Share of problems held out (split by problem, never by row) for eval BCE / MAE / AUC.",
