@@ -175,7 +175,7 @@ def arm_rows(dirs: dict[str, list[str]], reference: list[str], initial: list[str
         eff, hard = s["effective_reward"], s.get("unsolved_by_sft", {})
         weights = [r["mean_weight"] for d in ds for r in runs.read_records(d) if "mean_weight" in r]
         rows.append({"arm": name, "alpha": cfg["alpha"], "prover": cfg["prover"], "baseline": cfg["baseline"],
-                     "verifier": "—" if cfg["prover"].startswith("model:") else Path(cfg["verifier"]).name,
+                     "verifier": "—" if not cfg["prover"].startswith("bok:") else Path(cfg["verifier"]).name,
                      "seeds": eff["runs"],
                      "reference": Path(ref[0]).name.rsplit("-s", 1)[0],
                      "final_accuracy": round(eff["final_accuracy"], 4),

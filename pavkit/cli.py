@@ -1013,9 +1013,9 @@ def llm_rl(policy: str, verifier: str | None, pass_ns: str | None, out: str, thr
                        pass_ns=ns, **fields)
     except ValueError as e:
         raise InputError(f"llm rl: {e}") from None
-    from pavkit.provers import VERIFIER_PROVERS, parse_prover
+    from pavkit.provers import RL_PROVERS, parse_prover
 
-    mu = parse_prover(cfg.prover, VERIFIER_PROVERS)
+    mu = parse_prover(cfg.prover, RL_PROVERS)
     if mu.kind == "model":
         _model_arg("--prover", mu.path, "verifier")
     m = drivers.llm_rl(cfg, train_problems, eval_problems, out, REPORT, threads)

@@ -9,6 +9,8 @@ splitting the string again. The grammar:
     temp:T       π sampled at temperature T > 0 (its values need their own rollouts)
     model:PATH   another checkpoint's policy, or a verifier of Q^μ (its values need that model)
     gamma:G      the planted task's procedural μ_γ (§3.3), G >= 0
+    const:C      no prover: a control for RL whose advantage is C at every step (V^μ(s_h) = C·(h − 1)), to
+                 tell a step signal from a constant per-step bonus
     NAME         a named policy of a toy tree spec (pavkit.toy.mdp)
 
 Each caller says which kinds it accepts (``kinds``); a spec outside them is refused with one message that lists
@@ -32,6 +34,7 @@ GRAMMAR = {
     "temp": "'temp:T' (T > 0)",
     "model": "'model:PATH'",
     "gamma": "'gamma:G' (G >= 0)",
+    "const": "'const:C' (a number: the control A^μ = C at every step)",
     "policy": "a policy name of the tree spec",
 }
 KINDS = tuple(GRAMMAR)
@@ -40,6 +43,7 @@ TREE_PROVERS = ("bok", "policy")  # the toy tree MDPs: Bo-K of π's exact values
 PLANTED_PROVERS = ("gamma", "bok")  # the planted task: μ_γ, or Bo-K of the Monte Carlo V^π
 LABEL_PROVERS = ("bok", "pi", "temp", "model")  # LLM labels: what `pavkit llm label` can roll out
 VERIFIER_PROVERS = ("bok", "model")  # search and RL: Bo-K of the PQV's Q̂^π, or a Q^μ verifier
+RL_PROVERS = (*VERIFIER_PROVERS, "const")  # RL also takes the constant-advantage control
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class Prover:
     path: str | None = None  # model: PATH
     gamma: float | None = None  # gamma: G
     name: str | None = None  # policy: NAME
+    constant: float | None = None  # const: C
 
     @property
     def needs_rollouts(self) -> bool:
@@ -121,6 +126,9 @@ def parse_prover(spec: str, kinds: Sequence[str] = KINDS) -> Prover:
     elif kind == "gamma" and colon:
         parsed = Prover(text, "gamma", gamma=x) if x >= 0 and math.isfinite(x) else None
         reason = "" if parsed else "G must be a number >= 0"
+    elif kind == "const" and colon:
+        parsed = Prover(f"const:{x:g}", "const", constant=x) if math.isfinite(x) else None
+        reason = "" if parsed else "C must be a number"
     elif "policy" in kinds and text and not colon:
         parsed = Prover(text, "policy", name=text)
     if parsed is None or parsed.kind not in kinds:

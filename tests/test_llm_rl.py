@@ -20,6 +20,7 @@ from pavkit.llm.rl import (
     checkpoint,
     init_state,
     load_prover_values,
+    prover_values,
     response_steps,
     restore,
     rft,
@@ -77,6 +78,17 @@ def test_step_weights_by_hand():
     w, mask = step_weights(np.array([1.0, 0.0]), None, [0, 3], alpha=0.0, baseline=np.zeros(2))
     np.testing.assert_allclose(w, [[1, 0, 0], [0, 0, 0]])  # outcome only; no steps → one pseudo-step
     assert mask.tolist() == [[True, False, False], [True, True, True]]
+
+
+def test_constant_advantage_control_by_hand():
+    # const:C is no prover: V^μ(s_h) = C·(h − 1), so every step gets α·C on top of r − b (a response with no
+    # step keeps its single value, A^μ = 0 on its pseudo-step)
+    values = prover_values("", "const:0.05")(["p", "q", "r"], [["a", "b"], ["c"], []])
+    np.testing.assert_allclose(values[0], [0.0, 0.05, 0.1])
+    np.testing.assert_allclose(values[1], [0.0, 0.05])
+    np.testing.assert_allclose(values[2], [0.0])
+    w, _ = step_weights(np.array([1.0, 0.0]), values[:2], [2, 1], alpha=2.0, baseline=np.array([0.25, 0.25]))
+    np.testing.assert_allclose(w, [[0.75 + 0.1, 0.75 + 0.1], [-0.25 + 0.1, 0.0]])
 
 
 def test_terminal_outcome_values_by_hand():

@@ -9,6 +9,7 @@ from pavkit.provers import (
     KINDS,
     LABEL_PROVERS,
     PLANTED_PROVERS,
+    RL_PROVERS,
     TREE_PROVERS,
     VERIFIER_PROVERS,
     parse_prover,
@@ -25,6 +26,8 @@ from pavkit.provers import (
     ("gamma:10", PLANTED_PROVERS, {"spec": "gamma:10", "kind": "gamma", "gamma": 10.0}),
     ("gamma:0", PLANTED_PROVERS, {"kind": "gamma", "gamma": 0.0}),
     ("mu", TREE_PROVERS, {"spec": "mu", "kind": "policy", "name": "mu"}),
+    ("const:0.050", RL_PROVERS, {"spec": "const:0.05", "kind": "const", "constant": 0.05}),
+    ("const:-1", RL_PROVERS, {"kind": "const", "constant": -1.0}),
 ])
 def test_parse_prover_by_hand(spec, kinds, want):
     p = parse_prover(spec, kinds)
@@ -37,6 +40,7 @@ def test_parse_prover_by_hand(spec, kinds, want):
     ("pi:2", LABEL_PROVERS), ("gamma", PLANTED_PROVERS), ("gamma:-1", PLANTED_PROVERS), ("gamma:nan", KINDS),
     ("best", LABEL_PROVERS), ("", TREE_PROVERS), ("x:1", TREE_PROVERS),
     ("pi", VERIFIER_PROVERS), ("temp:1", VERIFIER_PROVERS), ("gamma:3", VERIFIER_PROVERS), ("bok:2", ("gamma",)),
+    ("const:x", RL_PROVERS), ("const:", RL_PROVERS), ("const:inf", RL_PROVERS), ("const:0.1", VERIFIER_PROVERS),
 ])
 def test_parse_prover_refuses_with_the_grammar_of_the_path(spec, kinds):
     with pytest.raises(ValueError, match="prover must be") as e:

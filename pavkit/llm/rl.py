@@ -44,7 +44,7 @@ from pavkit.llm.data import Problem
 from pavkit.llm.steps import DEFAULT_DELIMITER, split_steps
 from pavkit.losses import kl_penalty, leave_one_out_baseline, reinforce_loss, rewards_to_go, token_weights
 from pavkit.options import option
-from pavkit.provers import VERIFIER_PROVERS, parse_prover
+from pavkit.provers import RL_PROVERS, parse_prover
 from pavkit.runs import derive_seed, warmup_cosine
 
 BASELINES = ("loo", "loo-effective", "value", "none")
@@ -64,7 +64,8 @@ class RLConfig(sampling.SamplingConfig):
         verifier: the PQV (Q̂^π model: a `pavkit llm train-verifier` run or model folder), or "organism-oracle"
             (``verifier.ORACLE``);
             "" when α = 0 (outcome-only RL needs no verifier).
-        prover: "bok:K" (V^μ = 1 − (1 − V̂^π)^K from the PQV) or "model:DIR" (a Q^μ verifier).
+        prover: "bok:K" (V^μ = 1 − (1 − V̂^π)^K from the PQV), "model:DIR" (a Q^μ verifier) or the control
+            "const:C" (A^μ = C at every step).
         alpha: α of Q^π + α·A^μ (paper: 5 for 2B, 3 for 9B); 0 is outcome-only RL.
         iters: RL iterations; 0 only evaluates the initial policy.
         train_problems, eval_problems: problem specs (as `--problems`), recorded for identity; the CLI loads them.
@@ -94,8 +95,11 @@ class RLConfig(sampling.SamplingConfig):
     verifier: str = ""
     prover: str = option(
         "bok:4",
-        "μ: bok:K (V^μ = 1-(1-V̂^π)^K from the PQV) or model:DIR (a --kind qmu verifier, e.g. trained on a weaker "
-        "checkpoint's rollouts).")
+        "μ: bok:K (V^μ = 1-(1-V̂^π)^K from the PQV), model:DIR (a --kind qmu verifier, e.g. trained on a weaker "
+        "checkpoint's rollouts). Train DIR on labels at this --policy's own prefixes (`pavkit llm label --model "
+        "POLICY --prover model:CKPT`): on the organism, Q^μ models labelled at another policy's prefixes were "
+        "exploited until the policy collapsed (README, RL section). const:C is a control, not a prover: A^μ = C at "
+        "every step.")
     alpha: float = option(3.0, 'α of the step weight Q^π + α·A^μ (paper: 3-5); 0 is outcome-only RL.', min=0)
     iters: int = option(
         200,
@@ -149,7 +153,7 @@ class RLConfig(sampling.SamplingConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         sampling.check_vllm_options(self.vllm_options, engine=self.engine, verifier_engine=self.verifier_engine)
-        parse_prover(self.prover, VERIFIER_PROVERS)
+        parse_prover(self.prover, RL_PROVERS)
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if self.alpha > 0 and not self.verifier:
@@ -269,11 +273,14 @@ def load_prover_values(cfg: RLConfig, device: str | None = None) -> Callable | N
 def prover_values(verifier: str, prover: str, delimiter: str = DEFAULT_DELIMITER, device: str | None = None,
                   engine: str = "hf", vllm_options: dict | None = None) -> Callable:
     """``f(prompts, steps) -> list of (H_b+1,) V^μ arrays``: ``bok:K`` from the PQV ``verifier``
-    (1 − (1 − V̂^π)^K), or ``model:DIR`` from that Q^μ model (``verifier`` unused); scored by ``engine``
+    (1 − (1 − V̂^π)^K), ``model:DIR`` from that Q^μ model (``verifier`` unused), or the control ``const:C``:
+    V^μ(s_h) = C·(h − 1), so A^μ = C at every step (no model); scored by ``engine``
     (``pavkit.llm.verifier.load_verifier``; ValueError for what vLLM cannot serve)."""
     from pavkit.llm.verifier import load_verifier
 
-    mu = parse_prover(prover, VERIFIER_PROVERS)
+    mu = parse_prover(prover, RL_PROVERS)
+    if mu.kind == "const":
+        return lambda prompts, steps: [mu.constant * np.arange(len(s) + 1, dtype=float) for s in steps]
     kw = {"delimiter": delimiter, "device": device, "engine": engine, "vllm_options": vllm_options}
     if mu.kind == "model":
         return load_verifier(mu.path, **kw).prefix_values
