@@ -209,3 +209,36 @@ def test_workers_that_cannot_start_raise_instead_of_grading_everything_ungradabl
     r = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, cwd=tmp_path,
                        timeout=300)
     assert r.returncode != 0 and "worker processes failed to start" in r.stderr
+
+
+def test_workers_exit_when_their_parent_is_killed(tmp_path):
+    """A SIGKILLed run (a killed `pavkit llm label`) must not leave its math-verify workers waiting forever."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = ("from pavkit.llm.grading import _POOL\nimport time\nif __name__ == '__main__':\n"
+              "    print(*_POOL.get(2)._processes, flush=True)\n    time.sleep(600)\n")
+    path = tmp_path / "pool.py"
+    path.write_text(script)
+    proc = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in workers if alive(p)]
+    for p in left:  # do not leave them behind when the test fails
+        os.kill(p, 9)
+    assert not left

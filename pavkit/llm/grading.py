@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import re
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 from fractions import Fraction
@@ -187,12 +188,21 @@ def _math_verify(gold: str, pred: str) -> str:
 _START_BARRIER = None  # set in each worker by _worker_init
 
 
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """Exit this worker once its parent is gone. A SIGKILLed parent (a killed labelling run) never shuts the
+    pool down, and a spawned worker holds both ends of its task queue, so it would wait for tasks forever."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(0)
+
+
 def _worker_init(barrier) -> None:
     global _START_BARRIER
     import math_verify  # noqa: F401  — import sympy/antlr once per worker, not inside the first timed check
 
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     _START_BARRIER = barrier
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 
 def _worker_ready() -> int:
