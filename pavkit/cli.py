@@ -974,7 +974,7 @@ def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: 
 @click.option("--verifier", default=None, callback=_model_option("verifier"),
               help="The fixed PQV (`pavkit llm train-verifier --kind pqv` run or model folder) behind bok:K provers, "
                    "organism-oracle (exact step checking, a control), or a public PRM as prm:DIR?tag=… "
-                   "(pavkit.llm.prm). Not needed with --alpha 0.")
+                   "(pavkit.llm.prm). Not needed with --alpha 0, nor with a model: or const: prover.")
 @_field_options("pavkit.llm.rl.RLConfig", "prover", "alpha", "iters", "train_problems", "eval_problems",
                 "problems_per_iter", "group", "lr", "warmup", "kl_coef", "baseline", "rewards_to_go", "terminal_value",
                 "eval_every", "eval_samples", "final_samples")

@@ -91,6 +91,13 @@ def test_constant_advantage_control_by_hand():
     np.testing.assert_allclose(w, [[0.75 + 0.1, 0.75 + 0.1], [-0.25 + 0.1, 0.0]])
 
 
+def test_only_bok_provers_need_the_pqv():
+    with pytest.raises(ValueError, match="bok:4 needs a verifier"):
+        RLConfig(policy="p", alpha=1.0, prover="bok:4")
+    for prover in ("const:0.05", "model:/some/qmu"):  # they never read it
+        assert RLConfig(policy="p", alpha=1.0, prover=prover).verifier == ""
+
+
 def test_terminal_outcome_values_by_hand():
     # a verifier that rates a wrong final answer 0.9: the steps gain +0.4 on the prefixes' values; anchored at
     # r = 0 the last step loses 0.6 and the advantages telescope to 0 − 0.5

@@ -63,7 +63,7 @@ class RLConfig(sampling.SamplingConfig):
         policy: folder of the initial policy π_init (e.g. the RFT model); also the KL reference.
         verifier: the PQV (Q̂^π model: a `pavkit llm train-verifier` run or model folder), or "organism-oracle"
             (``verifier.ORACLE``);
-            "" when α = 0 (outcome-only RL needs no verifier).
+            "" when α = 0 or the prover is not bok:K (only Bo-K reads the PQV).
         prover: "bok:K" (V^μ = 1 − (1 − V̂^π)^K from the PQV), "model:DIR" (a Q^μ verifier) or the control
             "const:C" (A^μ = C at every step).
         alpha: α of Q^π + α·A^μ (paper: 5 for 2B, 3 for 9B); 0 is outcome-only RL.
@@ -153,11 +153,11 @@ class RLConfig(sampling.SamplingConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         sampling.check_vllm_options(self.vllm_options, engine=self.engine, verifier_engine=self.verifier_engine)
-        parse_prover(self.prover, RL_PROVERS)
+        mu = parse_prover(self.prover, RL_PROVERS)
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-        if self.alpha > 0 and not self.verifier:
-            raise ValueError("alpha > 0 needs a verifier (the PQV, or organism-oracle)")
+        if self.alpha > 0 and mu.kind == "bok" and not self.verifier:  # model: and const: provers never read it
+            raise ValueError(f"alpha > 0 with prover {mu.spec} needs a verifier (the PQV, or organism-oracle)")
         for name in ("problems_per_iter", "group", "eval_samples", "final_samples", "microbatch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
