@@ -72,10 +72,10 @@ def off_track_check(records: list[dict], problems: str) -> dict | None:
 
 
 def learned_fit(records: list[dict], problems: str, policy: str, org: Path, provers: list[str],
-                rollouts: int, qmu: dict[str, list[str]] | None = None, pqvs: list[str] | None = None) -> list[dict]:
+                rollouts: int, qmu: dict[str, list[str]], pqvs: list[str]) -> list[dict]:
     """Each learned prover of ``provers`` against its rollout values at the diagnostic's children
     (``diagnose.fit_to_rollouts``): ORG/qmu-ROLE and the Q^μ models ``qmu[ROLE]`` against model:ROLE's rollouts;
-    Bo-K from each PQV of ``pqvs`` (default ORG/pqv; each trained on labels of ORG/organism/base) against Bo-K of
+    Bo-K from each PQV of ``pqvs`` (each trained on labels of ORG/organism/base) against Bo-K of
     the PQV's own policy ORG/organism/base, from π's halves when ``policy`` is that policy, else from model:base's
     (when it is among the provers). A child's learned Q̂^μ is the learned value of its full prefix. Each row also
     has Theorem 3.1's terms at π of the prover the learned form stands for (from its rollout halves, as
@@ -92,12 +92,11 @@ def learned_fit(records: list[dict], problems: str, policy: str, org: Path, prov
 
     base = org / "organism" / "base"
     rollout_specs = {_prover_for(s, org, "rollouts") for s in provers}
-    pqvs = pqvs or [str(org / "pqv")]
     pairs = []  # (learned prover, its PQV or "", the records' rollout key, K of Bo-K over its halves or None)
     for spec in provers:
         if spec.startswith("model:"):
             role = spec.split(":", 1)[1]
-            models = ([str(org / f"qmu-{role}")] if (org / f"qmu-{role}").exists() else []) + (qmu or {}).get(role, [])
+            models = ([str(org / f"qmu-{role}")] if (org / f"qmu-{role}").exists() else []) + qmu.get(role, [])
             pairs += [(f"model:{m}", "", _prover_for(spec, org, "rollouts"), None) for m in models]
         elif spec.startswith("bok:"):
             k = int(spec.split(":")[1])
