@@ -977,7 +977,7 @@ def llm_rft(policy: str, problems: str, out: str, threads: int | None, as_json: 
                    "(pavkit.llm.prm). Not needed with --alpha 0, nor with a model: or const: prover.")
 @_field_options("pavkit.llm.rl.RLConfig", "prover", "alpha", "iters", "train_problems", "eval_problems",
                 "problems_per_iter", "group", "lr", "warmup", "kl_coef", "baseline", "rewards_to_go", "terminal_value",
-                "eval_every", "eval_samples", "final_samples")
+                "shuffle_advantages", "eval_every", "eval_samples", "final_samples")
 @click.option("--pass-ns", default=None, help="N of Pass@N, comma-separated (default: powers of 2 up to "
                                               "--final-samples).")
 @_field_options("pavkit.llm.rl.RLConfig", "max_new_tokens", "microbatch", "seed", "engine", "verifier_engine")

@@ -24,6 +24,8 @@ from pavkit.llm.rl import (
     response_steps,
     restore,
     rft,
+    sample_batch,
+    shuffled_values,
     step_weights,
     terminal_outcome_values,
     token_logprobs,
@@ -111,6 +113,60 @@ def test_terminal_outcome_values_by_hand():
     assert v_mu[0][-1] == 0.9  # the input is not modified
     with pytest.raises(ValueError, match="terminal_value"):
         RLConfig(policy="p", alpha=0.0, terminal_value="oracle")
+
+
+def _advantages(v_mu, members):
+    return sorted(np.round(np.concatenate([np.diff(v_mu[b]) for b in members]), 12).tolist())
+
+
+def test_shuffled_advantages_keep_what_they_say_they_keep():
+    # group 0: responses 0 (A = +0.1, +0.2, −0.5) and 1 (A = +0.4); group 1: response 2 (A = −0.3, +0.6) and 3
+    # (no step)
+    v_mu = [np.array([0.5, 0.6, 0.8, 0.3]), np.array([0.5, 0.9]), np.array([0.4, 0.1, 0.7]), np.array([0.4])]
+    groups = np.array([0, 0, 1, 1])
+    assert all(a is b for a, b in zip(shuffled_values(v_mu, groups, "none", np.random.default_rng(0)), v_mu,
+                                      strict=True))
+    seen_step_orders, seen_crossings = set(), set()
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        by_response = shuffled_values(v_mu, groups, "response", rng)
+        by_group = shuffled_values(v_mu, groups, "group", rng)
+        for out in (by_response, by_group):
+            assert [len(v) for v in out] == [4, 2, 3, 1]  # step counts and V^μ(s_1) stay
+            np.testing.assert_allclose([v[0] for v in out], [0.5, 0.5, 0.4, 0.4])
+            assert _advantages(out, [0, 1]) == _advantages(v_mu, [0, 1])  # each group keeps its values
+            assert _advantages(out, [2, 3]) == _advantages(v_mu, [2, 3])
+        for b in range(4):  # "response" keeps each response's values, so its sum Σ_h A^μ = V(s_H+1) − V(s_1)
+            assert _advantages(by_response, [b]) == _advantages(v_mu, [b])
+        seen_step_orders.add(tuple(np.round(np.diff(by_response[0]), 12)))
+        seen_crossings.add(round(float(np.diff(by_group[1])[0]), 12))
+    assert len(seen_step_orders) == 6  # all orders of response 0's three steps occur
+    assert seen_crossings == {0.1, 0.2, -0.5, 0.4}  # response 1's step takes each of its group's values
+    with pytest.raises(ValueError, match="shuffle_advantages"):
+        RLConfig(policy="p", alpha=0.0, shuffle_advantages="batch")
+
+
+def test_sample_batch_shuffles_the_provers_advantages_within_groups(tiny_policy):
+    # the same samples (same seed and iteration) with and without the control: each group's A^μ are the same
+    # values, each response keeps its steps and V^μ(s_1), and some step gets another step's value. The prover
+    # stands in for a verifier with a distinct advantage at every step (0.01·(b+1)·h at step h of response b).
+    def distinct(prompts, steps):
+        return [np.concatenate([[0.5], 0.5 + np.cumsum(0.01 * (b + 1) * np.arange(1, len(s) + 1))])
+                for b, s in enumerate(steps)]
+
+    cfg = _cfg(tiny_policy, problems_per_iter=3, group=3, max_new_tokens=48)
+    state = init_state(cfg, device="cpu")
+    problems = organism_problems(20, 1, "train")
+    plain = sample_batch(state, cfg, problems, distinct)
+    shuffled = sample_batch(state, _cfg(tiny_policy, problems_per_iter=3, group=3, max_new_tokens=48,
+                                        shuffle_advantages="group"), problems, distinct)
+    assert shuffled.token_ids == plain.token_ids and shuffled.num_steps == plain.num_steps
+    assert sum(plain.num_steps) > 3  # steps to shuffle
+    np.testing.assert_allclose([v[0] for v in shuffled.v_mu], [v[0] for v in plain.v_mu])
+    for g in range(3):
+        members = range(3 * g, 3 * g + 3)
+        assert _advantages(shuffled.v_mu, members) == _advantages(plain.v_mu, members)
+    assert not np.allclose(shuffled.weights, plain.weights)
 
 
 def test_baselined_step_weights_by_hand():

@@ -49,6 +49,7 @@ from pavkit.runs import derive_seed, warmup_cosine
 
 BASELINES = ("loo", "loo-effective", "value", "none")
 TERMINAL_VALUES = ("verifier", "outcome")
+SHUFFLES = ("none", "response", "group")  # --shuffle-advantages: controls that permute the prover's A^μ
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -82,6 +83,9 @@ class RLConfig(sampling.SamplingConfig):
         terminal_value: V^μ after a response's last step: "verifier" (the verifier's value of the whole response,
             the paper's A^μ from Q̂ on consecutive prefixes) or "outcome" (the graded r(y): exact, since a
             finished response is worth its reward under any prover; ``terminal_outcome_values``).
+        shuffle_advantages: a control, not a method (``shuffled_values``): "response" permutes A^μ among the
+            steps of each response (keeps its Σ_h A^μ, loses which step), "group" among all steps of the problem's
+            group (keeps the problem's values, loses which response and step); "none" is Eq. 5.
         max_grad_norm: gradient clipping.
         eval_every, eval_samples: accuracy every that many iterations from that many samples per eval problem.
         final_samples, pass_ns: samples per eval problem at the last iteration, and the N of Pass@N (<= it).
@@ -130,6 +134,13 @@ class RLConfig(sampling.SamplingConfig):
         "from Q on consecutive prefixes) or outcome (its graded reward r(y), exact for a finished response under "
         "any prover: a wrong response's advantages then sum to −V^μ(problem) ≤ 0, never to a gain).",
         choices=TERMINAL_VALUES)
+    shuffle_advantages: str = option(
+        "none",
+        "A control, not a method: permute the prover's advantages A^μ among the steps of each response (response: "
+        "keeps each response's sum, loses which step) or among all steps of a problem's group (group: keeps the "
+        "problem's values, loses which response and step) before weighting; none is Eq. 5. Tells whether a gain "
+        "comes from where A^μ falls or only from the values it takes.",
+        choices=SHUFFLES)
     max_grad_norm: float = 1.0
     eval_every: int = option(10, 'Iterations between accuracy evaluations (and checkpoints).', min=0)
     eval_samples: int = option(2, 'Samples per held-out problem at each evaluation.', min=1)
@@ -167,6 +178,8 @@ class RLConfig(sampling.SamplingConfig):
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
         if self.terminal_value not in TERMINAL_VALUES:
             raise ValueError(f"terminal_value must be one of {TERMINAL_VALUES}, got {self.terminal_value!r}")
+        if self.shuffle_advantages not in SHUFFLES:
+            raise ValueError(f"shuffle_advantages must be one of {SHUFFLES}, got {self.shuffle_advantages!r}")
         if not 0 <= self.warmup < 1 or self.lr <= 0 or self.kl_coef < 0:
             raise ValueError("need 0 <= warmup < 1, lr > 0 and kl_coef >= 0")
         if not self.pass_ns or max(self.pass_ns) > self.final_samples or min(self.pass_ns) < 1:
@@ -177,7 +190,8 @@ class RLConfig(sampling.SamplingConfig):
 
 
 # RLConfig fields added after runs were first written, with the value every older run had (runs.config_difference)
-RL_ADDED_FIELDS = {"engine": "hf", "vllm_options": {}, "verifier_engine": "hf", "terminal_value": "verifier"}
+RL_ADDED_FIELDS = {"engine": "hf", "vllm_options": {}, "verifier_engine": "hf", "terminal_value": "verifier",
+                   "shuffle_advantages": "none"}
 # Fields a resume does not compare: the verifier engines give the same values to ~1e-8.
 RL_NOT_COMPARED = frozenset({"verifier_engine"})
 
@@ -369,6 +383,30 @@ def terminal_outcome_values(v_mu: Sequence[np.ndarray], outcomes: np.ndarray) ->
             for v, r in zip(v_mu, np.asarray(outcomes, dtype=float), strict=True)]
 
 
+def shuffled_values(v_mu: Sequence[np.ndarray], groups: np.ndarray, within: str,
+                    rng: np.random.Generator) -> list[np.ndarray]:
+    """The control ``--shuffle-advantages``: V^μ arrays whose advantages A^μ_h = V^μ(s_{h+1}) − V^μ(s_h) are the
+    same values permuted among the steps of each response (``within="response"``: every Σ_h A^μ is kept) or
+    among all steps of each group (``"group"``: each problem keeps its multiset of A^μ, spread over its responses
+    in their step counts), each array rebuilt from its own V^μ(s_1) by a cumulative sum; ``"none"``: unchanged.
+
+    Args:
+        v_mu: N arrays (H_b+1,); groups: (N,) the problem of each response; rng: draws the permutations.
+    """
+    if within == "none":
+        return list(v_mu)
+    v_mu = [np.asarray(v, dtype=float) for v in v_mu]
+    adv = [np.diff(v) for v in v_mu]
+    units = [[b] for b in range(len(v_mu))] if within == "response" else \
+        [np.flatnonzero(groups == g).tolist() for g in np.unique(groups)]
+    for members in units:
+        pooled = rng.permutation(np.concatenate([adv[b] for b in members]))
+        cuts = np.cumsum([len(adv[b]) for b in members])[:-1]
+        for b, a in zip(members, np.split(pooled, cuts), strict=True):
+            adv[b] = a
+    return [np.concatenate([v[:1], v[0] + np.cumsum(a)]) if len(v) else v for v, a in zip(v_mu, adv, strict=True)]
+
+
 def baselined_step_weights(outcomes: np.ndarray, v_mu: Sequence[np.ndarray] | None, num_steps: Sequence[int],
                            alpha: float, groups: np.ndarray, baseline: str,
                            to_go: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -541,6 +579,9 @@ def sample_batch(state: RLState, cfg: RLConfig, problems: Sequence[Problem], pro
     v_mu = prover_values([prompts[g] for g in groups], steps) if prover_values is not None and cfg.alpha else None
     if v_mu is not None and cfg.terminal_value == "outcome":
         v_mu = terminal_outcome_values(v_mu, outcomes)
+    if v_mu is not None and cfg.shuffle_advantages != "none":  # the control: same values, other steps
+        v_mu = shuffled_values(v_mu, groups, cfg.shuffle_advantages,
+                               np.random.default_rng(derive_seed(cfg.seed, it, 3, bits=32)))
     weights, mask = baselined_step_weights(outcomes, v_mu, [len(s) for s in steps], cfg.alpha, groups, cfg.baseline,
                                            cfg.rewards_to_go)
     prompt_ids = tok(prompts, add_special_tokens=True)["input_ids"]
