@@ -10,8 +10,15 @@ ORG/organism/base, or --policy, and the PQV ORG/pqv). Runs, each through the CLI
    --baseline: the headline PAV-RL arm); OUT/control-sS on --control-seeds (α = --control-alpha, the same
    prover, --control-verifier: the exact-advantage control); and every --arm NAME=SEEDS:OPTIONS, OUT/NAME-sS
    with the common options plus OPTIONS (e.g. --arm "pav-a1=0,1:--alpha 1 --prover bok:4"; the verifier is
-   ORG/pqv unless OPTIONS name one; α = 0 arms need none). --workers runs at a time, --threads torch threads
-   each. A run already complete in OUT is read, not rerun (the CLI resumes it at its last iteration);
+   ORG/pqv unless OPTIONS name one; α = 0 arms need none); for every --onpolicy-prover ROLE, OUT/onpolicy-ROLE-sS
+   on --seeds (α = --alpha, the prover model:OUT/qmu-ROLE, stages 4–5 below). --workers runs at a time,
+   --threads torch threads each. A run already complete in OUT is read, not rerun (the CLI resumes it at its last
+   iteration);
+4. for every --onpolicy-prover ROLE (a checkpoint of the organism, e.g. weak), before the RL runs: OUT/labels-ROLE,
+   Q^μ labels at the *RFT policy's* own prefixes rolled out by ORG/organism/ROLE, and OUT/qmu-ROLE, a qmu
+   verifier on them, both with --preset's label problems and options and its verifier options and base (the
+   pipeline's `labels-ROLE` and `qmu-ROLE` stages, but at RL's start policy instead of the base: a Q^μ model
+   labelled at another policy's prefixes was exploited until the policy collapsed, README RL section);
 
 then `pavkit plot fig7|fig8` and prints
 
@@ -134,6 +141,25 @@ def budgeted_iters(jobs: dict[str, tuple[str, ...]], out: Path, workers: int, se
     return iters
 
 
+def onpolicy_qmu(org: Path, role: str, policy: str, out: Path, preset: str, threads: int) -> None:
+    """Stages labels-ROLE and qmu-ROLE of OUT: checkpoint ORG/organism/ROLE as the prover μ of POLICY, labelled
+    at POLICY's own prefixes with PRESET's label problems and options, and a qmu verifier on those labels with
+    PRESET's verifier options on its verifier base (``pipeline.label_stage``, ``pipeline.verifier_stage``)."""
+    from pavkit.cli import REPORT
+    from pavkit.llm import pipeline
+
+    p = pipeline.PRESETS[preset]
+    mu = org / "organism" / role
+    if not (mu / "config.json").exists():
+        raise SystemExit(f"--onpolicy-prover {role}: no checkpoint {mu}")
+    _stage(out, f"labels-{role}", lambda: pipeline.label_stage(
+        policy, p.label_problems, {**p.label, "prover": f"model:{mu}"}, out / f"labels-{role}", threads=threads,
+        report=REPORT))
+    _stage(out, f"qmu-{role}", lambda: pipeline.verifier_stage(
+        out / f"labels-{role}", org / "organism" / p.verifier_base, "qmu", out / f"qmu-{role}", p.verifier,
+        threads=threads, report=REPORT))
+
+
 def _option(job: tuple[str, ...], option: str) -> str:
     return job[job.index(option) + 1]
 
@@ -241,6 +267,11 @@ def main() -> None:
     p.add_argument("--control-seeds", default="0,1", help="seeds of the control arm")
     p.add_argument("--arm", action="append", default=[], metavar="NAME=SEEDS:OPTIONS",
                    help="an extra arm: OUT/NAME-sS for each seed, the common options plus OPTIONS (repeatable)")
+    p.add_argument("--onpolicy-prover", action="append", default=[], metavar="ROLE",
+                   help="checkpoint ORGANISM/organism/ROLE as the prover of an arm onpolicy-ROLE (α = --alpha, "
+                        "--seeds) through a Q^μ model labelled at the RFT policy's prefixes (repeatable)")
+    p.add_argument("--preset", default="organism", choices=("organism", "organism-gpu"),
+                   help="the `pavkit llm pipeline` preset whose label and verifier options --onpolicy-prover uses")
     p.add_argument("--minutes", type=float, default=None,
                    help="fit the RL runs into this wall time: time PROBE_ITERS iterations of every missing run at "
                         "once (OUT/probe), then set --iters to what the rest of the budget allows (a multiple of "
@@ -275,6 +306,9 @@ def main() -> None:
     if a.control_verifier and a.control_seeds:
         arms["control"] = (a.control_seeds.split(","), ["--alpha", str(a.control_alpha), "--prover", a.prover,
                                                         "--verifier", a.control_verifier, "--baseline", a.baseline])
+    for role in a.onpolicy_prover:
+        arms[f"onpolicy-{role}"] = (a.seeds.split(","), ["--alpha", str(a.alpha), "--prover",
+                                                         f"model:{out / f'qmu-{role}'}", "--baseline", a.baseline])
     for name, seeds, options in extra_arms:
         needs_verifier = "--verifier" not in options and "--alpha" in options and \
             float(options[options.index("--alpha") + 1]) != 0
@@ -285,6 +319,8 @@ def main() -> None:
             jobs[f"{name}-s{s}"] = ("llm", "rl", "--policy", rft_policy, *options, "--seed", s, *rl_common,
                                     "--out", str(out / f"{name}-s{s}"))
 
+    for role in a.onpolicy_prover:
+        onpolicy_qmu(org, role, rft_policy, out, a.preset, a.workers * a.threads)
     if a.minutes is not None:
         run_jobs({n: jobs[n] for n in evals}, out, a.workers)  # the evaluations first: not part of the budget
         jobs = {n: j for n, j in jobs.items() if n not in evals}

@@ -169,14 +169,10 @@ def run(preset: str, out, *, seed: int = 0, threads: int = 1, report: Reporter =
     vbase = out_dir / "organism" / p.verifier_base if p.verifier_base else policy  # every verifier's LM
 
     def labels(folder: Path, problems: str, options: dict) -> None:
-        options = dict(options)
-        limit = options.pop("limit", None)
-        cfg, probs = drivers.label_config(str(policy), problems, seed=seed, **options)
-        drivers.labels(cfg, probs[:limit] if limit else probs, folder, report, threads)
+        label_stage(policy, problems, options, folder, seed=seed, threads=threads, report=report)
 
     def verifier(labels_dir: Path, kind: str, folder: Path) -> None:
-        drivers.train_verifier(labels_dir, str(vbase), kind, folder, seed=seed, threads=threads, report=report,
-                               **p.verifier)
+        verifier_stage(labels_dir, vbase, kind, folder, p.verifier, seed=seed, threads=threads, report=report)
 
     def search(folder: Path, methods, ns, **options) -> None:
         options = {**p.search, **options}
@@ -205,6 +201,28 @@ def run(preset: str, out, *, seed: int = 0, threads: int = 1, report: Reporter =
     summary = pipeline_summary(out_dir, p, seed)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def label_stage(policy, problems: str, options: dict, folder, *, seed: int = 0, threads: int = 1,
+                report: Reporter = QUIET) -> None:
+    """``pavkit llm label`` of POLICY's seed rollouts on PROBLEMS (a spec) into FOLDER, with a preset's label
+    options (``Preset.label``; its ``limit`` keeps the first that many problems). Resumes."""
+    from pavkit import drivers
+
+    options = dict(options)
+    limit = options.pop("limit", None)
+    cfg, probs = drivers.label_config(str(policy), problems, seed=seed, **options)
+    drivers.labels(cfg, probs[:limit] if limit else probs, folder, report, threads)
+
+
+def verifier_stage(labels_dir, base, kind: str, folder, options: dict, *, seed: int = 0, threads: int = 1,
+                   report: Reporter = QUIET) -> None:
+    """``pavkit llm train-verifier`` of KIND (orm, pqv, qmu) on LABELS_DIR with BASE's LM, with a preset's
+    verifier options (``Preset.verifier``), into FOLDER. Resumes."""
+    from pavkit import drivers
+
+    drivers.train_verifier(labels_dir, str(base), kind, folder, seed=seed, threads=threads, report=report,
+                           **options)
 
 
 def draw_figures(out_dir: Path, p: Preset) -> None:
