@@ -20,7 +20,7 @@ ORG/organism/base, or --policy, and the PQV ORG/pqv). Runs, each through the CLI
    pipeline's `labels-ROLE` and `qmu-ROLE` stages, but at RL's start policy instead of the base: a Q^μ model
    labelled at another policy's prefixes was exploited until the policy collapsed, README RL section);
 
-then `pavkit plot fig7|fig8` and prints
+then `pavkit plot fig7|fig8` (OUT/figures/, with arms.png: every arm's gain and its interval) and prints
 
     {"sample_efficiency": ..., "sample_efficiency_ci": ..., "accuracy_gain": ..., "accuracy_gain_ci": ...,
      "pass_at_n_gain": ..., "samples_per_second": ..., "minutes": ..., "arms": [...]}
@@ -354,6 +354,11 @@ def main() -> None:
                                                      "accuracy_gain_ci", "pass_at_n_gain", "reach",
                                                      "effective_reward")}
     summary["arms"] = arm_rows(run_dirs, run_dirs["outcome"], initial)
+    from pavkit.analysis.figures import rl_arms_figure, save_figure
+
+    save_figure(rl_arms_figure(summary["arms"], marks=(0.03, 0.06),
+                               title="final accuracy gain over α = 0 (95 % CI, seeds × problems); dotted: +0.03, "
+                                     "+0.06"), out / "figures" / "arms.png")
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out / "table.md").write_text(markdown_table(summary["arms"]))
     gain = summary.get("pass_at_n_gain") or {}

@@ -316,6 +316,23 @@ def test_cli_rl_runs_resumes_refuses_changes_and_plots(tiny_policy, tmp_path):
         assert png.stat().st_size > 1000
 
 
+def test_arms_figure_draws_each_arm_with_its_interval():
+    from pavkit.analysis.figures import rl_arms_figure
+
+    rows = [{"arm": "pav", "seeds": 3, "accuracy_gain": 0.025, "accuracy_gain_ci": [0.003, 0.049]},
+            {"arm": "const-0.05", "seeds": 1, "accuracy_gain": -0.01, "accuracy_gain_ci": [-0.04, 0.02]}]
+    fig = rl_arms_figure(rows, marks=(0.03,))
+    ax = fig.axes[0]
+    ticks = dict(zip([t.get_text() for t in ax.get_yticklabels()], ax.get_yticks(), strict=True))
+    assert ticks == {"pav (3 seeds)": 1, "const-0.05 (1 seed)": 0}  # the first row on top
+    points = ax.lines[0].get_xydata()  # the markers, in the rows' order, the first row on top
+    np.testing.assert_allclose(points, [[0.025, 1], [-0.01, 0]])
+    (bars,) = [c for c in ax.collections if len(c.get_segments()) == 2]  # the intervals
+    np.testing.assert_allclose([seg[:, 0] for seg in bars.get_segments()], [[0.003, 0.049], [-0.04, 0.02]])
+    vertical = [line.get_xdata()[0] for line in ax.lines if list(line.get_ydata()) == [0, 1]]  # axvline
+    assert sorted(vertical) == [0.0, 0.03]  # zero and the mark
+
+
 def test_cli_rft_refuses_when_no_sample_is_correct(tiny_policy, tmp_path):
     r = CliRunner().invoke(main, ["llm", "rft", "--policy", tiny_policy, "--problems", "organism:train:2:2",
                                   "--samples", "2", "--max-new-tokens", "8", "--out", str(tmp_path / "rft")])

@@ -14,6 +14,7 @@ from pavkit.analysis.plots import (
     plot_bok_ratio,
     plot_bound_scatter,
     plot_grouped_bars,
+    plot_interval_rows,
     plot_learning_curves,
     plot_pass_at_n,
     plot_prover_sweep,
@@ -317,6 +318,26 @@ def fig7_figure(runs: Sequence[RLRun], axes=None):
     axes[1].set_ylim(max(0.0, min(lows) - 0.05), min(1.02, max(c[2].max() for c in curves.values()) + 0.05))
     return axes[0].figure
 
+
+
+def rl_arms_figure(rows: Sequence[dict], marks: Sequence[float] = (), title: str = "", ax=None):
+    """The RL arms side by side: each arm's final-accuracy gain over its α = 0 reference with the 95 % interval
+    over seeds and problems (rows of ``bench/rl.py``'s ``arm_rows``: arm, seeds, accuracy_gain,
+    accuracy_gain_ci), top to bottom in the rows' order; dotted lines at ``marks`` (e.g. a target gain)."""
+    if ax is None:  # a row each
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6.5, 1.2 + 0.3 * len(rows)), constrained_layout=True)
+    plot_interval_rows([f"{r['arm']} ({r['seeds']} seed{'s' if r['seeds'] != 1 else ''})" for r in rows],
+                       np.array([r["accuracy_gain"] for r in rows]),
+                       np.array([r["accuracy_gain_ci"][0] for r in rows]),
+                       np.array([r["accuracy_gain_ci"][1] for r in rows]), ax=ax, marks=marks)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax.figure
 
 
 def rl_arm_labels(runs: Sequence[RLRun]) -> dict[str, str]:

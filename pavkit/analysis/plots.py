@@ -221,6 +221,26 @@ def plot_bars_ci(keys: Sequence[str], mean: np.ndarray, low: np.ndarray, high: n
     return ax
 
 
+def plot_interval_rows(names: Sequence[str], value: np.ndarray, low: np.ndarray, high: np.ndarray, ax=None,
+                       xlabel: str = "accuracy gain over α = 0", marks: Sequence[float] = ()):
+    """One row per name, top to bottom: a point at ``value`` and its interval [low, high] (a forest plot), a solid
+    line at 0 and a dotted one at each of ``marks``. Shapes: value, low, high (R,)."""
+    ax = _axes(ax)
+    value, low, high = (np.asarray(a, dtype=float) for a in (value, low, high))
+    y = np.arange(len(names))[::-1]
+    ax.errorbar(value, y, xerr=[value - low, high - value], fmt="o", color="C0", capsize=3)
+    for yi, v in zip(y, value, strict=True):
+        ax.text(v, yi + 0.18, f"{v:+.3f}", ha="center", va="bottom", fontsize=7)
+    ax.axvline(0.0, color="0.3", lw=1)
+    for m in marks:
+        ax.axvline(m, color="0.5", lw=1, ls=":")
+    ax.set_yticks(y, list(names), fontsize=8)
+    ax.set_ylim(-0.7, len(names) - 0.3)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, axis="x")
+    return ax
+
+
 def plot_search_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], ax=None,
                        xlabel: str = "compute (policy + verifier tokens per problem)", ylabel: str = "accuracy",
                        log2: bool = False):
