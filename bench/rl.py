@@ -11,7 +11,7 @@ ORG/organism/base, or --policy, and the PQV ORG/pqv). Runs, each through the CLI
    prover, --control-verifier: the exact-advantage control); and every --arm NAME=SEEDS:OPTIONS, OUT/NAME-sS
    with the common options plus OPTIONS (e.g. --arm "pav-a1=0,1:--alpha 1 --prover bok:4"; the verifier is
    ORG/pqv unless OPTIONS name one; α = 0 arms need none); for every --onpolicy-prover ROLE, OUT/onpolicy-ROLE-sS
-   on --seeds (α = --alpha, the prover model:OUT/qmu-ROLE, stages 4–5 below). --workers runs at a time,
+   on --seeds (α = --alpha, the prover model:OUT/qmu-ROLE, stage 4 below). --workers runs at a time,
    --threads torch threads each. A run already complete in OUT is read, not rerun (the CLI resumes it at its last
    iteration);
 4. for every --onpolicy-prover ROLE (a checkpoint of the organism, e.g. weak), before the RL runs: OUT/labels-ROLE,
