@@ -140,14 +140,14 @@ def fig3c_figure(runs: Sequence[RLRun], iteration: int | None = None, ax=None):
 
 
 
-def _new_axes(ax):
+def _new_axes(ax, figsize: tuple[float, float] = (6, 4.2)):
     if ax is None:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        _, ax = plt.subplots(figsize=(6, 4.2), constrained_layout=True)
+        _, ax = plt.subplots(figsize=figsize, constrained_layout=True)
     return ax
 
 
@@ -324,13 +324,7 @@ def rl_arms_figure(rows: Sequence[dict], marks: Sequence[float] = (), title: str
     """The RL arms side by side: each arm's final-accuracy gain over its α = 0 reference with the 95 % interval
     over seeds and problems (rows of ``bench/rl.py``'s ``arm_rows``: arm, seeds, accuracy_gain,
     accuracy_gain_ci), top to bottom in the rows' order; dotted lines at ``marks`` (e.g. a target gain)."""
-    if ax is None:  # a row each
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(6.5, 1.2 + 0.3 * len(rows)), constrained_layout=True)
+    ax = _new_axes(ax, figsize=(6.5, 1.2 + 0.3 * len(rows)))  # a row each
     plot_interval_rows([f"{r['arm']} ({r['seeds']} seed{'s' if r['seeds'] != 1 else ''})" for r in rows],
                        np.array([r["accuracy_gain"] for r in rows]),
                        np.array([r["accuracy_gain_ci"][0] for r in rows]),
