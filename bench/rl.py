@@ -10,15 +10,14 @@ ORG/organism/base, or --policy, and the PQV ORG/pqv). Runs, each through the CLI
    --baseline: the headline PAV-RL arm); OUT/control-sS on --control-seeds (α = --control-alpha, the same
    prover, --control-verifier: the exact-advantage control); and every --arm NAME=SEEDS:OPTIONS, OUT/NAME-sS
    with the common options plus OPTIONS (e.g. --arm "pav-a1=0,1:--alpha 1 --prover bok:4"; the verifier is
-   ORG/pqv unless OPTIONS name one; α = 0 arms need none); for every --onpolicy-prover ROLE, OUT/onpolicy-ROLE-sS
-   on --seeds (α = --alpha, the prover model:OUT/qmu-ROLE, stage 4 below). --workers runs at a time,
-   --threads torch threads each. A run already complete in OUT is read, not rerun (the CLI resumes it at its last
-   iteration);
-4. for every --onpolicy-prover ROLE (a checkpoint of the organism, e.g. weak), before the RL runs: OUT/labels-ROLE,
-   Q^μ labels at the *RFT policy's* own prefixes rolled out by ORG/organism/ROLE, and OUT/qmu-ROLE, a qmu
-   verifier on them, both with --preset's label problems and options and its verifier options and base (the
-   pipeline's `labels-ROLE` and `qmu-ROLE` stages, but at RL's start policy instead of the base: a Q^μ model
-   labelled at another policy's prefixes was exploited until the policy collapsed, README RL section);
+   ORG/pqv unless OPTIONS name one; α = 0 arms need none). --workers runs at a time, --threads torch threads
+   each. A run already complete in OUT is read, not rerun (the CLI resumes it at its last iteration);
+4. for every prover onpolicy:ROLE named by --prover or an --arm (ROLE a checkpoint of the organism, e.g. weak),
+   before the RL runs: OUT/labels-ROLE, Q^μ labels at the *RFT policy's* own prefixes rolled out by
+   ORG/organism/ROLE, and OUT/qmu-ROLE, a qmu verifier on them, both with --preset's label problems and options
+   and its verifier options and base (the pipeline's `labels-ROLE` and `qmu-ROLE` stages, but at RL's start
+   policy instead of the base: a Q^μ model labelled at another policy's prefixes was exploited until the policy
+   collapsed, README RL section); the runs get the prover model:OUT/qmu-ROLE;
 
 then `pavkit plot fig7|fig8` (OUT/figures/, with arms.png: every arm's gain and its interval) and prints
 
@@ -49,6 +48,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+ONPOLICY = "onpolicy:"  # the prover spec of stage 4, resolved here to model:OUT/qmu-ROLE
 
 
 def _pavkit(*args: str) -> None:
@@ -150,8 +151,6 @@ def onpolicy_qmu(org: Path, role: str, policy: str, out: Path, preset: str, thre
 
     p = pipeline.PRESETS[preset]
     mu = org / "organism" / role
-    if not (mu / "config.json").exists():
-        raise SystemExit(f"--onpolicy-prover {role}: no checkpoint {mu}")
     _stage(out, f"labels-{role}", lambda: pipeline.label_stage(
         policy, p.label_problems, {**p.label, "prover": f"model:{mu}"}, out / f"labels-{role}", threads=threads,
         report=REPORT))
@@ -251,7 +250,10 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2", help="seeds of the headline arms (outcome-only and PAV-RL)")
     p.add_argument("--iters", type=int, default=150, help="RL iterations of every run")
     p.add_argument("--alpha", type=float, default=3.0, help="α of the headline PAV-RL arm")
-    p.add_argument("--prover", default="bok:4", help="prover of the headline PAV-RL arm and of the control")
+    p.add_argument("--prover", default="bok:4",
+                   help="prover of the headline PAV-RL arm and of the control: a `pavkit llm rl --prover` spec, or "
+                        "onpolicy:ROLE (checkpoint ORGANISM/organism/ROLE through a Q^μ model labelled at the RFT "
+                        "policy's prefixes, stage 4; it has no exact control, so give --control-seeds '')")
     p.add_argument("--baseline", default="loo", help="baseline of the headline arms (`pavkit llm rl --baseline`)")
     p.add_argument("--verifier", default=None, help="default ORGANISM/pqv; organism-oracle for the exact control")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam peak learning rate of every RL run")
@@ -267,11 +269,8 @@ def main() -> None:
     p.add_argument("--control-seeds", default="0,1", help="seeds of the control arm")
     p.add_argument("--arm", action="append", default=[], metavar="NAME=SEEDS:OPTIONS",
                    help="an extra arm: OUT/NAME-sS for each seed, the common options plus OPTIONS (repeatable)")
-    p.add_argument("--onpolicy-prover", action="append", default=[], metavar="ROLE",
-                   help="checkpoint ORGANISM/organism/ROLE as the prover of an arm onpolicy-ROLE (α = --alpha, "
-                        "--seeds) through a Q^μ model labelled at the RFT policy's prefixes (repeatable)")
     p.add_argument("--preset", default="organism", choices=("organism", "organism-gpu"),
-                   help="the `pavkit llm pipeline` preset whose label and verifier options --onpolicy-prover uses")
+                   help="the `pavkit llm pipeline` preset whose label and verifier options onpolicy:ROLE uses")
     p.add_argument("--minutes", type=float, default=None,
                    help="fit the RL runs into this wall time: time PROBE_ITERS iterations of every missing run at "
                         "once (OUT/probe), then set --iters to what the rest of the budget allows (a multiple of "
@@ -293,8 +292,6 @@ def main() -> None:
     rft_policy = str(out / "rft" / "model")
     sft_policy = a.policy or str(org / "organism" / "base")
 
-    _stage(out, "rft", lambda: _pavkit("llm", "rft", "--policy", sft_policy,
-                                       "--out", str(out / "rft"), "--threads", str(a.workers * a.threads)))
     evals = {"sft": ("--policy", sft_policy, "--final-samples", str(a.sft_samples)),
              "rft-eval": ("--policy", rft_policy, "--final-samples", str(a.final_samples))}
     jobs = {name: ("llm", "rl", *opts, "--alpha", "0", "--iters", "0", *common, "--out", str(out / name))
@@ -304,22 +301,30 @@ def main() -> None:
         "pav": (a.seeds.split(","), ["--alpha", str(a.alpha), "--prover", a.prover, "--verifier", verifier,
                                      "--baseline", a.baseline])}
     if a.control_verifier and a.control_seeds:
+        if a.prover.startswith(ONPOLICY):
+            p.error(f"--prover {a.prover} has no exact-advantage control: give --control-seeds ''")
         arms["control"] = (a.control_seeds.split(","), ["--alpha", str(a.control_alpha), "--prover", a.prover,
                                                         "--verifier", a.control_verifier, "--baseline", a.baseline])
-    for role in a.onpolicy_prover:
-        arms[f"onpolicy-{role}"] = (a.seeds.split(","), ["--alpha", str(a.alpha), "--prover",
-                                                         f"model:{out / f'qmu-{role}'}", "--baseline", a.baseline])
     for name, seeds, options in extra_arms:
         needs_verifier = "--verifier" not in options and "--alpha" in options and \
             float(options[options.index("--alpha") + 1]) != 0
         arms[name] = (seeds, options + (["--verifier", verifier] if needs_verifier else []))
+    roles = sorted({o.removeprefix(ONPOLICY) for _, options in arms.values() for o in options
+                    if o.startswith(ONPOLICY)})
+    arms = {name: (seeds, [f"model:{out / f'qmu-{o.removeprefix(ONPOLICY)}'}" if o.startswith(ONPOLICY) else o
+                           for o in options]) for name, (seeds, options) in arms.items()}
     run_dirs = {name: [str(out / f"{name}-s{s}") for s in seeds] for name, (seeds, _) in arms.items()}
     for name, (seeds, options) in arms.items():
         for s in seeds:
             jobs[f"{name}-s{s}"] = ("llm", "rl", "--policy", rft_policy, *options, "--seed", s, *rl_common,
                                     "--out", str(out / f"{name}-s{s}"))
 
-    for role in a.onpolicy_prover:
+    for role in roles:
+        if not (org / "organism" / role / "config.json").exists():
+            p.error(f"onpolicy:{role}: no checkpoint {org / 'organism' / role}")
+    _stage(out, "rft", lambda: _pavkit("llm", "rft", "--policy", sft_policy,
+                                       "--out", str(out / "rft"), "--threads", str(a.workers * a.threads)))
+    for role in roles:
         onpolicy_qmu(org, role, rft_policy, out, a.preset, a.workers * a.threads)
     if a.minutes is not None:
         run_jobs({n: jobs[n] for n in evals}, out, a.workers)  # the evaluations first: not part of the budget
