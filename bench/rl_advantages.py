@@ -25,6 +25,13 @@ view suits it: sum_learned_wrong / sum_exact_wrong are the mean over wrong respo
 telescopes to V^μ after the last step − V^μ(problem)), final_value_wrong the mean learned V^μ of a wrong
 response's full text, and mean_steps the steps per response. A positive sum on wrong responses is what PAV-RL
 with ``--terminal-value verifier`` rewards; ``--terminal-value outcome`` (here too) anchors it at r(y) = 0.
+What the learned advantages credit inside wrong responses (what PAV-RL's update sees in an all-wrong group,
+where r − b = 0 and only α·A^μ is left; ``verifier.credit_profile``): "wrong_steps" splits their steps by the
+exact advantages into before_slip (on the track), slip (the first step with exact A < −0.1) and after_slip,
+each with its count and mean learned and exact A; "wrong_by_position" the mean learned and exact A in five
+bins of the step's relative position h/H; "wrong_on_track_auc" the probability that a before-slip step gets a
+higher learned A than a later step of the same response, "wrong_slip_auc" that the slip gets a lower learned
+A than another step of its response (each a mean over responses, with its standard error).
 Usage: python bench/rl_advantages.py --policy runs/bench-rl/rft/model --pqv runs/organism-cpu/pqv
 """
 
@@ -73,7 +80,7 @@ def main() -> None:
         sampler,
         terminal_outcome_values,
     )
-    from pavkit.llm.verifier import binary_auc, within_problem_auc
+    from pavkit.llm.verifier import SLIP, binary_auc, credit_profile, within_problem_auc
 
     torch.set_num_threads(a.threads)
     learned_cfg = RLConfig(policy=a.policy, verifier=a.pqv, prover=a.prover, alpha=1.0)
@@ -97,7 +104,7 @@ def main() -> None:
         learned = terminal_outcome_values(learned, correct)
     a_l = np.concatenate([np.diff(v) for v in learned])
     a_e = np.concatenate([np.diff(v) for v in exact])
-    slip = a_e < -0.1
+    slip = a_e < SLIP
     problem = np.concatenate([np.full(len(v) - 1, i // a.samples) for i, v in enumerate(learned)])  # of each step
     within = within_problem_auc(-a_l, slip.astype(float), problem)
     # within a problem: does the learned V^μ of the final prefix rank correct responses above wrong ones?
@@ -121,18 +128,22 @@ def main() -> None:
         "sum_learned_wrong": float(sums["learned"][wrong].mean()) if wrong.any() else None,
         "sum_exact_wrong": float(sums["exact"][wrong].mean()) if wrong.any() else None,
         "final_value_wrong": float(verifier_final[wrong].mean()) if wrong.any() else None,
+        **{f"wrong_{k}": v for k, v in credit_profile([np.diff(learned[i]) for i in np.flatnonzero(wrong)],
+                                                       [np.diff(exact[i]) for i in np.flatnonzero(wrong)]).items()},
         "prover": a.prover, "exact_prover": exact_prover, "terminal_value": a.terminal_value,
-        "missed_slip_rate": float((a_l[slip] > -0.1).mean()) if slip.any() else None,
-        "false_slip_rate": float((a_l[~slip] < -0.1).mean()) if (~slip).any() else None,
+        "missed_slip_rate": float((a_l[slip] > SLIP).mean()) if slip.any() else None,
+        "false_slip_rate": float((a_l[~slip] < SLIP).mean()) if (~slip).any() else None,
         **({"missed_slips": _missed(problems, steps, learned, exact, a.samples, a.examples)} if a.examples else {})}))
 
 
 def _missed(problems, steps, learned, exact, samples: int, k: int) -> list[dict]:
     """The k slip steps (exact A < −0.1) with the highest learned advantage."""
+    from pavkit.llm.verifier import SLIP
+
     rows = []
     for i, (s, vl, ve) in enumerate(zip(steps, learned, exact, strict=True)):
         for h, (al, ae) in enumerate(zip(np.diff(vl), np.diff(ve), strict=True)):
-            if ae < -0.1:
+            if ae < SLIP:
                 rows.append({"problem": problems[i // samples].problem, "before": s[:h], "step": s[h],
                              "learned": round(float(al), 3), "exact": round(float(ae), 3)})
     return sorted(rows, key=lambda r: -r["learned"])[:k]

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from test_llm_verifier import _random_trajectories, one_thread, synthetic_records, train_cli  # noqa: F401
 
 from pavkit.cli import main
-from pavkit.llm.verifier import VerifierConfig, within_problem_auc
+from pavkit.llm.verifier import VerifierConfig, credit_profile, step_kinds, within_problem_auc
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -40,6 +40,31 @@ def test_within_problem_auc_by_hand():
     assert diff["auc"] == 0.5
     assert within_problem_auc([0.1, 0.2], [1, 1], [0, 0]) == {"auc": None, "se": None, "problems": 0}
     assert within_problem_auc([0.1, 0.2], [1, 0], [0, 0])["se"] is None  # one problem: no standard error
+
+
+def test_step_kinds_and_credit_profile_by_hand():
+    assert step_kinds(np.array([0.1, 0.05, -0.5, 0.0, 0.2])).tolist() == [0, 0, 1, 2, 2]
+    assert step_kinds(np.array([-0.3, 0.0])).tolist() == [1, 2]
+    assert step_kinds(np.array([0.1, -0.1])).tolist() == [0, 0]  # −0.1 itself is not a slip
+    # response 0 slips at step 2 (kinds 0 0 1 2), response 1 never (0 0), response 2 at step 1 (0 1 2)
+    learned = [np.array([0.3, 0.2, -0.4, 0.0]), np.array([0.1, 0.1]), np.array([-0.2, 0.5, 0.6])]
+    exact = [np.array([0.1, 0.1, -0.6, 0.0]), np.array([0.05, 0.05]), np.array([0.1, -0.5, 0.0])]
+    out = credit_profile(learned, exact, bins=2)
+    assert out["steps"]["before_slip"] == {"n": 5, "learned": pytest.approx(0.1), "exact": pytest.approx(0.08)}
+    assert out["steps"]["slip"] == {"n": 2, "learned": pytest.approx(0.05), "exact": pytest.approx(-0.55)}
+    assert out["steps"]["after_slip"] == {"n": 2, "learned": pytest.approx(0.3), "exact": pytest.approx(0.0)}
+    # bins of h·2 // H: response 0 → 0 0 1 1, response 1 → 0 1, response 2 → 0 0 1
+    assert out["by_position"]["n"] == [5, 4]
+    assert out["by_position"]["learned"] == pytest.approx([0.18, 0.075])
+    assert out["by_position"]["exact"] == pytest.approx([-0.03, -0.1375])
+    # on-track AUC per response: 0 → 1 (0.3, 0.2 above −0.4, 0.0); 2 → 0 (−0.2 below 0.5, 0.6); 1 has one kind
+    assert out["on_track_auc"] == pytest.approx(0.5) and out["on_track_auc_responses"] == 2
+    assert out["on_track_auc_se"] == pytest.approx(0.5)
+    # slip AUC: 0 → 1 (−0.4 below 0.3, 0.2, 0.0); 2 → 1/2 (0.5 below 0.6, above −0.2); 1 has no slip
+    assert out["slip_auc"] == pytest.approx(0.75) and out["slip_auc_responses"] == 2
+    assert out["slip_auc_se"] == pytest.approx(np.std([1.0, 0.5], ddof=1) / math.sqrt(2))
+    empty = credit_profile([], [], bins=2)
+    assert empty["steps"]["slip"] == {"n": 0, "learned": None, "exact": None} and empty["on_track_auc"] is None
 
 
 def test_token_statistics_by_hand():

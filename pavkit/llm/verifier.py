@@ -540,6 +540,49 @@ def within_problem_auc(scores: Sequence[float], labels: Sequence[float], groups:
     return {"auc": float(np.mean(aucs)), "se": se, "problems": len(aucs)}
 
 
+SLIP = -0.1  # an exact step advantage below this leaves the worked solution's track (a slip)
+
+
+def step_kinds(exact: np.ndarray) -> np.ndarray:
+    """Kinds of a response's steps from their exact advantages (H,): 0 before its first slip (A < SLIP), 1 the
+    first slip, 2 after it; (H,) ints. A response without a slip is all 0."""
+    slips = np.flatnonzero(np.asarray(exact) < SLIP)
+    h = np.arange(len(exact))
+    return np.zeros(h.size, int) if slips.size == 0 else np.where(h < slips[0], 0, np.where(h == slips[0], 1, 2))
+
+
+def credit_profile(learned: Sequence[np.ndarray], exact: Sequence[np.ndarray], bins: int = 5) -> dict:
+    """Which steps of a set of responses (meant: the wrong ones) learned advantages credit, against exact ones.
+
+    learned[i], exact[i]: (H_i,) per-step A^μ of response i. Returns ``{"steps": {kind: {"n", "learned",
+    "exact"}}`` (mean A over the steps of each :func:`step_kinds` kind: before_slip, slip, after_slip),
+    ``"by_position": {"n", "learned", "exact"}`` (lists over ``bins`` equal bins of the relative position h/H_i),
+    ``"on_track_auc", "on_track_auc_se", "on_track_auc_responses"`` (:func:`within_problem_auc` with responses
+    as the groups: P(a before-slip step gets a higher learned A than a slip or later step of the same response),
+    ties ½, over responses with both) and ``"slip_auc", "slip_auc_se", "slip_auc_responses"`` (P(the slip gets
+    a lower learned A than another step of its response), over responses with a slip and another step)}``.
+    Both AUCs compare steps of one response only: what permuting A^μ within a response would destroy.
+    """
+    kinds = [step_kinds(e) for e in exact]
+    k, al, ae = (np.concatenate([np.asarray(x, float) for x in xs]) if len(xs) else np.zeros(0)
+                 for xs in (kinds, learned, exact))
+    response = np.repeat(np.arange(len(exact)), [len(e) for e in exact])
+    position = np.concatenate([np.arange(len(e)) * bins // max(len(e), 1) for e in exact]) if len(exact) \
+        else np.zeros(0, int)
+
+    def means(sel: np.ndarray) -> dict:
+        return {"n": int(sel.sum()), **{name: float(x[sel].mean()) if sel.any() else None
+                                        for name, x in (("learned", al), ("exact", ae))}}
+
+    steps = {name: means(k == j) for j, name in enumerate(("before_slip", "slip", "after_slip"))}
+    per_bin = [means(position == b) for b in range(bins)]
+    aucs = {"on_track": within_problem_auc(al, (k == 0).astype(float), response),
+            "slip": within_problem_auc(-al, (k == 1).astype(float), response)}
+    return {"steps": steps, "by_position": {f: [m[f] for m in per_bin] for f in ("n", "learned", "exact")},
+            **{f"{name}_auc{suffix}": auc[key] for name, auc in aucs.items()
+               for suffix, key in (("", "auc"), ("_se", "se"), ("_responses", "problems"))}}
+
+
 def evaluate(model: Any, tokenizer: Any, rows: Sequence[VerifierRow], *, delimiter: str = DEFAULT_DELIMITER,
              max_length: int = 512, batch_size: int = 32, _encoded: Sequence[_Encoded] | None = None,
              _logits: Sequence[np.ndarray] | None = None) -> dict:
