@@ -30,7 +30,8 @@ never reaches); accuracy_gain = final PAV-RL − final outcome-only accuracy, an
 accuracy_gain_ci its 95 % interval resampling problems and seeds; pass_at_n_gain = the same for Pass@N at the
 largest N; samples_per_second = RL training samples (iterations × problems × group) per second of the RL
 iterations' wall time (their evaluations included), averaged over the RL runs; minutes = wall time of the
-stages (summed over resumed calls, kept in OUT/stages.jsonl); core_minutes = the RFT stage plus every RL run's
+stages (OUT/stages.jsonl keeps each stage's start and seconds: the union of those intervals, so parallel runs
+count once and resumed calls add up); core_minutes = the RFT stage plus every RL run's
 own time (what one core spent). "arms" has one row per PAV arm (headline, control, each --arm with α > 0),
 each against the α = 0 runs with the same baseline ("loo-effective" equals "loo" at α = 0) — an --arm with α = 0
 and --baseline value is the value-baseline reference — or the headline outcome-only runs; OUT/table.md is
@@ -62,9 +63,21 @@ def _stage(out: Path, name: str, fn) -> None:
 
     if name in {r["stage"] for r in runs.read_records(out, "stages.jsonl")}:
         return
-    t0 = time.perf_counter()
+    start, t0 = time.time(), time.perf_counter()
     fn()
-    runs.append_record(out, {"stage": name, "seconds": round(time.perf_counter() - t0, 1)}, "stages.jsonl")
+    runs.append_record(out, {"stage": name, "seconds": round(time.perf_counter() - t0, 1), "start": round(start, 1)},
+                       "stages.jsonl")
+
+
+def wall_seconds(records: list[dict]) -> float:
+    """Wall time of stage records: the length of the union of their [start, start + seconds] intervals (jobs
+    run in parallel overlap); a record without a start (written before starts were kept) adds its seconds."""
+    spans = sorted((r["start"], r["start"] + r["seconds"]) for r in records if "start" in r)
+    total, reach = sum(r["seconds"] for r in records if "start" not in r), -float("inf")
+    for lo, hi in spans:
+        total += max(0.0, hi - max(lo, reach))
+        reach = max(reach, hi)
+    return total
 
 
 def samples_per_second(run_dirs: list[str]) -> float | None:
@@ -343,7 +356,7 @@ def main() -> None:
     from pavkit.analysis.tables import rl_llm_summary
 
     summary = rl_llm_summary(load_rl_runs(dirs))
-    seconds = sum(r["seconds"] for r in runs.read_records(out, "stages.jsonl"))
+    seconds = wall_seconds(runs.read_records(out, "stages.jsonl"))
     summary["minutes"] = round(seconds / 60, 1)
     rl_dirs = [d for ds in run_dirs.values() for d in ds]
     summary["samples_per_second"] = samples_per_second(rl_dirs)
