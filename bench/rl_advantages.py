@@ -53,17 +53,17 @@ def main() -> None:
     from pavkit.llm.rl import TERMINAL_VALUES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--policy", required=True)
-    p.add_argument("--pqv", required=True)
+    p.add_argument("--policy", required=True, help="the policy π whose samples are scored (an HF model folder)")
+    p.add_argument("--pqv", required=True, help="the learned PQV behind bok:K provers (unused by model: provers)")
     p.add_argument("--prover", default="bok:4", help="μ of the learned advantages: bok:K (from --pqv) or model:DIR")
     p.add_argument("--exact-prover", default=None,
                    help="μ of the exact advantages (a bok:K of the checker); default --prover, needed for model:")
     p.add_argument("--terminal-value", default="verifier", choices=TERMINAL_VALUES,
                    help="V^μ after a response's last step, as `pavkit llm rl --terminal-value`")
     p.add_argument("--problems", type=int, default=100, help="organism test problems")
-    p.add_argument("--samples", type=int, default=4)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=4, help="responses per problem (temperature 1)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--examples", type=int, default=0, help="list this many missed slips (see above)")
     a = p.parse_args()
 
