@@ -102,8 +102,8 @@ def main() -> None:
     verifier_final = np.array([v[-1] for v in learned])
     if a.terminal_value == "outcome":
         learned = terminal_outcome_values(learned, correct)
-    a_l = np.concatenate([np.diff(v) for v in learned])
-    a_e = np.concatenate([np.diff(v) for v in exact])
+    adv_l, adv_e = [np.diff(v) for v in learned], [np.diff(v) for v in exact]  # per response (H_i,)
+    a_l, a_e = np.concatenate(adv_l), np.concatenate(adv_e)
     slip = a_e < SLIP
     problem = np.concatenate([np.full(len(v) - 1, i // a.samples) for i, v in enumerate(learned)])  # of each step
     within = within_problem_auc(-a_l, slip.astype(float), problem)
@@ -128,8 +128,8 @@ def main() -> None:
         "sum_learned_wrong": float(sums["learned"][wrong].mean()) if wrong.any() else None,
         "sum_exact_wrong": float(sums["exact"][wrong].mean()) if wrong.any() else None,
         "final_value_wrong": float(verifier_final[wrong].mean()) if wrong.any() else None,
-        **{f"wrong_{k}": v for k, v in credit_profile([np.diff(learned[i]) for i in np.flatnonzero(wrong)],
-                                                       [np.diff(exact[i]) for i in np.flatnonzero(wrong)]).items()},
+        **{f"wrong_{k}": v for k, v in credit_profile([x for x, w in zip(adv_l, wrong, strict=True) if w],
+                                                       [x for x, w in zip(adv_e, wrong, strict=True) if w]).items()},
         "prover": a.prover, "exact_prover": exact_prover, "terminal_value": a.terminal_value,
         "missed_slip_rate": float((a_l[slip] > SLIP).mean()) if slip.any() else None,
         "false_slip_rate": float((a_l[~slip] < SLIP).mean()) if (~slip).any() else None,
