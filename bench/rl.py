@@ -356,11 +356,12 @@ def main() -> None:
     from pavkit.analysis.tables import rl_llm_summary
 
     summary = rl_llm_summary(load_rl_runs(dirs))
-    seconds = wall_seconds(runs.read_records(out, "stages.jsonl"))
+    stages = runs.read_records(out, "stages.jsonl")
+    seconds = wall_seconds(stages)
     summary["minutes"] = round(seconds / 60, 1)
     rl_dirs = [d for ds in run_dirs.values() for d in ds]
     summary["samples_per_second"] = samples_per_second(rl_dirs)
-    rft_seconds = sum(r["seconds"] for r in runs.read_records(out, "stages.jsonl") if r["stage"] == "rft")
+    rft_seconds = sum(r["seconds"] for r in stages if r["stage"] == "rft")
     summary["core_minutes"] = round((rft_seconds + sum(r.get("seconds", 0.0) for d in initial + rl_dirs
                                                         for r in runs.read_records(d))) / 60, 1)
     if "control" in run_dirs:  # the same comparison with the control arm in PAV-RL's place
