@@ -274,6 +274,9 @@ def main() -> None:
     p.add_argument("--group", type=int, default=4, help="responses per problem")
     p.add_argument("--eval-problems", default="organism:test:0:100", help="held-out problems of every evaluation")
     p.add_argument("--eval-every", type=int, default=10, help="iterations between evaluations (the curves)")
+    p.add_argument("--eval-samples", type=int, default=None,
+                   help="samples per held-out problem at each evaluation (default: `pavkit llm rl`'s); more samples "
+                        "make the curves, and so the sample-efficiency ratio, less noisy; they draw no training RNG")
     p.add_argument("--final-samples", type=int, default=32, help="samples per problem at the last iteration")
     p.add_argument("--sft-samples", type=int, default=256, help="samples per problem of the SFT reference")
     p.add_argument("--control-verifier", default="organism-oracle",
@@ -302,6 +305,8 @@ def main() -> None:
     rl_common = [*common, "--iters", str(a.iters), "--lr", str(a.lr), "--eval-every", str(a.eval_every),
                  "--problems-per-iter", str(a.problems_per_iter), "--group", str(a.group),
                  "--final-samples", str(a.final_samples)]
+    if a.eval_samples is not None:
+        rl_common += ["--eval-samples", str(a.eval_samples)]
     rft_policy = str(out / "rft" / "model")
     sft_policy = a.policy or str(org / "organism" / "base")
 
