@@ -176,6 +176,18 @@ def _option(job: tuple[str, ...], option: str) -> str:
     return job[job.index(option) + 1]
 
 
+def _reads_verifier(options: list[str]) -> bool:
+    """Whether `pavkit llm rl` with OPTIONS reads --verifier: α > 0 with a bok:K prover (the default prover);
+    model: and const: provers never read it, and a run given one that does not exist is refused."""
+    from pavkit.llm.rl import RLConfig
+    from pavkit.provers import RL_PROVERS, parse_prover
+
+    if "--verifier" in options or float(_option(options, "--alpha") if "--alpha" in options else RLConfig.alpha) == 0:
+        return False
+    prover = _option(options, "--prover") if "--prover" in options else RLConfig.prover
+    return parse_prover(prover, RL_PROVERS).kind == "bok"
+
+
 def _arm_spec(text: str) -> tuple[str, list[str], list[str]]:
     """--arm "NAME=SEEDS:OPTIONS" → (NAME, seeds, options); ValueError naming the text otherwise."""
     import shlex
@@ -316,21 +328,20 @@ def main() -> None:
             for name, opts in evals.items()}
     arms: dict[str, tuple[list[str], list[str]]] = {  # name → (seeds, options beyond the common ones)
         "outcome": (a.seeds.split(","), ["--alpha", "0", "--baseline", a.baseline]),
-        "pav": (a.seeds.split(","), ["--alpha", str(a.alpha), "--prover", a.prover, "--verifier", verifier,
-                                     "--baseline", a.baseline])}
+        "pav": (a.seeds.split(","), ["--alpha", str(a.alpha), "--prover", a.prover, "--baseline", a.baseline])}
     if a.control_verifier and a.control_seeds:
         if a.prover.startswith(ONPOLICY):
             p.error(f"--prover {a.prover} has no exact-advantage control: give --control-seeds ''")
         arms["control"] = (a.control_seeds.split(","), ["--alpha", str(a.control_alpha), "--prover", a.prover,
                                                         "--verifier", a.control_verifier, "--baseline", a.baseline])
     for name, seeds, options in extra_arms:
-        needs_verifier = "--verifier" not in options and "--alpha" in options and \
-            float(options[options.index("--alpha") + 1]) != 0
-        arms[name] = (seeds, options + (["--verifier", verifier] if needs_verifier else []))
+        arms[name] = (seeds, options)
     roles = sorted({o.removeprefix(ONPOLICY) for _, options in arms.values() for o in options
                     if o.startswith(ONPOLICY)})
     arms = {name: (seeds, [f"model:{out / f'qmu-{o.removeprefix(ONPOLICY)}'}" if o.startswith(ONPOLICY) else o
                            for o in options]) for name, (seeds, options) in arms.items()}
+    arms = {name: (seeds, options + (["--verifier", verifier] if _reads_verifier(options) else []))
+            for name, (seeds, options) in arms.items()}
     run_dirs = {name: [str(out / f"{name}-s{s}") for s in seeds] for name, (seeds, _) in arms.items()}
     for name, (seeds, options) in arms.items():
         for s in seeds:
