@@ -1,7 +1,8 @@
 """Online RL on the model organism (paper §5, Fig. 7-8): PAV-RL vs outcome-only RL over seeds. One JSON line.
 
 Needs an organism pipeline directory (`pavkit llm pipeline --preset organism --out ORG`: the base policy
-ORG/organism/base, or --policy, and the PQV ORG/pqv). Runs, each through the CLI and each resumable:
+ORG/organism/base, or --policy, and the PQV ORG/pqv for bok:K provers; with onpolicy:ROLE provers only
+ORG/organism, the pipeline's first stage, is read). Runs, each through the CLI and each resumable:
 
 1. `pavkit llm rft` of the base (the RL initialisation);
 2. evaluation-only runs (`--iters 0`): the SFT base with --sft-samples per held-out problem (the Fig. 8(b)
@@ -9,8 +10,9 @@ ORG/organism/base, or --policy, and the PQV ORG/pqv). Runs, each through the CLI
 3. `pavkit llm rl` for every seed: OUT/outcome-sS (α = 0) and OUT/pav-sS (α = --alpha, --prover, --verifier,
    --baseline: the headline PAV-RL arm); OUT/control-sS on --control-seeds (α = --control-alpha, the same
    prover, --control-verifier: the exact-advantage control); and every --arm NAME=SEEDS:OPTIONS, OUT/NAME-sS
-   with the common options plus OPTIONS (e.g. --arm "pav-a1=0,1:--alpha 1 --prover bok:4"; the verifier is
-   ORG/pqv unless OPTIONS name one; α = 0 arms need none). --workers runs at a time, --threads torch threads
+   with the common options plus OPTIONS, which win over them (e.g. --arm "pav-a1=0,1:--alpha 1 --prover bok:4",
+   or "--lr 2e-4" beside an α = 0 arm of the same lr; the verifier is ORG/pqv where the prover is bok:K and
+   OPTIONS name none; model:, const: and α = 0 arms need none). --workers runs at a time, --threads torch threads
    each. A run already complete in OUT is read, not rerun (the CLI resumes it at its last iteration);
 4. for every prover onpolicy:ROLE named by --prover or an --arm (ROLE a checkpoint of the organism, e.g. weak),
    before the RL runs: OUT/labels-ROLE, Q^μ labels at the *RFT policy's* own prefixes rolled out by
@@ -26,15 +28,19 @@ then `pavkit plot fig7|fig8` (OUT/figures/, with arms.png: every arm's gain and 
 
 sample_efficiency = iterations outcome-only RL needs to reach its final accuracy ÷ iterations PAV-RL needs to
 reach it (mean curves over seeds), sample_efficiency_ci its 95 % interval resampling seeds (0 where PAV-RL
-never reaches); accuracy_gain = final PAV-RL − final outcome-only accuracy, and
+never reaches), sample_efficiency_by_level the same ratio at a quarter, half, three quarters and all of the way
+from outcome-only's first evaluation to its final accuracy (how much the ratio hangs on where the level sits);
+accuracy_gain = final PAV-RL − final outcome-only accuracy, and
 accuracy_gain_ci its 95 % interval resampling problems and seeds; pass_at_n_gain = the same for Pass@N at the
 largest N; samples_per_second = RL training samples (iterations × problems × group) per second of the RL
 iterations' wall time (their evaluations included), averaged over the RL runs; minutes = wall time of the
 stages (OUT/stages.jsonl keeps each stage's start and seconds: the union of those intervals, so parallel runs
 count once and resumed calls add up); core_minutes = the RFT stage plus every RL run's
 own time (what one core spent). "arms" has one row per PAV arm (headline, control, each --arm with α > 0),
-each against the α = 0 runs with the same baseline ("loo-effective" equals "loo" at α = 0) — an --arm with α = 0
-and --baseline value is the value-baseline reference — or the headline outcome-only runs; OUT/table.md is
+each against the α = 0 runs with the same baseline ("loo-effective" equals "loo" at α = 0) and training
+settings (lr, group, iterations, …: every config field but PAV_FIELDS) — an --arm with α = 0 and --baseline
+value is the value-baseline reference, one with α = 0 and --lr 2e-4 that of the --lr 2e-4 arms — or the
+headline outcome-only runs; OUT/table.md is
 the same as a Markdown table. With --minutes M, the RL runs get the iterations that fit M minutes of wall time,
 as a timed probe of all of them at once (OUT/probe/, figures in OUT/probe.json) predicts (`budgeted_iters`).
 Usage: python bench/rl.py --organism runs/organism-cpu [--out runs/bench-rl] [--seeds 0,1,2] [--arm ...]
@@ -51,6 +57,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ONPOLICY = "onpolicy:"  # the prover spec of stage 4, resolved here to model:OUT/qmu-ROLE
+# run-config fields in which a PAV arm may differ from its α = 0 reference (arm_rows); the rest must match
+PAV_FIELDS = ("alpha", "prover", "verifier", "verifier_engine", "terminal_value", "shuffle_advantages",
+              "rewards_to_go", "seed", "engine", "vllm_options", "microbatch")
 
 
 def _pavkit(*args: str) -> None:
@@ -201,26 +210,28 @@ def _arm_spec(text: str) -> tuple[str, list[str], list[str]]:
 
 def arm_rows(dirs: dict[str, list[str]], reference: list[str], initial: list[str]) -> list[dict]:
     """One row per PAV arm (name → its run directories): final accuracy over seeds, the gain over the α = 0 runs
-    with the same baseline (or ``reference``) with its seed × problem interval, sample efficiency, Pass@N at the
-    largest N overall and on the problems SFT never solved, and the mean step weight over all iterations."""
+    with the same baseline and training settings (every config field but ``PAV_FIELDS``; else ``reference``)
+    with its seed × problem interval, sample efficiency, Pass@N at the largest N overall and on the problems SFT
+    never solved, and the mean step weight over all iterations."""
     import numpy as np
 
     from pavkit import runs
     from pavkit.analysis.loaders import load_rl_runs
     from pavkit.analysis.tables import rl_llm_summary
 
-    def baseline(d: str) -> str:
-        b = runs.read_json(d, "config.json").get("baseline", "loo")
-        return "loo" if b == "loo-effective" else b
+    def setting(d: str) -> str:  # what an arm and its α = 0 reference share: all but the PAV terms
+        cfg = {k: v for k, v in runs.read_json(d, "config.json").items() if k not in PAV_FIELDS}
+        cfg["baseline"] = "loo" if cfg.get("baseline", "loo") == "loo-effective" else cfg.get("baseline", "loo")
+        return json.dumps(cfg, sort_keys=True)
 
-    outcome = {baseline(ds[0]): ds for ds in dirs.values()
+    outcome = {setting(ds[0]): ds for ds in dirs.values()
                if runs.read_json(ds[0], "config.json")["alpha"] == 0}
     rows = []
     for name, ds in dirs.items():
         cfg = runs.read_json(ds[0], "config.json")
         if cfg["alpha"] == 0:
             continue
-        ref = outcome.get(baseline(ds[0]), reference)
+        ref = outcome.get(setting(ds[0]), reference)
         s = rl_llm_summary(load_rl_runs(initial + ref + ds))
         eff, hard = s["effective_reward"], s.get("unsolved_by_sft", {})
         weights = [r["mean_weight"] for d in ds for r in runs.read_records(d) if "mean_weight" in r]
@@ -296,7 +307,8 @@ def main() -> None:
     p.add_argument("--control-alpha", type=float, default=1.0, help="α of the control arm")
     p.add_argument("--control-seeds", default="0,1", help="seeds of the control arm")
     p.add_argument("--arm", action="append", default=[], metavar="NAME=SEEDS:OPTIONS",
-                   help="an extra arm: OUT/NAME-sS for each seed, the common options plus OPTIONS (repeatable)")
+                   help="an extra arm: OUT/NAME-sS for each seed, the common options plus OPTIONS, which win over "
+                        "them (repeatable)")
     p.add_argument("--preset", default="organism", choices=("organism", "organism-gpu"),
                    help="the `pavkit llm pipeline` preset whose label and verifier options onpolicy:ROLE uses")
     p.add_argument("--minutes", type=float, default=None,
@@ -345,8 +357,8 @@ def main() -> None:
     run_dirs = {name: [str(out / f"{name}-s{s}") for s in seeds] for name, (seeds, _) in arms.items()}
     for name, (seeds, options) in arms.items():
         for s in seeds:
-            jobs[f"{name}-s{s}"] = ("llm", "rl", "--policy", rft_policy, *options, "--seed", s, *rl_common,
-                                    "--out", str(out / f"{name}-s{s}"))
+            jobs[f"{name}-s{s}"] = ("llm", "rl", "--policy", rft_policy, "--seed", s, *rl_common, *options,
+                                    "--out", str(out / f"{name}-s{s}"))  # an arm's options win over the common
 
     for role in roles:
         if not (org / "organism" / role / "config.json").exists():
@@ -399,6 +411,8 @@ def main() -> None:
     print(json.dumps({"sample_efficiency": summary.get("sample_efficiency"),
                       "sample_efficiency_ci": summary.get("sample_efficiency_ci"),
                       "sample_efficiency_is_lower_bound": summary.get("reach", {}).get("ratio_is_lower_bound"),
+                      "sample_efficiency_by_level": {str(r["fraction"]): r["ratio"]
+                                                     for r in summary.get("reach_by_level", [])},
                       "accuracy_gain": summary.get("accuracy_gain"),
                       "accuracy_gain_ci": summary.get("accuracy_gain_ci"),
                       "pass_at_n_gain": gain.get("gain"), "pass_at_n": gain.get("n"),

@@ -376,6 +376,20 @@ def test_rl_llm_summary_by_hand():
         rl_llm_summary([*runs, RLRun("z", {**runs[0].config, "eval_problems": "gsm8k"}, runs[0].records)])
 
 
+def test_rl_llm_summary_reads_the_ratio_along_outcome_onlys_gain():
+    runs = [_run("o0", 0.0, [0.1, 0.12, 0.14, 0.2]), _run("o1", 0.0, [0.1, 0.12, 0.14, 0.2]),
+            _run("p0", 1.0, [0.1, 0.18, 0.21, 0.25]), _run("p1", 1.0, [0.1, 0.18, 0.21, 0.25])]
+    by_level = rl_llm_summary(runs)["reach_by_level"]
+    # levels 0.125, 0.15, 0.175, 0.2: outcome-only holds them from 20, 30, 30, 30; PAV-RL from 10, 10, 10, 20
+    assert [r["fraction"] for r in by_level] == [0.25, 0.5, 0.75, 1.0]
+    np.testing.assert_allclose([r["level"] for r in by_level], [0.125, 0.15, 0.175, 0.2])
+    assert [(r["outcome_iters"], r["pav_iters"]) for r in by_level] == [(20, 10), (30, 10), (30, 10), (30, 20)]
+    assert [r["ratio"] for r in by_level] == pytest.approx([2.0, 3.0, 3.0, 1.5])
+    assert by_level[-1]["ratio"] == rl_llm_summary(runs)["sample_efficiency"]  # fraction 1 is the headline
+    flat = [_run("o0", 0.0, [0.2, 0.1, 0.15, 0.2]), _run("p0", 1.0, [0.2, 0.3, 0.3, 0.3])]
+    assert "reach_by_level" not in rl_llm_summary(flat)  # outcome-only gained nothing: no fractions to read
+
+
 def test_fig7_names_the_exact_advantage_control():
     from pavkit.analysis.figures import fig7_figure
 

@@ -133,6 +133,8 @@ def fig3_summary(runs: Sequence[RLRun], level: float = 0.9) -> dict:
     return out
 
 
+# fractions of outcome-only RL's own gain at which rl_llm_summary also reads the sample-efficiency ratio
+REACH_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 POOL_SCORES = {"bon-orm": "orm", "bon-pav": "pqv", "bon-likelihood": "logprob_mean"}  # method → pool record key
 
 
@@ -449,7 +451,10 @@ def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
       PAV-RL needs to reach it (mean curves over seeds). "Reach" is sustained: the first evaluation from which
       the curve stays at or above the level, so a noise spike of a flat curve does not count; None when PAV-RL
       ends below the level; ``sample_efficiency_ci`` its 95 % interval resampling seeds
-      (``sustained_reach_ratio_ci``; 0 where PAV-RL never reaches);
+      (``sustained_reach_ratio_ci``; 0 where PAV-RL never reaches); ``reach_by_level``: the same ratio at
+      the levels a fraction (``REACH_FRACTIONS``) of the way from outcome-only's first mean evaluation to its final
+      one, when it gained (one record per fraction: level, both arms' iterations, ratio) — a flat or noisy
+      outcome-only curve holds its own final level only near its end, which moves the ratio at fraction 1;
     - ``accuracy_gain``: final PAV-RL − final outcome-only accuracy, ``accuracy_gain_ci`` its 95 % interval from
       the per-problem final accuracies, resampling problems and seeds (``seed_problem_gain_ci``);
       ``pass_at_n_gain``: the same gain at the largest common N;
@@ -484,6 +489,14 @@ def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
         out["reach"] = {"level": level, "sustained": True, "pav_iters": r.method_iters,
                         "outcome_iters": r.baseline_iters, "ratio_is_lower_bound": r.lower_bound}
         out["sample_efficiency"] = r.ratio
+        start = float(acc_o.mean(axis=0)[0])
+        if level > start:
+            out["reach_by_level"] = []
+            for f in REACH_FRACTIONS:
+                at = level if f == 1 else start + f * (level - start)
+                rf = reach_ratio(it_e, acc_e.mean(axis=0), it_o, acc_o.mean(axis=0), at, sustained=True)
+                out["reach_by_level"].append({"fraction": f, "level": at, "pav_iters": rf.method_iters,
+                                              "outcome_iters": rf.baseline_iters, "ratio": rf.ratio})
         common = np.intersect1d(it_e, it_o)
         if len(common) and common[-1] == it_o[-1]:  # the level is outcome-only's final accuracy: keep that point
             ci = sustained_reach_ratio_ci(common, acc_e[:, np.isin(it_e, common)], acc_o[:, np.isin(it_o, common)])
