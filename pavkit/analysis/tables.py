@@ -484,17 +484,17 @@ def rl_llm_summary(runs: Sequence[RLRun]) -> dict:
     if {"effective_reward", "outcome_only"} <= set(out):
         eff, base = out["effective_reward"], out["outcome_only"]
         (it_e, acc_e), (it_o, acc_o) = curves["effective_reward"], curves["outcome_only"]
-        level = float(acc_o.mean(axis=0)[-1])
-        r = reach_ratio(it_e, acc_e.mean(axis=0), it_o, acc_o.mean(axis=0), level, sustained=True)
+        mean_e, mean_o = acc_e.mean(axis=0), acc_o.mean(axis=0)  # (T_e,), (T_o,)
+        start, level = float(mean_o[0]), float(mean_o[-1])
+        r = reach_ratio(it_e, mean_e, it_o, mean_o, level, sustained=True)
         out["reach"] = {"level": level, "sustained": True, "pav_iters": r.method_iters,
                         "outcome_iters": r.baseline_iters, "ratio_is_lower_bound": r.lower_bound}
         out["sample_efficiency"] = r.ratio
-        start = float(acc_o.mean(axis=0)[0])
         if level > start:
             out["reach_by_level"] = []
-            for f in REACH_FRACTIONS:
+            for f in REACH_FRACTIONS:  # fraction 1 is the headline's r, not recomputed
                 at = level if f == 1 else start + f * (level - start)
-                rf = reach_ratio(it_e, acc_e.mean(axis=0), it_o, acc_o.mean(axis=0), at, sustained=True)
+                rf = r if f == 1 else reach_ratio(it_e, mean_e, it_o, mean_o, at, sustained=True)
                 out["reach_by_level"].append({"fraction": f, "level": at, "pav_iters": rf.method_iters,
                                               "outcome_iters": rf.baseline_iters, "ratio": rf.ratio})
         common = np.intersect1d(it_e, it_o)
